@@ -1,0 +1,307 @@
+"""``FeatureMapsCallback``: logs what a convolutional network sees while it trains."""
+
+from __future__ import annotations
+
+import json
+import os
+import warnings
+from typing import Any, Optional, Sequence, Union
+
+import keras
+import numpy as np
+from tensorboard.compat import tf as tb_tf
+
+from . import grid, metadata
+from . import probes as probes_lib
+from .extractor import Extractor, LayerSpec, SelectedLayer, kernel_maps, select_layers
+from .summary import SummaryWriter
+
+
+def is_chief() -> bool:
+    """False on the non-chief workers of a multi-worker ``tf.distribute`` cluster."""
+    try:
+        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
+    except json.JSONDecodeError:
+        return True
+    cluster, task = config.get("cluster") or {}, config.get("task") or {}
+    if not task:
+        return True
+    kind, index = task.get("type"), int(task.get("index", 0))
+    if kind == "chief":
+        return True
+    return kind == "worker" and index == 0 and "chief" not in cluster
+
+
+class FeatureMapsCallback(keras.callbacks.Callback):
+    """Logs activation grids of fixed probe inputs to TensorBoard while a model trains.
+
+    At the start of training (step 0: the initial random filters) and then every
+    epoch (or every ``update_freq`` batches) the probes go through the model once
+    and, for each selected layer, one grid image per probe is written: every
+    filter's feature map as a tile, normalised per filter. Per-filter statistics
+    (min, max, mean, std, fraction of NaN/Inf), the convolution kernels, the probe
+    inputs, and copies for TensorBoard's Images dashboard are written beside
+    them. The Feature Maps tab of TensorBoard browses them; the format is
+    described in ``docs/format.md``.
+
+    Example:
+
+    ```python
+    from tb_featuremaps import FeatureMapsCallback
+
+    model.fit(
+        x_train, y_train, epochs=10,
+        callbacks=[
+            keras.callbacks.TensorBoard("logs"),
+            FeatureMapsCallback("logs"),  # writes logs/feature_maps
+        ],
+    )
+    # then: tensorboard --logdir logs
+    ```
+
+    Args:
+        log_dir: Directory (local or any path TensorBoard reads) holding the run.
+        probes: Inputs to visualise: an array or tensor shaped like one batch of the
+            model's input, a list with one array per input for multi-input models,
+            or a ``tf.data.Dataset`` (its first batch is taken, with labels from its
+            targets). Default: ten shipped MNIST digits (0..9) scaled to [0, 1],
+            reshaped to the model's input when it holds 784 values.
+        labels: One label per probe (shown in the panel); default: the digit class,
+            the dataset's targets, or the probe index.
+        layers: What to log: layer names or paths (``"backbone/conv1"``), compiled
+            regexes (``re.compile("conv.*")``), layer classes or layer objects.
+            Default: every convolution and (non-global) pooling layer, including
+            those inside nested functional sub-models.
+        update_freq: ``"epoch"`` to log at the end of every ``epoch_freq``-th epoch
+            (steps count epochs), or an integer N to log every N batches (steps
+            count batches).
+        epoch_freq: With ``update_freq="epoch"``, log every this many epochs. The
+            final state is always logged at the end of training.
+        run_name: Sub-directory of ``log_dir`` written to, so the callback can share
+            a ``log_dir`` with ``keras.callbacks.TensorBoard``.
+        max_filters: At most this many filters (the first ones) per layer are drawn;
+            wider layers are capped and a warning says so once.
+        max_tile_size: Feature maps larger than this (pixels per side) are
+            block-averaged down to fit.
+        write_weights: Also log the kernels of convolution layers as grids.
+        write_images: Also write the grids as standard image summaries, so the stock
+            Images dashboard shows them without the plugin.
+    """
+
+    def __init__(
+        self,
+        log_dir: Union[str, os.PathLike],
+        probes: Any = None,
+        labels: Optional[Sequence] = None,
+        layers: Optional[Sequence[LayerSpec]] = None,
+        update_freq: Union[str, int] = "epoch",
+        epoch_freq: int = 1,
+        run_name: str = metadata.DEFAULT_RUN_NAME,
+        max_filters: int = 128,
+        max_tile_size: int = 64,
+        write_weights: bool = True,
+        write_images: bool = True,
+    ):
+        super().__init__()
+        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
+            raise ValueError(f"FeatureMapsCallback: log_dir must be a directory path, got {log_dir!r}.")
+        if update_freq != "epoch" and not (isinstance(update_freq, int) and not isinstance(update_freq, bool) and update_freq > 0):
+            raise ValueError(f"FeatureMapsCallback: update_freq must be 'epoch' or a positive number of batches, got {update_freq!r}.")
+        for name, value in (("epoch_freq", epoch_freq), ("max_filters", max_filters), ("max_tile_size", max_tile_size)):
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ValueError(f"FeatureMapsCallback: {name} must be a positive integer, got {value!r}.")
+        if not isinstance(run_name, str) or not run_name or os.sep in run_name or run_name in (".", ".."):
+            raise ValueError(f"FeatureMapsCallback: run_name must be a plain directory name, got {run_name!r}.")
+        if isinstance(layers, (str, type)) or isinstance(layers, keras.layers.Layer):
+            layers = [layers]
+        self.log_dir = os.fspath(log_dir)
+        self.run_name = run_name
+        self.layers = None if layers is None else list(layers)
+        self.update_freq = update_freq
+        self.epoch_freq = epoch_freq
+        self.max_filters = max_filters
+        self.max_tile_size = max_tile_size
+        self.write_weights = write_weights
+        self.write_images = write_images
+        self._default_probes = probes is None
+        self._probes = probes_lib.prepare(probes, labels)
+        self._writer: Optional[SummaryWriter] = None
+        self._runs_started = 0
+        self._traced_model: Optional[keras.Model] = None
+        self._extractor: Optional[Extractor] = None
+        self._infos: dict[str, metadata.LayerInfo] = {}
+        self._last_step = -1
+        self._position = 0
+        self._fit_begins = False
+        self._chief = True
+
+    @property
+    def run_dir(self) -> str:
+        """The directory this callback writes to (a new one per model it is used with)."""
+        suffix = f"_{self._runs_started}" if self._runs_started > 1 else ""
+        return os.path.join(self.log_dir, self.run_name + suffix)
+
+    # Keras hooks ---------------------------------------------------------
+
+    def on_train_begin(self, logs=None):
+        self._chief = is_chief()
+        if not self._chief:
+            return
+        if self.model is not self._traced_model:
+            self._trace(self.model)
+        try:
+            tb_tf.io.gfile.makedirs(self.run_dir)
+        except Exception as error:
+            raise OSError(
+                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); "
+                "pass a log_dir you can write to."
+            ) from error
+        self._fit_begins = True
+
+    def on_epoch_begin(self, epoch, logs=None):
+        if not self._chief or not self._fit_begins:
+            return
+        self._fit_begins = False
+        resumed = self._last_step < 0 and epoch > 0  # an earlier process logged this state
+        if self.update_freq == "epoch":
+            self._position = max(epoch, self._position)
+        else:
+            steps_per_epoch = (self.params or {}).get("steps") or 0
+            self._position = max(epoch * steps_per_epoch, self._position)
+        if not resumed and self._position > self._last_step:
+            self._log(self._position)
+
+    def on_train_batch_end(self, batch, logs=None):
+        if not self._chief or self.update_freq == "epoch":
+            return
+        self._position += 1
+        if self._position % self.update_freq == 0:
+            self._log(self._position)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._chief or self.update_freq != "epoch":
+            return
+        self._position += 1
+        if self._position % self.epoch_freq == 0:
+            self._log(self._position)
+
+    def on_train_end(self, logs=None):
+        if not self._chief:
+            return
+        if self._position > self._last_step and self._traced_model is not None:
+            self._log(self._position)
+        if self._writer is not None:
+            self._writer.close()
+
+    # Internals -----------------------------------------------------------
+
+    def _trace(self, model: keras.Model) -> None:
+        """Builds the extractor for ``model``; a new model starts a new run directory."""
+        try:
+            inputs = model.inputs
+        except (AttributeError, ValueError):
+            inputs = None
+        if not inputs:
+            raise ValueError(
+                f"FeatureMapsCallback cannot trace the {type(model).__name__} model: it has no symbolic inputs "
+                "(a subclassed model). Build the network with the Sequential or Functional API, "
+                "or wrap its layers in keras.Model(inputs, outputs)."
+            )
+        shapes = [tuple(tensor.shape) for tensor in inputs]
+        self._probes = probes_lib.fit_to_model(self._probes, shapes, self._default_probes)
+        selected = select_layers(model, self.layers)
+        self._extractor = Extractor(model, selected)
+        if self._writer is not None:
+            self._writer.close()
+        self._runs_started += 1
+        if self._runs_started > 1:
+            warnings.warn(
+                f"FeatureMapsCallback is used with a new model; it logs to {self.run_dir!r} so the "
+                "earlier run's series stay intact.",
+                stacklevel=2,
+            )
+        self._writer = SummaryWriter(self.run_dir)
+        self._traced_model = model
+        self._infos = {}
+        self._last_step = -1
+        self._position = 0
+        capped = [f"{item.path} ({item.output_shape[1 if item.channels_first else -1]})" for item, _ in selected if self._filters(item) > self.max_filters]
+        if capped:
+            warnings.warn(
+                f"FeatureMapsCallback draws the first {self.max_filters} filters of: {', '.join(capped)}; "
+                "raise max_filters= to draw more.",
+                stacklevel=2,
+            )
+
+    def _filters(self, item: SelectedLayer) -> int:
+        shape = item.output_shape
+        return int(shape[1] if item.channels_first and len(shape) >= 3 else shape[-1])
+
+    def _info(self, kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
+        key = f"{kind}/{item.path}"
+        if key not in self._infos:
+            layout = metadata.GridLayout.for_tiles(maps.shape[-1], maps.shape[1], maps.shape[2])
+            self._infos[key] = metadata.LayerInfo(
+                kind=kind,
+                layer=item.path,
+                layer_class=type(item.layer).__name__,
+                index=item.index,
+                output_shape=item.output_shape,
+                layout=layout,
+                filters_shown=int(maps.shape[-1]),
+                filters_total=total,
+                probe_labels=labels,
+                step_unit="epoch" if self.update_freq == "epoch" else "batch",
+                reduction=reduction,
+            )
+        return self._infos[key]
+
+    def _log(self, step: int) -> None:
+        """Writes every selected layer at ``step``; a failure warns and training goes on."""
+        try:
+            self._write(step)
+        except Exception as error:  # the user's training matters more than one log event
+            warnings.warn(f"FeatureMapsCallback could not log step {step}: {type(error).__name__}: {error}. Training goes on.", stacklevel=2)
+        self._last_step = step
+
+    def _write(self, step: int) -> None:
+        if self._last_step < 0:
+            self._write_probes(step)
+        outputs = self._extractor(self._probes.inputs)
+        for item in self._extractor.layers:
+            self._write_maps(step, metadata.KIND_ACTIVATIONS, item, outputs[item.path], self._probes.labels)
+            if self.write_weights:
+                kernel = kernel_maps(item.layer)
+                if kernel is not None:
+                    self._write_maps(step, metadata.KIND_WEIGHTS, item, kernel, ["kernel"], channels_first=False)
+        self._writer.flush()
+
+    def _write_maps(self, step, kind, item, values, labels, channels_first=None) -> None:
+        channels_first = item.channels_first if channels_first is None else channels_first
+        maps, reduction = grid.to_maps(values, channels_first)
+        total = maps.shape[-1]
+        maps = maps[..., : self.max_filters]
+        stats = grid.filter_stats(maps)
+        small, factors = grid.downsample(maps, self.max_tile_size)
+        if factors != (1, 1):
+            reduction = f"{reduction}; block mean {factors[0]}x{factors[1]}" if reduction != "none" else f"block mean {factors[0]}x{factors[1]}"
+        info = self._info(kind, item, small, total, reduction, labels)
+        pngs = grid.render(small, info.layout, stats if factors == (1, 1) else None)
+        activations = kind == metadata.KIND_ACTIVATIONS
+        self._writer.write_layer(
+            step,
+            info,
+            pngs,
+            stats=stats if activations else None,
+            images_copy=self.write_images,
+            health=grid.filter_health(stats) if activations else None,
+        )
+
+    def _write_probes(self, step: int) -> None:
+        first = self._probes.inputs[0]
+        channels_first = keras.config.image_data_format() == "channels_first"
+        pictures = [probes_lib.probe_image(example, channels_first) for example in first]
+        pngs = [grid.encode_png(picture) for picture in pictures]
+        height, width = pictures[0].shape[:2]
+        self._writer.write_probes(step, pngs, width, height, self._probes.labels, list(first.shape[1:]))
+

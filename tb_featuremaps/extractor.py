@@ -1,0 +1,218 @@
+"""Finds the layers to log in a Keras model and builds one extractor for their outputs.
+
+Layers of nested functional sub-models are reached in stages: the outer stage
+also returns the tensors fed into each nested model, which the nested model's
+own stage then takes as its inputs (Keras cannot connect an inner layer's
+output to the outer model's inputs directly).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Sequence, Union
+
+import keras
+import numpy as np
+
+SPATIAL_LAYER_TYPES = (
+    keras.layers.Conv1D,
+    keras.layers.Conv2D,
+    keras.layers.Conv3D,
+    keras.layers.Conv1DTranspose,
+    keras.layers.Conv2DTranspose,
+    keras.layers.Conv3DTranspose,
+    keras.layers.DepthwiseConv1D,
+    keras.layers.DepthwiseConv2D,
+    keras.layers.SeparableConv1D,
+    keras.layers.SeparableConv2D,
+    keras.layers.MaxPooling1D,
+    keras.layers.MaxPooling2D,
+    keras.layers.MaxPooling3D,
+    keras.layers.AveragePooling1D,
+    keras.layers.AveragePooling2D,
+    keras.layers.AveragePooling3D,
+)
+"""Layers logged by default: convolutions and (non-global) pooling."""
+
+LayerSpec = Union[str, "re.Pattern[str]", type, keras.layers.Layer]
+
+
+@dataclass
+class SelectedLayer:
+    """A layer to log: its unique path (the tag), the layer and its position in the model."""
+
+    path: str
+    layer: keras.layers.Layer
+    index: int
+
+    @property
+    def channels_first(self) -> bool:
+        return getattr(self.layer, "data_format", "channels_last") == "channels_first"
+
+    @property
+    def output_shape(self) -> list:
+        return [None if dim is None else int(dim) for dim in self.layer.output.shape]
+
+
+def _is_graph_model(layer: keras.layers.Layer) -> bool:
+    """True for Functional and Sequential models, whose inner layers are reachable."""
+    if not isinstance(layer, keras.Model):
+        return False
+    try:
+        return bool(layer.inputs)
+    except (AttributeError, ValueError):
+        return False
+
+
+def walk(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.layers.Layer, list]]:
+    """Yields ``(path, layer, chain)`` for every layer in model order, depth first.
+
+    ``chain`` lists the nested models (outermost first) a layer lives in.
+    """
+    for layer in model.layers:
+        path = f"{prefix}{layer.name}"
+        if _is_graph_model(layer):
+            for inner in walk(layer, f"{path}/"):
+                yield inner[0], inner[1], [layer, *inner[2]]
+        elif not isinstance(layer, keras.layers.InputLayer):
+            yield path, layer, []
+
+
+def _is_spatial(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, SPATIAL_LAYER_TYPES) and len(layer.output.shape) >= 3
+
+
+def _matches(spec: LayerSpec, path: str, layer: keras.layers.Layer) -> bool:
+    if isinstance(spec, str):
+        return spec in (path, layer.name)
+    if isinstance(spec, re.Pattern):
+        return spec.fullmatch(path) is not None or spec.fullmatch(layer.name) is not None
+    if isinstance(spec, type):
+        return isinstance(layer, spec)
+    return spec is layer
+
+
+def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> list[tuple[SelectedLayer, list]]:
+    """The layers to log with their nested-model chains, in model order.
+
+    ``layers=None`` selects :data:`SPATIAL_LAYER_TYPES`. Otherwise each entry is a
+    layer name or path (``"backbone/conv1"``), a compiled regex matched against
+    names and paths, a layer class, or a layer object; each must match.
+    """
+    found = list(walk(model))
+    if layers is None:
+        chosen = [(path, layer, chain) for path, layer, chain in found if _is_spatial(layer)]
+        if not chosen:
+            raise ValueError(
+                "FeatureMapsCallback found no convolution or pooling layer in the model "
+                f"(layers: {', '.join(path for path, _, _ in found) or 'none'}); pass layers=[...] "
+                "with the names of the layers to log."
+            )
+    else:
+        for spec in layers:
+            if not any(_matches(spec, path, layer) for path, layer, _ in found):
+                raise ValueError(
+                    f"FeatureMapsCallback: layers= names {_describe(spec)}, which is not in the model. "
+                    f"Available layers: {', '.join(path for path, _, _ in found)}."
+                )
+        chosen = [(path, layer, chain) for path, layer, chain in found if any(_matches(s, path, layer) for s in layers)]
+    selected = []
+    for path, layer, chain in chosen:
+        shape = layer.output.shape
+        if len(shape) < 2:
+            raise ValueError(f"FeatureMapsCallback cannot draw layer '{path}': its output {tuple(shape)} has no channel axis.")
+        selected.append((SelectedLayer(path, layer, index=len(selected)), chain))
+    return selected
+
+
+def _describe(spec: LayerSpec) -> str:
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, re.Pattern):
+        return f"the pattern {spec.pattern!r}"
+    if isinstance(spec, type):
+        return f"the class {spec.__name__}"
+    return f"the layer object {getattr(spec, 'name', spec)!r}"
+
+
+def _node_inputs(nested: keras.Model) -> list:
+    """The tensors a nested model is called on in its parent's graph."""
+    nodes = getattr(nested, "_inbound_nodes", [])
+    if not nodes:
+        raise ValueError(f"FeatureMapsCallback cannot reach inside '{nested.name}': it is not called in the outer model.")
+    return list(nodes[0].input_tensors)
+
+
+@dataclass
+class _Stage:
+    """One sub-model evaluated on the inputs of ``model`` (a model in the chain)."""
+
+    model: keras.Model
+    outputs: dict = field(default_factory=dict)  # key -> symbolic tensor
+    children: dict = field(default_factory=dict)  # nested model name -> _Stage
+    extractor: Any = None
+
+    def build(self) -> None:
+        for child in self.children.values():
+            for position, tensor in enumerate(_node_inputs(child.model)):
+                self.outputs[f"\0{child.model.name}/{position}"] = tensor
+            child.build()
+        self.extractor = keras.Model(inputs=self.model.inputs, outputs=self.outputs)
+
+    def run(self, inputs: list, results: dict) -> None:
+        values = self.extractor(inputs, training=False)
+        for key, value in values.items():
+            if not key.startswith("\0"):
+                results[key] = keras.ops.convert_to_numpy(value)
+        for name, child in self.children.items():
+            feed = [values[f"\0{name}/{position}"] for position in range(len(child.model.inputs))]
+            child.run(feed, results)
+
+
+class Extractor:
+    """Computes the outputs of the selected layers for a batch of probes.
+
+    Built once per model and reused for every log event.
+    """
+
+    def __init__(self, model: keras.Model, selected: Iterable[tuple[SelectedLayer, list]]):
+        self.layers: list[SelectedLayer] = []
+        self._root = _Stage(model)
+        for item, chain in selected:
+            stage = self._root
+            for nested in chain:
+                stage = stage.children.setdefault(nested.name, _Stage(nested))
+            stage.outputs[item.path] = item.layer.output
+            self.layers.append(item)
+        self._root.build()
+
+    def __call__(self, inputs: list) -> dict[str, np.ndarray]:
+        """Maps each selected layer's path to its float32 output for ``inputs``."""
+        results: dict[str, np.ndarray] = {}
+        self._root.run(list(inputs), results)
+        return {item.path: results[item.path].astype(np.float32, copy=False) for item in self.layers}
+
+
+def kernel_maps(layer: keras.layers.Layer) -> np.ndarray | None:
+    """A convolution's kernel as maps ``[1, kh, kw, filters]``, or None for other layers.
+
+    Each output filter's kernel is averaged over its input channels (for the
+    first layer of a gray-image model that is the kernel itself). Depthwise and
+    separable layers show their depthwise kernels, one per input channel and
+    multiplier; transposed convolutions their output filters.
+    """
+    if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+        kernel = kernel.reshape(*kernel.shape[:-2], 1, -1)
+    elif isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        kernel = keras.ops.convert_to_numpy(layer.depthwise_kernel)
+        kernel = kernel.reshape(*kernel.shape[:-2], 1, -1)
+    elif isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+        kernel = np.swapaxes(keras.ops.convert_to_numpy(layer.kernel), -1, -2)
+    elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        kernel = keras.ops.convert_to_numpy(layer.kernel)
+    else:
+        return None
+    kernel = kernel.astype(np.float32).mean(axis=-2)  # [*spatial, filters]
+    return kernel[None]

@@ -1,0 +1,215 @@
+"""The on-disk format shared by the callback (writer) and the plugin (reader).
+
+Everything both sides must agree on lives here: the plugin name, the tag scheme,
+the JSON carried in ``SummaryMetadata.plugin_data.content`` and the order of the
+per-filter statistics. ``docs/format.md`` documents the same in prose.
+
+This module imports neither TensorFlow nor Keras, so TensorBoard can load the
+plugin on a machine that has neither.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Optional
+
+from tensorboard.compat.proto import summary_pb2
+
+PLUGIN_NAME = "feature_maps"
+"""Name of the plugin and of every series it owns (no dots: TensorBoard forbids them)."""
+
+FORMAT_VERSION = 1
+"""Version written into every metadata content; readers reject newer versions."""
+
+DEFAULT_RUN_NAME = "feature_maps"
+"""Sub-directory of ``log_dir`` the callback writes to by default."""
+
+# Kinds of series, each a prefix of the tag followed by the layer path.
+KIND_ACTIVATIONS = "activations"
+KIND_STATS = "stats"
+KIND_WEIGHTS = "weights"
+KIND_PROBES = "probes"
+GRID_KINDS = (KIND_ACTIVATIONS, KIND_WEIGHTS)
+
+PROBES_TAG = KIND_PROBES
+"""Tag of the single series holding the probe inputs as images."""
+
+IMAGES_TAG_PREFIX = "feature_maps/"
+"""Prefix of the copies written for TensorBoard's stock Images dashboard."""
+
+SCALARS_TAG_PREFIX = "feature_maps/"
+"""Prefix of the per-layer filter-health scalars (Scalars dashboard)."""
+
+STATS_FIELDS = ("min", "max", "mean", "std", "nonfinite")
+"""Last axis of a stats tensor ``[probes, filters, len(STATS_FIELDS)]``.
+
+``min``/``max``/``mean``/``std`` are taken over the finite values of one
+filter's map for one probe (NaN when none is finite); ``nonfinite`` is the
+fraction of NaN/Inf values.
+"""
+
+DEAD_THRESHOLD = 1e-6
+"""A filter is dead at a step when ``max(|min|, |max|)`` is below this for every probe."""
+
+GUTTER_VALUE = 255
+"""Gray level of the gutter between tiles."""
+
+
+class FormatError(ValueError):
+    """Raised for metadata content this version cannot read."""
+
+
+def tag_for(kind: str, layer_path: str) -> str:
+    """Returns the tag of ``kind``'s series for ``layer_path``."""
+    return f"{kind}/{layer_path}"
+
+
+def split_tag(tag: str) -> tuple[str, str]:
+    """Inverse of :func:`tag_for`: ``(kind, layer_path)``; layer path is '' for probes."""
+    kind, _, layer_path = tag.partition("/")
+    return kind, layer_path
+
+
+@dataclass(frozen=True)
+class GridLayout:
+    """Where each filter's tile lies inside a grid PNG.
+
+    Tile ``i`` (0-based, row-major) has its top-left pixel at
+    ``(row * (tile_height + gutter), col * (tile_width + gutter))`` with
+    ``row, col = divmod(i, cols)``.
+    """
+
+    tile_height: int
+    tile_width: int
+    rows: int
+    cols: int
+    gutter: int
+
+    @property
+    def height(self) -> int:
+        return self.rows * (self.tile_height + self.gutter) - self.gutter
+
+    @property
+    def width(self) -> int:
+        return self.cols * (self.tile_width + self.gutter) - self.gutter
+
+    @classmethod
+    def for_tiles(cls, count: int, tile_height: int, tile_width: int, gutter: int = 1) -> "GridLayout":
+        """A near-square (in pixels) layout for ``count`` tiles."""
+        count = max(count, 1)
+        best = None
+        for cols in range(1, count + 1):
+            rows = -(-count // cols)
+            if (rows - 1) * cols >= count:
+                continue  # an empty last row: a smaller layout exists
+            height = rows * (tile_height + gutter)
+            width = cols * (tile_width + gutter)
+            score = (max(height, width) / min(height, width), rows * cols - count)
+            if best is None or score < best[0]:
+                best = (score, rows, cols)
+        _, rows, cols = best
+        return cls(tile_height, tile_width, rows, cols, gutter)
+
+
+@dataclass(frozen=True)
+class LayerInfo:
+    """Constant description of one logged layer (the content of a grid series).
+
+    TensorBoard keeps the metadata of a series' first event, so only what does
+    not change over steps is stored here.
+    """
+
+    kind: str
+    layer: str
+    layer_class: str
+    index: int
+    output_shape: list
+    layout: GridLayout
+    filters_shown: int
+    filters_total: int
+    probe_labels: list
+    step_unit: str
+    reduction: str = "none"
+    normalization: str = "per_filter"
+    version: int = FORMAT_VERSION
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        data = asdict(self)
+        data["class"] = data.pop("layer_class")
+        layout = data.pop("layout")
+        data.update(layout)
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict) -> "LayerInfo":
+        layout = GridLayout(**{k: int(data[k]) for k in ("tile_height", "tile_width", "rows", "cols", "gutter")})
+        return cls(
+            kind=data["kind"],
+            layer=data["layer"],
+            layer_class=data["class"],
+            index=int(data["index"]),
+            output_shape=list(data["output_shape"]),
+            layout=layout,
+            filters_shown=int(data["filters_shown"]),
+            filters_total=int(data["filters_total"]),
+            probe_labels=list(data["probe_labels"]),
+            step_unit=data["step_unit"],
+            reduction=data.get("reduction", "none"),
+            normalization=data.get("normalization", "per_filter"),
+            version=int(data["version"]),
+            extra=dict(data.get("extra", {})),
+        )
+
+
+def _metadata(content: dict, data_class: int, description: str = "") -> summary_pb2.SummaryMetadata:
+    return summary_pb2.SummaryMetadata(
+        summary_description=description,
+        plugin_data=summary_pb2.SummaryMetadata.PluginData(
+            plugin_name=PLUGIN_NAME,
+            content=json.dumps(content, sort_keys=True).encode("utf-8"),
+        ),
+        data_class=data_class,
+    )
+
+
+def grid_metadata(info: LayerInfo) -> summary_pb2.SummaryMetadata:
+    """Metadata of an ``activations/`` or ``weights/`` grid series (blob sequence)."""
+    return _metadata(info.to_json(), summary_pb2.DATA_CLASS_BLOB_SEQUENCE, f"{info.kind} of {info.layer}")
+
+
+def stats_metadata(layer_path: str) -> summary_pb2.SummaryMetadata:
+    """Metadata of a ``stats/`` series (float32 tensor ``[probes, filters, fields]``)."""
+    content = {"version": FORMAT_VERSION, "kind": KIND_STATS, "layer": layer_path, "fields": list(STATS_FIELDS)}
+    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter statistics of {layer_path}")
+
+
+def probes_metadata(labels: list, input_shape: list) -> summary_pb2.SummaryMetadata:
+    """Metadata of the ``probes`` series (blob sequence of the probe inputs)."""
+    content = {"version": FORMAT_VERSION, "kind": KIND_PROBES, "labels": list(labels), "input_shape": list(input_shape)}
+    return _metadata(content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE, "probe inputs")
+
+
+def parse_content(content: bytes) -> dict[str, Any]:
+    """Decodes a series' plugin content; raises :class:`FormatError` if unreadable."""
+    try:
+        data = json.loads(content.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise FormatError(f"feature_maps metadata is not JSON: {error}") from None
+    if not isinstance(data, dict) or "kind" not in data or "version" not in data:
+        raise FormatError("feature_maps metadata lacks 'kind' or 'version'")
+    if int(data["version"]) > FORMAT_VERSION:
+        raise FormatError(
+            f"feature_maps format version {data['version']} is newer than this reader's "
+            f"({FORMAT_VERSION}); upgrade tb-featuremaps"
+        )
+    return data
+
+
+def parse_layer_info(content: bytes) -> Optional[LayerInfo]:
+    """The :class:`LayerInfo` of a grid series' content, or None for other kinds."""
+    data = parse_content(content)
+    if data["kind"] not in GRID_KINDS:
+        return None
+    return LayerInfo.from_json(data)

@@ -1,0 +1,131 @@
+"""The fixed inputs ("probes") fed through the model at each log event."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any, Optional, Sequence
+
+import numpy as np
+
+MAX_PROBES = 32
+"""Most probes one callback takes: each costs a grid per layer per step."""
+
+
+@dataclass
+class Probes:
+    """Probe inputs (one array per model input) and a text label per probe."""
+
+    inputs: list
+    labels: list
+
+    def __len__(self) -> int:
+        return int(self.inputs[0].shape[0])
+
+
+def default_digits() -> tuple[np.ndarray, np.ndarray]:
+    """The ten shipped MNIST digits (uint8 ``[10, 28, 28]``) and their labels 0..9."""
+    with resources.files("tb_featuremaps").joinpath("data/mnist_probes.npz").open("rb") as handle:
+        data = np.load(handle)
+        return data["images"], data["labels"]
+
+
+def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "numpy"):
+        value = value.numpy()
+    return np.asarray(value)
+
+
+def _from_dataset(dataset: Any) -> tuple[Any, Any]:
+    """The first batch of a ``tf.data.Dataset`` (or any iterable of batches) as (x, y)."""
+    batch = next(iter(dataset))
+    if isinstance(batch, tuple) and len(batch) in (2, 3):
+        return batch[0], batch[1]
+    return batch, None
+
+
+def _labels_from(targets: Any, count: int) -> list:
+    targets = _to_numpy(targets)
+    if targets.ndim == 2 and targets.shape[1] > 1:  # one-hot
+        targets = targets.argmax(axis=1)
+    return [str(v) for v in targets.reshape(count, -1)[:, 0].tolist()]
+
+
+def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
+    """Normalises user probes (array, tensor, list/dict per input, or a dataset).
+
+    Raises ValueError for empty, ragged or too many probes, or a bad label count.
+    """
+    if probes is None:
+        images, digits = default_digits()
+        return Probes([images.astype(np.float32) / 255.0], [str(d) for d in digits.tolist()])
+    targets = None
+    if hasattr(probes, "element_spec") or (hasattr(probes, "__iter__") and hasattr(probes, "__next__")):
+        probes, targets = _from_dataset(probes)
+    if isinstance(probes, dict):
+        raise ValueError("FeatureMapsCallback: pass probes for several inputs as a list in the order of model.inputs, not a dict.")
+    arrays = [_to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [_to_numpy(probes)]
+    for array in arrays:
+        if array.ndim == 0 or array.dtype == object:
+            raise ValueError(f"FeatureMapsCallback: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}.")
+    counts = {int(a.shape[0]) for a in arrays}
+    if len(counts) != 1:
+        raise ValueError(f"FeatureMapsCallback: every input's probes need the same batch size, got {sorted(counts)}.")
+    count = counts.pop()
+    if count == 0:
+        raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
+    if count > MAX_PROBES:
+        raise ValueError(
+            f"FeatureMapsCallback: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer."
+        )
+    if labels is None:
+        labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
+    labels = [str(label) for label in (_to_numpy(labels).tolist() if not isinstance(labels, (list, tuple)) else labels)]
+    if len(labels) != count:
+        raise ValueError(f"FeatureMapsCallback: got {len(labels)} labels for {count} probes; pass one label per probe.")
+    return Probes(arrays, labels)
+
+
+def fit_to_model(probes: Probes, input_shapes: Sequence[Sequence[Optional[int]]], default: bool) -> Probes:
+    """Checks (and, for the default digits, reshapes) probes against the model's inputs."""
+    expected = [tuple(shape) for shape in input_shapes]
+    if default and len(expected) == 1:
+        shape = expected[0][1:]
+        digits = probes.inputs[0]
+        if all(d is not None for d in shape) and int(np.prod(shape)) == digits[0].size:
+            return Probes([digits.reshape((len(digits), *shape))], probes.labels)
+    if len(probes.inputs) != len(expected):
+        raise ValueError(
+            f"FeatureMapsCallback: the model has {len(expected)} inputs {expected} but {len(probes.inputs)} probe "
+            "arrays were given; pass probes= as a list with one array per model input."
+        )
+    for array, shape in zip(probes.inputs, expected):
+        if len(array.shape) != len(shape) or any(e is not None and e != a for e, a in zip(shape[1:], array.shape[1:])):
+            hint = "the default probes are 28x28 MNIST digits; " if default else ""
+            raise ValueError(
+                f"FeatureMapsCallback: probes have shape {tuple(array.shape)} but the model expects {shape}; "
+                f"{hint}pass probes= shaped like a batch of the model's input."
+            )
+    return probes
+
+
+def probe_image(example: np.ndarray, channels_first: bool = False) -> np.ndarray:
+    """A displayable uint8 picture of one probe: gray ``[H, W]`` or RGB ``[H, W, 3]``.
+
+    Images are min-max scaled; non-image inputs show their first channel.
+    """
+    example = np.asarray(example, dtype=np.float32)
+    if channels_first and example.ndim == 3:
+        example = np.moveaxis(example, 0, -1)
+    if example.ndim == 3 and example.shape[-1] == 3:
+        picture = example
+    else:
+        if example.ndim >= 3:
+            example = example[..., 0]
+        while example.ndim > 2:
+            example = example[example.shape[0] // 2]
+        picture = example.reshape(1, -1) if example.ndim < 2 else example
+    finite = np.isfinite(picture)
+    low, high = (picture[finite].min(), picture[finite].max()) if finite.any() else (0.0, 0.0)
+    scale = 255.0 / (high - low) if high > low else 0.0
+    return np.clip(np.where(finite, (picture - low) * scale, 0), 0, 255).astype(np.uint8)
