@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 import os
 import warnings
-from typing import Any, Optional, Sequence, Union
+from collections.abc import Sequence
+from typing import Any, Optional, Union
 
 import keras
 import numpy as np
@@ -153,8 +154,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             tb_tf.io.gfile.makedirs(self.run_dir)
         except Exception as error:
             raise OSError(
-                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); "
-                "pass a log_dir you can write to."
+                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); pass a log_dir you can write to."
             ) from error
         self._fit_begins = True
 
@@ -216,8 +216,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         self._runs_started += 1
         if self._runs_started > 1:
             warnings.warn(
-                f"FeatureMapsCallback is used with a new model; it logs to {self.run_dir!r} so the "
-                "earlier run's series stay intact.",
+                f"FeatureMapsCallback is used with a new model; it logs to {self.run_dir!r} so the earlier run's series stay intact.",
                 stacklevel=2,
             )
         self._writer = SummaryWriter(self.run_dir)
@@ -225,11 +224,12 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         self._infos = {}
         self._last_step = -1
         self._position = 0
-        capped = [f"{item.path} ({item.output_shape[1 if item.channels_first else -1]})" for item, _ in selected if self._filters(item) > self.max_filters]
+        capped = [
+            f"{item.path} ({item.output_shape[1 if item.channels_first else -1]})" for item, _ in selected if self._filters(item) > self.max_filters
+        ]
         if capped:
             warnings.warn(
-                f"FeatureMapsCallback draws the first {self.max_filters} filters of: {', '.join(capped)}; "
-                "raise max_filters= to draw more.",
+                f"FeatureMapsCallback draws the first {self.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
                 stacklevel=2,
             )
 
@@ -304,4 +304,3 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         pngs = [grid.encode_png(picture) for picture in pictures]
         height, width = pictures[0].shape[:2]
         self._writer.write_probes(step, pngs, width, height, self._probes.labels, list(first.shape[1:]))
-

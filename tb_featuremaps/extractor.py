@@ -9,8 +9,9 @@ output to the outer model's inputs directly).
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Sequence, Union
+from typing import Any, Union
 
 import keras
 import numpy as np

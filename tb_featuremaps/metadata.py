@@ -95,7 +95,7 @@ class GridLayout:
         return self.cols * (self.tile_width + self.gutter) - self.gutter
 
     @classmethod
-    def for_tiles(cls, count: int, tile_height: int, tile_width: int, gutter: int = 1) -> "GridLayout":
+    def for_tiles(cls, count: int, tile_height: int, tile_width: int, gutter: int = 1) -> GridLayout:
         """A near-square (in pixels) layout for ``count`` tiles."""
         count = max(count, 1)
         best = None
@@ -143,7 +143,7 @@ class LayerInfo:
         return data
 
     @classmethod
-    def from_json(cls, data: dict) -> "LayerInfo":
+    def from_json(cls, data: dict) -> LayerInfo:
         layout = GridLayout(**{k: int(data[k]) for k in ("tile_height", "tile_width", "rows", "cols", "gutter")})
         return cls(
             kind=data["kind"],
@@ -200,10 +200,7 @@ def parse_content(content: bytes) -> dict[str, Any]:
     if not isinstance(data, dict) or "kind" not in data or "version" not in data:
         raise FormatError("feature_maps metadata lacks 'kind' or 'version'")
     if int(data["version"]) > FORMAT_VERSION:
-        raise FormatError(
-            f"feature_maps format version {data['version']} is newer than this reader's "
-            f"({FORMAT_VERSION}); upgrade tb-featuremaps"
-        )
+        raise FormatError(f"feature_maps format version {data['version']} is newer than this reader's ({FORMAT_VERSION}); upgrade tb-featuremaps")
     return data
 
 

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
-from typing import Any, Optional, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -75,9 +76,7 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     if count == 0:
         raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
     if count > MAX_PROBES:
-        raise ValueError(
-            f"FeatureMapsCallback: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer."
-        )
+        raise ValueError(f"FeatureMapsCallback: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer.")
     if labels is None:
         labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
     labels = [str(label) for label in (_to_numpy(labels).tolist() if not isinstance(labels, (list, tuple)) else labels)]

@@ -7,7 +7,8 @@ writes the same files whichever Keras backend trains the model.
 from __future__ import annotations
 
 import time
-from typing import Optional, Sequence
+from collections.abc import Sequence
+from typing import Optional
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
