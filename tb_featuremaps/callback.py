@@ -197,6 +197,12 @@ class FeatureMapsCallback(keras.callbacks.Callback):
 
     def _trace(self, model: keras.Model) -> None:
         """Builds the extractor for ``model``; a new model starts a new run directory."""
+        if isinstance(model, keras.Sequential) and not model.built:
+            # Keras builds a Sequential model without an Input only when it traces the first batch;
+            # build it now, from the probes' shape, so that step 0 shows the initial state.
+            # The default digits build it for 28x28x1 images.
+            shape = self._probes.inputs[0].shape[1:]
+            model.build((None, *shape, 1) if self._default_probes else (None, *shape))
         try:
             inputs = model.inputs
         except (AttributeError, ValueError):

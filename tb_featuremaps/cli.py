@@ -1,0 +1,255 @@
+"""The ``tb-featuremaps`` command line: list a logdir, export figures, contact sheets and GIFs.
+
+Every problem with the arguments or the logdir ends the command with exit code 2
+and one line on stderr that names the problem and the fix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Optional, TextIO
+
+from . import export, metadata
+
+PROG = "tb-featuremaps"
+
+
+class CliError(Exception):
+    """A problem the user can fix; its message is the whole error line."""
+
+
+class Progress:
+    """A one-line text progress bar on stderr, drawn only when ``enabled``."""
+
+    def __init__(self, label: str, total: int, enabled: bool, stream: TextIO = sys.stderr, width: int = 30):
+        self.label, self.total, self.enabled, self.stream, self.width = label, max(total, 1), enabled, stream, width
+        self.done = 0
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.enabled:
+            filled = self.width * self.done // self.total
+            self.stream.write(f"\r{self.label} [{'#' * filled}{'.' * (self.width - filled)}] {self.done}/{self.total}")
+            self.stream.flush()
+
+    def __enter__(self) -> Progress:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.enabled and self.done:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _use_tensorboard_stub(logdir: str) -> None:
+    """Lets TensorBoard read a local logdir without importing TensorFlow (seconds saved per command).
+
+    TensorBoard uses its own file-system stub when ``tensorboard.compat.notf`` is
+    importable; remote paths (``gs://``...) keep TensorFlow's file systems.
+    """
+    if "://" not in logdir and "tensorflow" not in sys.modules:
+        sys.modules.setdefault("tensorboard.compat.notf", type(sys)("tensorboard.compat.notf"))
+
+
+def _compact(steps: Sequence[int]) -> str:
+    steps = [int(step) for step in steps]
+    if len(steps) > 2 and steps == list(range(steps[0], steps[-1] + 1)):
+        return f"{steps[0]}..{steps[-1]}"
+    return ", ".join(map(str, steps)) if len(steps) <= 8 else f"{', '.join(map(str, steps[:3]))}, ..., {steps[-1]} ({len(steps)} steps)"
+
+
+def _load(logdir: str) -> dict:
+    from . import reader
+
+    if "://" not in logdir and not os.path.isdir(logdir):
+        raise CliError(f"logdir {logdir!r} does not exist; pass the log_dir given to FeatureMapsCallback")
+    try:
+        runs = reader.load(logdir)
+    except metadata.FormatError as error:
+        raise CliError(str(error)) from None
+    if not runs:
+        raise CliError(f"no feature-map runs under {logdir!r}; train with FeatureMapsCallback({logdir!r}) first or pass the right logdir")
+    return runs
+
+
+def _run(runs: dict, name: Optional[str]):
+    if name is None:
+        if metadata.DEFAULT_RUN_NAME in runs or len(runs) == 1:
+            return runs.get(metadata.DEFAULT_RUN_NAME) or next(iter(runs.values()))
+        raise CliError(f"the logdir has several runs; pass --run with one of: {', '.join(runs)}")
+    if name not in runs:
+        raise CliError(f"unknown run {name!r}; available runs: {', '.join(runs)} (pass --run NAME)")
+    return runs[name]
+
+
+def _layer(run, name: str, kind: str):
+    table = run.weights if kind == metadata.KIND_WEIGHTS else run.layers
+    if name not in table:
+        available = ", ".join(table) or "none"
+        raise CliError(f"unknown {kind} layer {name!r} in run {run.name!r}; available: {available} (pass --layer NAME)")
+    return table[name]
+
+
+def _probe(run, layer, probe: int) -> int:
+    if layer.info.kind == metadata.KIND_WEIGHTS:
+        return 0
+    count = len(layer.info.probe_labels)
+    if not 0 <= probe < count:
+        raise CliError(f"probe {probe} does not exist; run {run.name!r} has {count} probes: pass --probe 0..{count - 1}")
+    return probe
+
+
+def _index(layer, step: str) -> int:
+    if step == "last":
+        return len(layer.steps) - 1
+    try:
+        return layer.index_of(int(step))
+    except (KeyError, ValueError):
+        raise CliError(f"step {step!r} is not logged for {layer.info.layer}; pass --step last or one of: {_compact(layer.steps)}") from None
+
+
+def _indices(layer, steps: Optional[str], max_steps: Optional[int]) -> list[int]:
+    if steps:
+        return [_index(layer, step.strip()) for step in steps.split(",") if step.strip()]
+    return export.sample_indices(len(layer.steps), max_steps or len(layer.steps))
+
+
+def _output(path: str, formats: Sequence[str]) -> str:
+    folder = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(folder):
+        raise CliError(f"output directory {folder!r} does not exist; create it first or pass another -o path")
+    extension = os.path.splitext(path)[1].lower().lstrip(".")
+    if extension not in formats:
+        raise CliError(f"cannot write {path!r}: use a file name ending in one of .{', .'.join(formats)}")
+    return path
+
+
+def _figure_formats() -> list[str]:
+    from matplotlib.figure import Figure
+
+    return sorted(Figure().canvas.get_supported_filetypes())
+
+
+def _progress(args, label: str, total: int) -> Progress:
+    enabled = args.progress if args.progress is not None else sys.stderr.isatty()
+    return Progress(label, total, enabled)
+
+
+def cmd_list(args) -> None:
+    for run in _load(args.logdir).values():
+        first = next(iter(run.layers.values()), None)
+        unit = first.info.step_unit if first else "epoch"
+        print(f"run {run.name}: {len(run.probe_labels)} probes ({' '.join(run.probe_labels)}), steps count {unit}s")
+        rows = [("layer", "class", "output", "filters", "steps")]
+        for path, layer in run.layers.items():
+            info = layer.info
+            shape = "×".join("?" if dim is None else str(dim) for dim in info.output_shape[1:])
+            filters = str(info.filters_total) if info.filters_shown == info.filters_total else f"{info.filters_shown}/{info.filters_total}"
+            rows.append((path, info.layer_class, shape, filters, f"{_compact(layer.steps)} ({len(layer.steps)})"))
+        widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
+        for row in rows:
+            print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
+        if run.weights:
+            print(f"  weights: {', '.join(run.weights)}")
+
+
+def cmd_figure(args) -> None:
+    output = _output(args.output, _figure_formats())
+    run = _run(_load(args.logdir), args.run)
+    layer = _layer(run, args.layer, args.kind)
+    figure = export.layer_figure(run, layer, _index(layer, args.step), _probe(run, layer, args.probe), args.cmap, args.cols)
+    figure.savefig(output, dpi=args.dpi)
+
+
+def cmd_sheet(args) -> None:
+    output = _output(args.output, _figure_formats())
+    run = _run(_load(args.logdir), args.run)
+    layer = _layer(run, args.layer, args.kind)
+    indices = _indices(layer, args.steps, args.max_steps)
+    probe = _probe(run, layer, args.probe)
+    with _progress(args, "sheet", len(indices)) as tick:
+        figure = export.contact_sheet(run, layer, indices, probe, args.max_filters, args.cmap, tick)
+    figure.savefig(output, dpi=args.dpi)
+
+
+def cmd_gif(args) -> None:
+    output = _output(args.output, ["gif"])
+    run = _run(_load(args.logdir), args.run)
+    layer = _layer(run, args.layer, args.kind)
+    if args.filter is not None and not 0 <= args.filter < layer.info.filters_shown:
+        raise CliError(f"filter {args.filter} is not drawn for {layer.info.layer}; pass --filter 0..{layer.info.filters_shown - 1}")
+    indices = _indices(layer, args.steps, args.max_steps)
+    probe = _probe(run, layer, args.probe)
+    with _progress(args, "gif", len(indices)) as tick:
+        export.write_gif(run, layer, output, indices, probe, args.filter, args.fps, args.cmap, args.dpi, tick)
+
+
+def _colormap(name: str) -> str:
+    from matplotlib import colormaps
+
+    if name not in colormaps:
+        raise argparse.ArgumentTypeError(f"unknown colormap {name!r}; try gray, viridis, magma or inferno")
+    return name
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text}")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=PROG, description="Export the feature maps a FeatureMapsCallback logged as pictures.")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+        sub = commands.add_parser(name, help=help_text, description=help_text)
+        sub.add_argument("logdir", help="the log_dir given to FeatureMapsCallback")
+        sub.set_defaults(handler=handler)
+        return sub
+
+    command("list", cmd_list, "list runs and layers with their classes, shapes, filters and steps")
+    figure = command("figure", cmd_figure, "one layer's filters for one probe at one step (one subplot per filter)")
+    figure.add_argument("--step", default="last", help="a logged step, or 'last' (default)")
+    figure.add_argument("--cols", type=_positive, help="subplots per row (default: near-square)")
+    sheet = command("sheet", cmd_sheet, "contact sheet: one row per step, one column per filter")
+    gif = command("gif", cmd_gif, "animated GIF of a layer's grid, or of one filter, over training")
+    gif.add_argument("--filter", type=int, help="animate this filter alone, enlarged")
+    gif.add_argument("--fps", type=float, default=5.0, help="frames per second (default 5)")
+    for sub in (sheet, gif):
+        steps = sub.add_mutually_exclusive_group()
+        steps.add_argument("--steps", help="comma-separated steps, e.g. 0,5,10")
+        steps.add_argument("--max-steps", type=_positive, help="at most this many steps, evenly spread (default: 10 for sheet, all for gif)")
+        sub.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr (default: when it is a terminal)")
+    sheet.set_defaults(max_steps=10)
+    sheet.add_argument("--max-filters", type=_positive, default=32, help="columns: the first N filters (default 32)")
+    for sub in (figure, sheet, gif):
+        sub.add_argument("--layer", required=True, help="layer path, as 'list' shows it")
+        sub.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
+        sub.add_argument("--probe", type=int, default=0, help="probe index (default 0)")
+        sub.add_argument("--kind", choices=metadata.GRID_KINDS, default=metadata.KIND_ACTIVATIONS, help="activations (default) or weights")
+        sub.add_argument("--cmap", type=_colormap, default="gray", help="matplotlib colormap (default gray)")
+        sub.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
+        sub.add_argument("-o", "--output", required=True, help="output file")
+    return parser
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    """Runs the command line; returns the exit status (2 for a usage or logdir problem)."""
+    args = build_parser().parse_args(argv)
+    if argv is None:
+        _use_tensorboard_stub(args.logdir)
+    try:
+        args.handler(args)
+    except CliError as error:
+        print(f"{PROG}: error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,54 @@
+"""Validation of the routes' query parameters: bad input is a 400, never a 500."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Optional
+
+from tensorboard import errors
+
+from .. import metadata
+
+_INTEGER = re.compile(r"[0-9]{1,15}")
+"""Non-negative decimal integers, ASCII digits only (``int()`` would also take ``+1``, `` 1``, ``1_0`` and other scripts' digits)."""
+
+_SHOWN = 80
+"""Longest excerpt of a bad value quoted back in an error message."""
+
+
+def _quote(value: str) -> str:
+    return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
+
+
+def name(args: Mapping[str, str], key: str) -> str:
+    """A required, non-empty name parameter (``run``, ``layer``)."""
+    value = args.get(key)
+    if not value:
+        raise errors.InvalidArgumentError(f"missing parameter {key!r}")
+    return value
+
+
+def integer(args: Mapping[str, str], key: str, default: Optional[int] = None) -> int:
+    """A non-negative decimal integer parameter; required unless ``default`` is given."""
+    value = args.get(key)
+    if value is None:
+        if default is None:
+            raise errors.InvalidArgumentError(f"missing parameter {key!r}")
+        return default
+    if not _INTEGER.fullmatch(value):
+        raise errors.InvalidArgumentError(f"parameter {key!r} must be a non-negative integer of at most 15 digits, got {_quote(value)}")
+    return int(value)
+
+
+def kind(args: Mapping[str, str]) -> str:
+    """The grid kind: ``activations`` (default) or ``weights``."""
+    value = args.get("kind", metadata.KIND_ACTIVATIONS)
+    if value not in metadata.GRID_KINDS:
+        raise errors.InvalidArgumentError(f"parameter 'kind' must be one of {', '.join(metadata.GRID_KINDS)}, got {_quote(value)}")
+    return value
+
+
+def not_found(what: str, value: object) -> errors.NotFoundError:
+    """A 404 error naming the unknown ``what``."""
+    return errors.NotFoundError(f"unknown {what} {_quote(str(value))}")

@@ -1,0 +1,72 @@
+// The plugin's HTTP routes (docs/http-api.md), called with URLs relative to the iframe's <base>.
+
+/** A route that answered with an error status, or could not be reached. */
+export class RouteError extends Error {
+  constructor(route, status, reason) {
+    super(status ? `${route}: ${status} ${reason}`.trim() : `${route}: ${reason}`);
+    this.route = route;
+    this.status = status;
+  }
+}
+
+/** The relative URL of `route` with its query parameters (null values left out). */
+export function routeURL(route, params = {}) {
+  const query = new URLSearchParams();
+  for (const [key, value] of Object.entries(params)) if (value != null) query.set(key, String(value));
+  const text = query.toString();
+  return text ? `./${route}?${text}` : `./${route}`;
+}
+
+/** fetch() that turns network failures and error statuses into a RouteError with the server's short reason. */
+export async function request(route, params) {
+  let response;
+  try {
+    response = await fetch(routeURL(route, params));
+  } catch {
+    throw new RouteError(route, 0, "TensorBoard is not reachable");
+  }
+  if (!response.ok) {
+    const plain = (response.headers.get("content-type") || "").startsWith("text/plain");
+    const reason = plain ? (await response.text()).trim().slice(0, 200) : response.statusText;
+    throw new RouteError(route, response.status, reason);
+  }
+  return response;
+}
+
+async function json(route, params) {
+  return (await request(route, params)).json();
+}
+
+// Respond() writes NaN and ±Inf as strings; only numeric arrays are converted back.
+const SPECIAL = { NaN: NaN, Infinity: Infinity, "-Infinity": -Infinity };
+
+function numbers(value) {
+  if (Array.isArray(value)) return value.map(numbers);
+  return typeof value === "string" && value in SPECIAL ? SPECIAL[value] : value;
+}
+
+export const runs = () => json("runs");
+
+export const steps = (run, layer, kind) => json("steps", { run, layer, kind });
+
+export async function stats(run, layer, step) {
+  const answer = await json("stats", { run, layer, step });
+  return { ...answer, values: numbers(answer.values) };
+}
+
+export async function filterStats(run, layer, filter) {
+  const answer = await json("filter_stats", { run, layer, filter });
+  return { ...answer, values: numbers(answer.values) };
+}
+
+export async function activity(run, layer) {
+  const answer = await json("activity", { run, layer });
+  return { ...answer, mean: numbers(answer.mean) };
+}
+
+/** One probe's grid PNG as a Blob. */
+export async function grid(run, layer, kind, step, probe) {
+  return (await request("grid", { run, layer, step, probe, kind })).blob();
+}
+
+export const probeURL = (run, index) => routeURL("probe", { run, index });

@@ -1,0 +1,63 @@
+// DOM helpers. Text always goes in through textContent / text nodes, never as HTML.
+
+/** Creates an element: `text` sets textContent, `class` the class, `on<event>` a listener, booleans toggle attributes. */
+export function el(tag, attributes = {}, ...children) {
+  const node = document.createElement(tag);
+  setAttributes(node, attributes);
+  node.append(...children.filter((child) => child != null && child !== false));
+  return node;
+}
+
+const SVG_NS = "http://www.w3.org/2000/svg";
+
+/** Same as el() for SVG elements. */
+export function svg(tag, attributes = {}, ...children) {
+  const node = document.createElementNS(SVG_NS, tag);
+  setAttributes(node, attributes);
+  node.append(...children.filter((child) => child != null && child !== false));
+  return node;
+}
+
+function setAttributes(node, attributes) {
+  for (const [key, value] of Object.entries(attributes)) {
+    if (value == null) continue;
+    if (key === "text") node.textContent = value;
+    else if (key === "class") node.setAttribute("class", value);
+    else if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else if (typeof value === "boolean") node.toggleAttribute(key, value);
+    else node.setAttribute(key, String(value));
+  }
+}
+
+/** Replaces every child of `node`. */
+export function replaceChildren(node, ...children) {
+  node.replaceChildren(...children.filter((child) => child != null && child !== false));
+}
+
+/** A short number for labels: 3 significant digits, NaN and infinities spelled out. */
+export function formatNumber(value) {
+  if (Number.isNaN(value)) return "NaN";
+  if (!Number.isFinite(value)) return value > 0 ? "+Inf" : "−Inf";
+  if (value === 0) return "0";
+  const magnitude = Math.abs(value);
+  if (magnitude >= 1e4 || magnitude < 1e-3) return value.toExponential(2);
+  return String(Number(value.toPrecision(3)));
+}
+
+/** `[null, 28, 28, 8]` → "28×28×8". */
+export function formatShape(shape) {
+  return (shape || []).filter((size) => size != null).join("×") || "?";
+}
+
+/** A canvas sized for crisp drawing at the device pixel ratio; returns its 2D context with pixel smoothing off. */
+export function sizeCanvas(canvas, width, height) {
+  const ratio = window.devicePixelRatio || 1;
+  canvas.style.width = `${width}px`;
+  canvas.style.height = `${height}px`;
+  canvas.width = Math.max(1, Math.round(width * ratio));
+  canvas.height = Math.max(1, Math.round(height * ratio));
+  const context = canvas.getContext("2d");
+  context.setTransform(ratio, 0, 0, ratio, 0, 0);
+  context.imageSmoothingEnabled = false;
+  return context;
+}

@@ -1,0 +1,116 @@
+// Filters × steps heat strip of mean activation (activity route); dead cells in the marker colour.
+import { tableColour } from "./colormaps.js";
+import { el, formatNumber, sizeCanvas } from "./dom.js";
+
+const MAX_HEIGHT = 260;
+
+export class HeatStrip {
+  /** `onPick(filter, stepIndex)` is called when a cell is clicked. */
+  constructor(onPick) {
+    this.onPick = onPick;
+    this.data = null;
+    this.canvas = el("canvas", { class: "fm-heat", role: "img" });
+    this.tip = el("div", { class: "fm-tip", hidden: true });
+    this.note = el("p", { class: "fm-pane-note", hidden: true });
+    this.axis = el("div", { class: "fm-heat-axis" });
+    this.root = el("div", { class: "fm-heat-wrap" }, this.canvas, this.tip, this.axis, this.note);
+    this.canvas.addEventListener("mousemove", (event) => this.hover(event));
+    this.canvas.addEventListener("mouseleave", () => (this.tip.hidden = true));
+    this.canvas.addEventListener("click", (event) => {
+      const cell = this.cell(event);
+      if (cell) this.onPick(cell.filter, cell.stepIndex);
+    });
+  }
+
+  /** `data`: {activity, count (filters drawn), stepIndex, selected, map, unit}. */
+  show(data) {
+    this.data = data;
+    this.note.hidden = true;
+    this.canvas.hidden = false;
+    this.draw();
+  }
+
+  message(text) {
+    this.data = null;
+    this.canvas.hidden = true;
+    this.note.textContent = text;
+    this.note.hidden = false;
+  }
+
+  draw() {
+    if (!this.data) return;
+    const { activity, count, stepIndex, selected, map, unit } = this.data;
+    const steps = activity.steps.length;
+    const width = Math.max(160, this.root.clientWidth - 2);
+    const rowHeight = Math.max(2, Math.min(12, Math.floor(MAX_HEIGHT / count)));
+    const context = sizeCanvas(this.canvas, width, count * rowHeight);
+    this.geometry = { width, rowHeight, steps };
+    this.canvas.dataset.steps = String(steps);
+    this.canvas.setAttribute("aria-label", `Mean activation of ${count} filters over ${steps} steps; click a cell to open that filter at that step.`);
+    let lo = Infinity;
+    let hi = -Infinity;
+    for (const row of activity.mean) {
+      for (const value of row.slice(0, count)) {
+        if (Number.isFinite(value)) [lo, hi] = [Math.min(lo, value), Math.max(hi, value)];
+      }
+    }
+    const scale = (value) => {
+      if (map.diverging) return 0.5 + value / (2 * (Math.max(Math.abs(lo), Math.abs(hi)) || 1));
+      return hi > lo ? (value - lo) / (hi - lo) : 0;
+    };
+    const style = getComputedStyle(this.root);
+    for (let s = 0; s < steps; s++) {
+      const x0 = Math.floor((s * width) / steps);
+      const x1 = Math.floor(((s + 1) * width) / steps);
+      for (let f = 0; f < count; f++) {
+        const value = activity.mean[s][f];
+        const dead = activity.dead?.[s]?.[f];
+        context.fillStyle = dead
+          ? style.getPropertyValue("--fm-dead")
+          : Number.isFinite(value)
+            ? tableColour(map, Math.round(Math.min(1, Math.max(0, scale(value))) * 255))
+            : `rgb(${map.marker.join(" ")})`;
+        context.fillRect(x0, f * rowHeight, Math.max(1, x1 - x0), rowHeight);
+      }
+    }
+    context.strokeStyle = style.getPropertyValue("--fm-accent");
+    context.lineWidth = 2;
+    if (stepIndex != null) {
+      const x0 = Math.floor((stepIndex * width) / steps);
+      const x1 = Math.floor(((stepIndex + 1) * width) / steps);
+      context.strokeRect(x0 + 1, 1, Math.max(1, x1 - x0 - 2), count * rowHeight - 2);
+    }
+    if (selected != null && selected < count) context.strokeRect(1, selected * rowHeight + 1, width - 2, rowHeight - 2);
+    this.axis.replaceChildren(
+      el("span", { text: `${unit} ${activity.steps[0]}` }),
+      el("span", { text: `filters 0–${count - 1} ↓, ${unit}s →` }),
+      el("span", { text: `${unit} ${activity.steps[steps - 1]}` }),
+    );
+  }
+
+  cell(event) {
+    if (!this.data) return null;
+    const box = this.canvas.getBoundingClientRect();
+    const { width, rowHeight, steps } = this.geometry;
+    const stepIndex = Math.floor(((event.clientX - box.left) / width) * steps);
+    const filter = Math.floor((event.clientY - box.top) / rowHeight);
+    if (stepIndex < 0 || stepIndex >= steps || filter < 0 || filter >= this.data.count) return null;
+    return { filter, stepIndex };
+  }
+
+  hover(event) {
+    const cell = this.cell(event);
+    if (!cell) {
+      this.tip.hidden = true;
+      return;
+    }
+    const { activity, unit } = this.data;
+    const value = activity.mean[cell.stepIndex][cell.filter];
+    const dead = activity.dead?.[cell.stepIndex]?.[cell.filter] ? " · dead" : "";
+    this.tip.textContent = `filter ${cell.filter} · ${unit} ${activity.steps[cell.stepIndex]} · mean ${formatNumber(value)}${dead}`;
+    this.tip.hidden = false;
+    const box = this.canvas.getBoundingClientRect();
+    this.tip.style.left = `${Math.min(event.clientX - box.left + 12, box.width - 220)}px`;
+    this.tip.style.top = `${event.clientY - box.top + 14}px`;
+  }
+}

@@ -1,0 +1,82 @@
+// Cached data: decoded grid images (LRU by bytes) and route answers (LRU by entries), plus prefetching.
+import * as api from "./api.js";
+import { LRU } from "./lru.js";
+
+const IMAGE_BYTES = 192 * 1024 * 1024;
+const ANSWERS = 400;
+const PREFETCH_PARALLEL = 3;
+
+/** Decodes a grid PNG to its gray levels plus a NaN mask (alpha 0), exactly as stored (no colour management). */
+async function decodeGrid(blob) {
+  const bitmap = await createImageBitmap(blob, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  const { width, height } = bitmap;
+  const context = new OffscreenCanvas(width, height).getContext("2d", { willReadFrequently: true });
+  context.drawImage(bitmap, 0, 0);
+  bitmap.close();
+  const rgba = context.getImageData(0, 0, width, height).data;
+  const gray = new Uint8Array(width * height);
+  let nan = null;
+  for (let index = 0; index < gray.length; index++) {
+    gray[index] = rgba[index * 4];
+    if (rgba[index * 4 + 3] < 128) (nan ||= new Uint8Array(gray.length))[index] = 1;
+  }
+  return { width, height, gray, nan };
+}
+
+export class Store {
+  constructor() {
+    this.images = new LRU(IMAGE_BYTES);
+    this.answers = new LRU(ANSWERS);
+    this.queue = [];
+    this.pumping = false;
+  }
+
+  answer(key, load) {
+    return this.answers.get(JSON.stringify(key), load);
+  }
+
+  // `version` (the layer's step count and last step) makes answers that grow with training refetch.
+  steps(run, layer, kind, version) {
+    return this.answer(["steps", run, layer, kind, version], () => api.steps(run, layer, kind));
+  }
+
+  activity(run, layer, version) {
+    return this.answer(["activity", run, layer, version], () => api.activity(run, layer));
+  }
+
+  filterStats(run, layer, filter, version) {
+    return this.answer(["filter_stats", run, layer, filter, version], () => api.filterStats(run, layer, filter));
+  }
+
+  stats(run, layer, step) {
+    return this.answer(["stats", run, layer, step], () => api.stats(run, layer, step));
+  }
+
+  image(run, layer, kind, step, probe) {
+    const key = JSON.stringify([run, layer, kind, step, probe]);
+    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe));
+    return this.images.get(key, load, (image) => image.gray.length * 2);
+  }
+
+  /** One probe's grid at one step with its stats rows ([F][5], or null for kernels and layers without stats). */
+  async frame({ run, layer, kind, step, probe, withStats }) {
+    const stats = withStats ? this.stats(run, layer, step) : null;
+    const [image, answer] = await Promise.all([this.image(run, layer, kind, step, probe), stats]);
+    return { image, stats: answer ? answer.values[probe] || null : null };
+  }
+
+  /** Loads these frames in the background, a few at a time; a new call replaces the pending list. */
+  prefetch(specs) {
+    this.queue = specs;
+    if (!this.pumping) this.pump();
+  }
+
+  async pump() {
+    this.pumping = true;
+    while (this.queue.length) {
+      const batch = this.queue.splice(0, PREFETCH_PARALLEL);
+      await Promise.allSettled(batch.map((spec) => this.frame(spec)));
+    }
+    this.pumping = false;
+  }
+}

@@ -1,0 +1,89 @@
+// The top bar: run, layer, view (activations / weights), colormap, normalisation and compare mode.
+import { COLORMAPS } from "./colormaps.js";
+import { el, formatShape } from "./dom.js";
+
+/** A labelled <select>; `fill(select, options)` keeps it in sync without rebuilding unchanged lists. */
+function labelledSelect(text, onChange) {
+  const select = el("select", { onchange: () => onChange(select.value) });
+  return { select, root: el("label", { class: "fm-field" }, el("span", { text }), select) };
+}
+
+/** Sets the options ([value, text, disabled?]) and the selected value of a <select>. */
+export function fillSelect(select, options, value) {
+  const key = JSON.stringify(options);
+  if (select.dataset.options !== key) {
+    select.replaceChildren(
+      ...options.map(([optionValue, text, disabled]) => {
+        const option = new Option(text, optionValue);
+        option.disabled = Boolean(disabled);
+        return option;
+      }),
+    );
+    select.dataset.options = key;
+  }
+  select.value = value;
+}
+
+/** Toggle buttons of which one is pressed. */
+function segmented(text, choices, onPick) {
+  const buttons = choices.map(([value, label]) =>
+    el("button", { type: "button", class: "fm-segment", "data-value": value, text: label, onclick: () => onPick(value) }),
+  );
+  return { buttons, root: el("div", { class: "fm-field", role: "group", "aria-label": text }, el("span", { text }), el("div", { class: "fm-segments" }, ...buttons)) };
+}
+
+function press(buttons, value) {
+  for (const button of buttons) button.setAttribute("aria-pressed", String(button.dataset.value === value));
+}
+
+export class Toolbar {
+  /** `onChange(patch)` receives the changed part of the selection. */
+  constructor(onChange) {
+    this.run = labelledSelect("Run", (run) => onChange({ run, filter: null }));
+    this.layer = labelledSelect("Layer", (layer) => onChange({ layer, filter: null }));
+    this.view = segmented("Show", [["activations", "Activations"], ["weights", "Weights"]], (view) => onChange({ view }));
+    this.cmap = labelledSelect("Colormap", (cmap) => onChange({ cmap }));
+    this.norm = segmented("Scale", [["filter", "Per filter"], ["layer", "Per layer"]], (norm) => onChange({ norm }));
+    this.compare = labelledSelect("Compare", (compare) => onChange({ compare }));
+    fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), "gray");
+    this.root = el(
+      "header",
+      { class: "fm-toolbar" },
+      this.run.root,
+      this.layer.root,
+      this.view.root,
+      this.cmap.root,
+      this.norm.root,
+      this.compare.root,
+    );
+  }
+
+  /** `runs` from the runs route, `layer` the selected layer's entry, `state` the selection. */
+  update(runs, layer, state) {
+    const current = runs.find((run) => run.run === state.run);
+    fillSelect(this.run.select, runs.map((run) => [run.run, run.run]), state.run);
+    fillSelect(
+      this.layer.select,
+      current.layers.map((entry) => [entry.layer, `${entry.layer} — ${entry.class} · ${formatShape(entry.output_shape)}`]),
+      state.layer,
+    );
+    press(this.view.buttons, state.view);
+    const weights = this.view.buttons[1];
+    weights.disabled = !layer.weights;
+    weights.title = layer.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
+    fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), state.cmap);
+    press(this.norm.buttons, state.norm);
+    const perLayer = this.norm.buttons[1];
+    perLayer.disabled = state.view === "weights" || !layer.has_stats;
+    perLayer.title = perLayer.disabled ? "Needs activation stats: kernels are scaled per filter" : "One scale for all filters (from the stats' min / max)";
+    fillSelect(
+      this.compare.select,
+      [
+        ["off", "Off"],
+        ["steps", "Two steps"],
+        ["runs", "Two runs", runs.length < 2],
+      ],
+      state.compare,
+    );
+  }
+}
