@@ -30,6 +30,7 @@ setup(
             "mlxtend",
             "pytest",
             "hypothesis",
+            "jax",
             "playwright",
             "ruff",
         ],

@@ -24,8 +24,9 @@ class CliError(Exception):
 class Progress:
     """A one-line text progress bar on stderr, drawn only when ``enabled``."""
 
-    def __init__(self, label: str, total: int, enabled: bool, stream: TextIO = sys.stderr, width: int = 30):
-        self.label, self.total, self.enabled, self.stream, self.width = label, max(total, 1), enabled, stream, width
+    def __init__(self, label: str, total: int, enabled: bool, stream: Optional[TextIO] = None, width: int = 30):
+        self.label, self.total, self.enabled, self.width = label, max(total, 1), enabled, width
+        self.stream = sys.stderr if stream is None else stream
         self.done = 0
 
     def __call__(self) -> None:
@@ -202,6 +203,13 @@ def _positive(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=PROG, description="Export the feature maps a FeatureMapsCallback logged as pictures.")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
@@ -219,13 +227,12 @@ def build_parser() -> argparse.ArgumentParser:
     sheet = command("sheet", cmd_sheet, "contact sheet: one row per step, one column per filter")
     gif = command("gif", cmd_gif, "animated GIF of a layer's grid, or of one filter, over training")
     gif.add_argument("--filter", type=int, help="animate this filter alone, enlarged")
-    gif.add_argument("--fps", type=float, default=5.0, help="frames per second (default 5)")
-    for sub in (sheet, gif):
+    gif.add_argument("--fps", type=_positive_float, default=5.0, help="frames per second (default 5)")
+    for sub, most in ((sheet, 10), (gif, None)):
         steps = sub.add_mutually_exclusive_group()
         steps.add_argument("--steps", help="comma-separated steps, e.g. 0,5,10")
-        steps.add_argument("--max-steps", type=_positive, help="at most this many steps, evenly spread (default: 10 for sheet, all for gif)")
+        steps.add_argument("--max-steps", type=_positive, default=most, help=f"at most N steps, evenly spread (default: {most or 'all'})")
         sub.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr (default: when it is a terminal)")
-    sheet.set_defaults(max_steps=10)
     sheet.add_argument("--max-filters", type=_positive, default=32, help="columns: the first N filters (default 32)")
     for sub in (figure, sheet, gif):
         sub.add_argument("--layer", required=True, help="layer path, as 'list' shows it")

@@ -51,9 +51,7 @@ def _cmap(name: str):
     """The colormap ``name`` with masked cells (gaps) drawn white."""
     from matplotlib import colormaps
 
-    cmap = colormaps[name].copy()
-    cmap.set_bad("white")
-    return cmap
+    return colormaps[name].with_extremes(bad="white")
 
 
 def _describe(layer: LayerLog) -> str:
@@ -169,8 +167,8 @@ def write_gif(
 
     first = frame(indices[0])
     height, width = first.shape
-    scale = 5.0 / max(height, width)
-    figure = Figure(figsize=(max(width * scale, 3.0) + 0.4, height * scale + 0.9), dpi=dpi, layout="constrained")
+    scale = 4.0 / max(height, width)
+    figure = Figure(figsize=(max(width * scale, 3.0) + 0.2, height * scale + 0.5), dpi=dpi, layout="constrained")
     axes = figure.add_subplot()
     axes.set_axis_off()
     picture = axes.imshow(first, cmap=_cmap(cmap), vmin=0, vmax=255, interpolation="nearest")

@@ -15,10 +15,15 @@ MAX_PROBES = 32
 
 @dataclass
 class Probes:
-    """Probe inputs (one array per model input) and a text label per probe."""
+    """Probe inputs (one array per model input) and a text label per probe.
+
+    ``names`` holds the input names of probes given as a dict (in ``inputs``
+    order) until :func:`fit_to_model` orders them like the model's inputs.
+    """
 
     inputs: list
     labels: list
+    names: Optional[list] = None
 
     def __len__(self) -> int:
         return int(self.inputs[0].shape[0])
@@ -32,6 +37,8 @@ def default_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def _to_numpy(value: Any) -> np.ndarray:
+    if hasattr(value, "detach"):  # a PyTorch tensor that may require grad or live on a GPU
+        value = value.detach().cpu()
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(value)
@@ -53,9 +60,9 @@ def _labels_from(targets: Any, count: int) -> list:
 
 
 def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
-    """Normalises user probes (array, tensor, list/dict per input, or a dataset).
+    """Normalises user probes (array, tensor, list or dict per input, or a dataset).
 
-    Raises ValueError for empty, ragged or too many probes, or a bad label count.
+    Raises ValueError for empty, non-numeric, ragged or too many probes, or a bad label count.
     """
     if probes is None:
         images, digits = default_digits()
@@ -63,12 +70,18 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     targets = None
     if hasattr(probes, "element_spec") or (hasattr(probes, "__iter__") and hasattr(probes, "__next__")):
         probes, targets = _from_dataset(probes)
+    names = [str(name) for name in probes] if isinstance(probes, dict) else None
     if isinstance(probes, dict):
-        raise ValueError("FeatureMapsCallback: pass probes for several inputs as a list in the order of model.inputs, not a dict.")
+        probes = list(probes.values())
     arrays = [_to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [_to_numpy(probes)]
+    if not arrays:
+        raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
     for array in arrays:
-        if array.ndim == 0 or array.dtype == object:
-            raise ValueError(f"FeatureMapsCallback: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}.")
+        if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+            raise ValueError(
+                f"FeatureMapsCallback: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
+                "pass the model's input tensors (e.g. preprocessed images), not raw strings or objects."
+            )
     counts = {int(a.shape[0]) for a in arrays}
     if len(counts) != 1:
         raise ValueError(f"FeatureMapsCallback: every input's probes need the same batch size, got {sorted(counts)}.")
@@ -82,11 +95,32 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     labels = [str(label) for label in (_to_numpy(labels).tolist() if not isinstance(labels, (list, tuple)) else labels)]
     if len(labels) != count:
         raise ValueError(f"FeatureMapsCallback: got {len(labels)} labels for {count} probes; pass one label per probe.")
-    return Probes(arrays, labels)
+    return Probes(arrays, labels, names)
 
 
-def fit_to_model(probes: Probes, input_shapes: Sequence[Sequence[Optional[int]]], default: bool) -> Probes:
-    """Checks (and, for the default digits, reshapes) probes against the model's inputs."""
+def _order_by_name(probes: Probes, input_names: Sequence[str]) -> Probes:
+    """Orders probes given as a dict like the model's inputs."""
+    given = dict(zip(probes.names, probes.inputs))
+    if sorted(given) != sorted(input_names):
+        raise ValueError(
+            f"FeatureMapsCallback: probes are keyed {sorted(given)} but the model's inputs are named {list(input_names)}; "
+            "pass one array per input, keyed by input name."
+        )
+    return Probes([given[name] for name in input_names], probes.labels)
+
+
+def fit_to_model(
+    probes: Probes,
+    input_shapes: Sequence[Sequence[Optional[int]]],
+    default: bool,
+    input_names: Optional[Sequence[str]] = None,
+) -> Probes:
+    """Checks (and, for the default digits, reshapes) probes against the model's inputs.
+
+    Probes given as a dict are ordered by ``input_names`` first.
+    """
+    if probes.names is not None:
+        probes = _order_by_name(probes, input_names or [])
     expected = [tuple(shape) for shape in input_shapes]
     if default and len(expected) == 1:
         shape = expected[0][1:]

@@ -1,0 +1,79 @@
+"""The callback on the other Keras 3 backends: JAX and PyTorch write what TensorFlow writes.
+
+Each backend trains in its own process (Keras fixes its backend at import) with
+TensorFlow made unimportable, so nothing on the write path may need it.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_accumulator
+
+from tb_featuremaps import reader
+
+TESTS = Path(__file__).resolve().parent
+
+TRAIN = """
+import sys, warnings
+import keras
+from conftest import train_logdir
+
+assert keras.backend.backend() == sys.argv[2], keras.backend.backend()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    train_logdir(sys.argv[1], epochs=2)
+problems = [str(w.message) for w in caught if "FeatureMapsCallback" in str(w.message)]
+assert not problems, problems
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+"""
+
+
+def _tags(run_dir: str) -> set:
+    accumulator = event_accumulator.EventAccumulator(run_dir, size_guidance={event_accumulator.TENSORS: 0})
+    accumulator.Reload()
+    return set(accumulator.Tags()["tensors"])
+
+
+def _train(backend: str, logdir: Path, scratch: Path) -> None:
+    hidden = scratch / "no_tensorflow" / "tensorflow"
+    hidden.mkdir(parents=True)
+    (hidden / "__init__.py").write_text('raise ImportError("TensorFlow is hidden from this test")\n')
+    path = os.pathsep.join(filter(None, [str(hidden.parent), str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": path}
+    done = subprocess.run([sys.executable, "-c", TRAIN, str(logdir), backend], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    _train(backend, tmp_path / "logs", tmp_path)
+    expected = reader.load(trained_logdir)["feature_maps"]
+    runs = reader.load(str(tmp_path / "logs"))
+    assert list(runs) == ["feature_maps"]
+    got = runs["feature_maps"]
+
+    assert got.probe_labels == expected.probe_labels
+    assert [image.shape for image in got.probe_images] == [image.shape for image in expected.probe_images]
+    assert list(got.layers) == list(expected.layers) == ["conv1", "pool1", "conv2", "pool2"]
+    assert list(got.weights) == list(expected.weights) == ["conv1", "conv2"]
+    for table in ("layers", "weights"):
+        for path, layer in getattr(got, table).items():
+            reference = getattr(expected, table)[path]
+            assert layer.info == reference.info, path  # class, shapes, layout, filters, labels, step unit
+            assert layer.steps.tolist() == [0, 1, 2]
+            assert layer.tiles(-1, probe=0).shape == reference.tiles(-1, probe=0).shape
+            assert layer.tiles(-1, probe=0).std() > 0, f"{path} is blank"
+    for path, layer in got.layers.items():
+        assert layer.stats.shape[1:] == expected.layers[path].stats.shape[1:]
+        assert np.isfinite(layer.stats).all()
+        assert not np.array_equal(layer.stats[0], layer.stats[-1]), f"{path} did not change while training"
+    assert _tags(str(tmp_path / "logs" / "feature_maps")) == _tags(os.path.join(trained_logdir, "feature_maps"))

@@ -1,0 +1,152 @@
+"""The ``tb-featuremaps`` command line on a real training run: list, figure, sheet, GIF and its errors."""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from tb_featuremaps import cli, export, reader
+
+
+def _gray(path) -> np.ndarray:
+    with Image.open(path) as image:
+        return np.asarray(image.convert("L"), dtype=np.float32)
+
+
+def _frames(path) -> list[np.ndarray]:
+    frames = []
+    with Image.open(path) as image:
+        for position in range(image.n_frames):
+            image.seek(position)
+            frames.append(np.asarray(image.convert("L"), dtype=np.float32))
+    return frames
+
+
+def test_list_names_runs_layers_shapes_and_steps(trained_logdir, capsys):
+    assert cli.main(["list", trained_logdir]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("run feature_maps: 10 probes")
+    lines = {line.split()[0]: line for line in out.splitlines()[2:]}
+    assert lines["conv1"].split() == ["conv1", "Conv2D", "28×28×8", "8", "0..12", "(13)"]
+    assert lines["pool2"].split()[1:4] == ["MaxPooling2D", "7×7×16", "16"]
+    assert "weights: conv1, conv2" in out
+
+
+def test_figure_has_one_titled_subplot_per_filter(trained_logdir, tmp_path):
+    out = tmp_path / "figure.png"
+    assert cli.main(["figure", trained_logdir, "--layer", "conv2", "--probe", "3", "-o", str(out)]) == 0
+    pixels = _gray(out)
+    assert 400 <= pixels.shape[0] <= 3000 and 400 <= pixels.shape[1] <= 3000
+    assert pixels.std() > 20, "the figure is blank"
+
+    run = reader.load(trained_logdir)["feature_maps"]
+    figure = export.layer_figure(run, run.layers["conv2"], -1, probe=3)
+    titles = [axes.get_title() for axes in figure.axes if axes.images]
+    assert titles == ["Input (probe 3)"] + [f"Filter {i}" for i in range(16)]
+    assert figure.get_suptitle() == "Hidden layer: conv2 — step 12 — probe 3"
+
+
+def test_weights_figure_at_a_given_step(trained_logdir, tmp_path):
+    out = tmp_path / "kernels.png"
+    assert cli.main(["figure", trained_logdir, "--layer", "conv1", "--kind", "weights", "--step", "0", "--cmap", "viridis", "-o", str(out)]) == 0
+    with Image.open(out) as image:
+        rgb = np.asarray(image.convert("RGB"), dtype=np.int16)
+    assert (np.abs(rgb[..., 0] - rgb[..., 1]) > 30).any(), "viridis should not come out gray"
+
+
+def test_sheet_rows_are_steps_and_tiles_change_over_training(trained_logdir, tmp_path):
+    out = tmp_path / "sheet.png"
+    assert cli.main(["sheet", trained_logdir, "--layer", "conv1", "--steps", "0,12", "-o", str(out)]) == 0
+    pixels = _gray(out)
+    # Locate the cells through the same figure's geometry (the command saves at the figure's dpi).
+    run = reader.load(trained_logdir)["feature_maps"]
+    figure = export.contact_sheet(run, run.layers["conv1"], [0, 12])
+    figure.draw_without_rendering()
+    box = figure.axes[0].images[0].get_window_extent()
+    assert pixels.shape == (round(figure.bbox.height), round(figure.bbox.width))
+    top, left = pixels.shape[0] - box.y1, box.x0
+    cell_h, cell_w = box.height / 2, box.width / 8
+    first = pixels[int(top + 2) : int(top + cell_h - 4), int(left + 2) : int(left + cell_w - 4)]
+    last = pixels[int(top + cell_h + 2) : int(top + 2 * cell_h - 4), int(left + 2) : int(left + cell_w - 4)]
+    assert first.std() > 10, "filter 0's tile is blank"
+    assert np.abs(first - last).mean() > 2, "filter 0 looks the same at step 0 and step 12"
+
+
+def test_gif_has_one_frame_per_step(trained_logdir, tmp_path):
+    out = tmp_path / "anim.gif"
+    assert cli.main(["gif", trained_logdir, "--layer", "pool1", "--probe", "5", "--fps", "10", "-o", str(out)]) == 0
+    frames = _frames(out)
+    assert len(frames) == 13
+    assert frames[0].shape == frames[-1].shape and min(frames[0].shape) >= 200
+    assert frames[0].std() > 20 and np.abs(frames[0] - frames[-1]).mean() > 2
+
+
+def test_gif_of_one_filter_at_chosen_steps(trained_logdir, tmp_path):
+    out = tmp_path / "filter.gif"
+    assert cli.main(["gif", trained_logdir, "--layer", "conv1", "--filter", "2", "--steps", "0,6,12", "-o", str(out)]) == 0
+    assert len(_frames(out)) == 3
+
+
+def test_sample_indices_spread_evenly_with_both_ends():
+    assert export.sample_indices(13, 4) == [0, 4, 8, 12]
+    assert export.sample_indices(3, 10) == [0, 1, 2]
+
+
+def test_progress_bar_only_when_asked(trained_logdir, tmp_path, capsys):
+    stream = io.StringIO()
+    with cli.Progress("gif", 2, enabled=True, stream=stream) as tick:
+        tick()
+        tick()
+    assert stream.getvalue().endswith("] 2/2\n")
+    assert cli.main(["sheet", trained_logdir, "--layer", "pool2", "--max-steps", "3", "-o", str(tmp_path / "quiet.png")]) == 0
+    assert capsys.readouterr().err == "", "no progress bar when stderr is not a terminal"
+
+
+def test_command_runs_as_a_console_script(trained_logdir, tmp_path):
+    out = tmp_path / "sheet.png"
+    command = [shutil.which("tb-featuremaps")] if shutil.which("tb-featuremaps") else [sys.executable, "-m", "tb_featuremaps.cli"]
+    done = subprocess.run(
+        [*command, "sheet", trained_logdir, "--layer", "conv2", "--max-steps", "4", "--progress", "-o", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.rstrip().endswith("4/4")
+    assert _gray(out).std() > 20
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["figure", "{logdir}", "--layer", "dense"], "layer 'dense' in run 'feature_maps'; available: conv1, pool1, conv2, pool2 (pass"),
+        (["figure", "{logdir}", "--layer", "pool1", "--kind", "weights"], "available: conv1, conv2"),
+        (["figure", "{logdir}", "--layer", "conv1", "--run", "train"], "unknown run 'train'; available runs: feature_maps"),
+        (["figure", "{logdir}", "--layer", "conv1", "--step", "99"], "step '99' is not logged for conv1; pass --step last or one of: 0..12"),
+        (["sheet", "{logdir}", "--layer", "conv1", "--steps", "0,13"], "step '13' is not logged"),
+        (["figure", "{logdir}", "--layer", "conv1", "--probe", "10"], "probe 10 does not exist"),
+        (["gif", "{logdir}", "--layer", "conv1", "--filter", "8"], "pass --filter 0..7"),
+        (["figure", "{empty}", "--layer", "conv1"], "no feature-map runs under"),
+        (["figure", "{missing}", "--layer", "conv1"], "does not exist; pass the log_dir"),
+        (["figure", "{logdir}", "--layer", "conv1", "-o", "{tmp}/no/such/dir/out.png"], "output directory"),
+        (["gif", "{logdir}", "--layer", "conv1", "-o", "{tmp}/anim.png"], "ending in one of .gif"),
+    ],
+)
+def test_errors_exit_2_with_one_line(trained_logdir, tmp_path, capsys, args, message):
+    (tmp_path / "empty").mkdir()
+    paths = {"logdir": trained_logdir, "empty": str(tmp_path / "empty"), "missing": str(tmp_path / "missing"), "tmp": str(tmp_path)}
+    argv = [arg.format(**paths) for arg in args]
+    if "-o" not in argv:
+        argv += ["-o", os.path.join(str(tmp_path), "out.gif" if argv[0] == "gif" else "out.png")]
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("tb-featuremaps: error: ") and err.count("\n") == 1
+    assert message in err
+    assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.gif").exists()
