@@ -1,0 +1,152 @@
+"""``FeatureMapsPlugin``: the HTTP routes of the Feature Maps tab (see docs/http-api.md)."""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+from tensorboard import plugin_util
+from tensorboard.backend import http_util
+from tensorboard.plugins import base_plugin
+from werkzeug import wrappers
+
+from .. import metadata
+from . import params
+from .catalog import Catalog
+from .series import ALL_STEPS, SeriesReader
+from .static import DEFAULT_DIRECTORY, StaticFiles
+
+IMAGE_EXPIRES = 24 * 3600
+"""Seconds a browser may cache a grid or probe PNG: the value at a logged step never changes."""
+
+_JSON = "application/json"
+_MEAN = metadata.STATS_FIELDS.index("mean")
+_MIN = metadata.STATS_FIELDS.index("min")
+_MAX = metadata.STATS_FIELDS.index("max")
+
+
+class FeatureMapsPlugin(base_plugin.TBPlugin):
+    """Serves feature-map grids, their statistics and the panel's files.
+
+    Reads only through ``context.data_provider``. Steps kept per series follow
+    ``--samples_per_plugin feature_maps=N`` (the loader defaults it to 0, every step;
+    a hint of 0 reads every stored step here too).
+    """
+
+    plugin_name = metadata.PLUGIN_NAME
+
+    def __init__(self, context: base_plugin.TBContext, static_directory: Path = DEFAULT_DIRECTORY):
+        hint = (context.sampling_hints or {}).get(self.plugin_name)
+        self._reader = SeriesReader(context.data_provider, hint if hint else ALL_STEPS)
+        self._catalog = Catalog(self._reader)
+        self._static = StaticFiles(static_directory)
+        self._static_prefix = f"/data/plugin/{self.plugin_name}/static/"
+
+    def get_plugin_apps(self) -> dict:
+        return {
+            "/index.js": self._serve_index,
+            "/static/*": self._serve_static,
+            "/runs": self._serve_runs,
+            "/steps": self._serve_steps,
+            "/grid": self._serve_grid,
+            "/stats": self._serve_stats,
+            "/filter_stats": self._serve_filter_stats,
+            "/activity": self._serve_activity,
+            "/probe": self._serve_probe,
+        }
+
+    def is_active(self) -> bool:
+        return False  # TensorBoard lists the plugin when its data exists (data_plugin_names)
+
+    def frontend_metadata(self) -> base_plugin.FrontendMetadata:
+        # The host's reload button does nothing for an iframe; the panel polls itself.
+        return base_plugin.FrontendMetadata(es_module_path="/index.js", tab_name="Feature Maps", disable_reload=True)
+
+    # Files -------------------------------------------------------------------
+
+    def _file(self, request: wrappers.Request, name: str) -> wrappers.Response:
+        found = self._static.read(name)
+        if found is None:
+            raise params.not_found("file", name)
+        content, content_type = found
+        return http_util.Respond(request, content, content_type)
+
+    @wrappers.Request.application
+    def _serve_index(self, request: wrappers.Request) -> wrappers.Response:
+        return self._file(request, "index.js")
+
+    @wrappers.Request.application
+    def _serve_static(self, request: wrappers.Request) -> wrappers.Response:
+        path = request.path
+        name = path[len(self._static_prefix) :] if path.startswith(self._static_prefix) else ""
+        return self._file(request, name)
+
+    # Data ----------------------------------------------------------------
+
+    @wrappers.Request.application
+    def _serve_runs(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        return http_util.Respond(request, self._catalog.runs(ctx, eid), _JSON)
+
+    @wrappers.Request.application
+    def _serve_steps(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, layer, kind = params.name(request.args, "run"), params.name(request.args, "layer"), params.kind(request.args)
+        timeline = self._reader.timeline(ctx, eid, run, metadata.tag_for(kind, layer))
+        return http_util.Respond(request, {"steps": list(timeline.steps), "wall_times": list(timeline.wall_times)}, _JSON)
+
+    @wrappers.Request.application
+    def _serve_grid(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        args = request.args
+        run, layer, kind = params.name(args, "run"), params.name(args, "layer"), params.kind(args)
+        step, probe = params.integer(args, "step"), params.integer(args, "probe", 0)
+        keys = self._reader.keys_at(ctx, eid, run, metadata.tag_for(kind, layer), step)
+        if keys is None:
+            raise params.not_found("step", step)
+        if probe + 2 >= len(keys):  # keys: width, height, one PNG per probe
+            raise params.not_found("probe", probe)
+        return http_util.Respond(request, self._reader.blob(ctx, keys[probe + 2]), "image/png", expires=IMAGE_EXPIRES)
+
+    @wrappers.Request.application
+    def _serve_stats(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, layer, step = params.name(request.args, "run"), params.name(request.args, "layer"), params.integer(request.args, "step")
+        values = self._reader.stats_at(ctx, eid, run, layer, step)
+        if values is None:
+            raise params.not_found("step", step)
+        return http_util.Respond(request, {"step": step, "fields": list(metadata.STATS_FIELDS), "values": values.tolist()}, _JSON)
+
+    @wrappers.Request.application
+    def _serve_filter_stats(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        args = request.args
+        run, layer, index = params.name(args, "run"), params.name(args, "layer"), params.integer(args, "filter")
+        series = self._reader.stats(ctx, eid, run, layer)
+        if index >= series.values.shape[2]:
+            raise params.not_found("filter", index)
+        return http_util.Respond(
+            request, {"fields": list(metadata.STATS_FIELDS), "steps": list(series.steps), "values": series.values[:, :, index, :].tolist()}, _JSON
+        )
+
+    @wrappers.Request.application
+    def _serve_activity(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        series = self._reader.stats(ctx, eid, params.name(request.args, "run"), params.name(request.args, "layer"))
+        values = series.values
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # a filter with no finite value on any probe: NaN
+            means = np.nanmean(values[..., _MEAN], axis=1)
+        dead = (np.fmax(np.abs(values[..., _MIN]), np.abs(values[..., _MAX])) < metadata.DEAD_THRESHOLD).all(axis=1)
+        return http_util.Respond(request, {"steps": list(series.steps), "mean": means.tolist(), "dead": dead.tolist()}, _JSON)
+
+    @wrappers.Request.application
+    def _serve_probe(self, request: wrappers.Request) -> wrappers.Response:
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, index = params.name(request.args, "run"), params.integer(request.args, "index")
+        timeline = self._reader.timeline(ctx, eid, run, metadata.PROBES_TAG)
+        keys = timeline.keys[-1] if timeline.keys else ()
+        if index + 2 >= len(keys):
+            raise params.not_found("probe", index)
+        return http_util.Respond(request, self._reader.blob(ctx, keys[index + 2]), "image/png", expires=IMAGE_EXPIRES)

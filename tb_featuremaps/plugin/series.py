@@ -1,0 +1,174 @@
+"""Reads the plugin's series through TensorBoard's data provider, with small caches.
+
+Only the data provider is used (``list_*``/``read_*``/``read_blob``), so the plugin
+works with the Python loader and the Rust data server alike. A grid or stats value
+at a logged step never changes, so a cached series answers any step it holds
+without asking the provider; a step it lacks, and every whole-series read,
+re-checks the series' last step and time (its *version*) first.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from tensorboard import context as tb_context
+from tensorboard import errors
+from tensorboard.data import provider
+
+from .. import metadata
+from .cache import BudgetCache
+
+ALL_STEPS = 2**31 - 1
+"""``downsample`` meaning "every stored step": both loaders return all of a series when asked for at least as many."""
+
+TIMELINE_BUDGET = 200_000
+"""Most blob keys kept in the timeline cache (about 40 MB at worst)."""
+
+STATS_BUDGET = 32 * 2**20
+"""Most bytes of stats arrays kept in the stats cache."""
+
+Version = tuple[Optional[int], Optional[float]]
+
+
+def version_of(series: Any) -> Version:
+    """What changes when a series gains data: its last step and wall time."""
+    return series.max_step, series.max_wall_time
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """Steps, wall times and blob keys (one tuple per step) of a blob-sequence series."""
+
+    version: Version
+    steps: tuple[int, ...]
+    wall_times: tuple[float, ...]
+    keys: tuple[tuple[str, ...], ...]
+
+    def keys_at(self, step: int) -> Optional[tuple[str, ...]]:
+        position = bisect.bisect_left(self.steps, step)
+        if position < len(self.steps) and self.steps[position] == step:
+            return self.keys[position]
+        return None
+
+
+@dataclass(frozen=True)
+class StatsSeries:
+    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``)."""
+
+    version: Version
+    steps: tuple[int, ...]
+    values: np.ndarray
+
+    def at(self, step: int) -> Optional[np.ndarray]:
+        position = bisect.bisect_left(self.steps, step)
+        if position < len(self.steps) and self.steps[position] == step:
+            return self.values[position]
+        return None
+
+
+def _is_stats_array(value: np.ndarray) -> bool:
+    return value.ndim == 3 and value.shape[-1] == len(metadata.STATS_FIELDS) and value.dtype.kind == "f"
+
+
+class SeriesReader:
+    """The plugin's access to one data provider; thread-safe."""
+
+    def __init__(self, data_provider: provider.DataProvider, downsample: int):
+        self._provider = data_provider
+        self._downsample = downsample
+        self._timelines = BudgetCache(TIMELINE_BUDGET)
+        self._stats = BudgetCache(STATS_BUDGET)
+
+    # Listings ------------------------------------------------------------
+
+    def blob_series(self, ctx: tb_context.RequestContext, eid: str, run: Optional[str] = None, tag: Optional[str] = None) -> dict:
+        """``{run: {tag: BlobSequenceTimeSeries}}`` of the plugin, optionally of one run and tag."""
+        return self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=_filter(run, tag))
+
+    def tensor_series(self, ctx: tb_context.RequestContext, eid: str, run: Optional[str] = None, tag: Optional[str] = None) -> dict:
+        """``{run: {tag: TensorTimeSeries}}`` of the plugin, optionally of one run and tag."""
+        return self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=_filter(run, tag))
+
+    # Blob sequences ----------------------------------------------------------
+
+    def timeline(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Optional[Version] = None) -> Timeline:
+        """The series' current timeline; ``version`` (from a listing just made) saves a look-up.
+
+        Raises NotFoundError when the series does not exist.
+        """
+        if version is None:
+            series = self.blob_series(ctx, eid, run, tag).get(run, {}).get(tag)
+            if series is None:
+                raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
+            version = version_of(series)
+        cached = self._timelines.get((eid, run, tag))
+        if cached is not None and cached.version == version:
+            return cached
+        data = self._provider.read_blob_sequences(
+            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=self._downsample, run_tag_filter=_filter(run, tag)
+        )
+        datums = data.get(run, {}).get(tag)
+        if datums is None:
+            raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
+        timeline = Timeline(
+            version,
+            tuple(datum.step for datum in datums),
+            tuple(datum.wall_time for datum in datums),
+            tuple(tuple(reference.blob_key for reference in datum.values) for datum in datums),
+        )
+        self._timelines.put((eid, run, tag), timeline, sum(map(len, timeline.keys)) + len(timeline.steps))
+        return timeline
+
+    def keys_at(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, step: int) -> Optional[tuple[str, ...]]:
+        """The blob keys of a series at ``step`` (None if not logged); no provider call when cached."""
+        cached = self._timelines.get((eid, run, tag))
+        keys = cached.keys_at(step) if cached is not None else None
+        if keys is None:
+            keys = self.timeline(ctx, eid, run, tag).keys_at(step)
+        return keys
+
+    def blob(self, ctx: tb_context.RequestContext, key: str) -> bytes:
+        """One blob; NotFoundError if it has gone (a run removed since it was listed)."""
+        try:
+            return self._provider.read_blob(ctx, blob_key=key)
+        except (KeyError, IndexError):
+            raise errors.NotFoundError("the requested data is no longer loaded") from None
+
+    # Stats tensors -------------------------------------------------------
+
+    def stats(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> StatsSeries:
+        """The layer's current stats series; NotFoundError when it has none."""
+        tag = metadata.tag_for(metadata.KIND_STATS, layer)
+        series = self.tensor_series(ctx, eid, run, tag).get(run, {}).get(tag)
+        if series is None:
+            raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
+        cached = self._stats.get((eid, run, tag))
+        if cached is not None and cached.version == version_of(series):
+            return cached
+        data = self._provider.read_tensors(
+            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=self._downsample, run_tag_filter=_filter(run, tag)
+        )
+        datums = [datum for datum in data.get(run, {}).get(tag, ()) if _is_stats_array(datum.numpy)]
+        shape = datums[-1].numpy.shape if datums else (0, 0, len(metadata.STATS_FIELDS))
+        datums = [datum for datum in datums if datum.numpy.shape == shape]  # the callback never changes it
+        values = np.stack([datum.numpy for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
+        stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values)
+        self._stats.put((eid, run, tag), stats, values.nbytes)
+        return stats
+
+    def stats_at(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int) -> Optional[np.ndarray]:
+        """The layer's stats at ``step`` (None if not logged); no provider call when cached."""
+        cached = self._stats.get((eid, run, metadata.tag_for(metadata.KIND_STATS, layer)))
+        value = cached.at(step) if cached is not None else None
+        if value is None:
+            value = self.stats(ctx, eid, run, layer).at(step)
+        return value
+
+
+def _filter(run: Optional[str], tag: Optional[str]) -> Optional[provider.RunTagFilter]:
+    if run is None:
+        return None
+    return provider.RunTagFilter(runs=[run], tags=None if tag is None else [tag])
