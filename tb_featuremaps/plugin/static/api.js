@@ -1,16 +1,16 @@
 // The plugin's HTTP routes (docs/http-api.md), called with URLs relative to the iframe's <base>.
 
-/** A route that answered with an error status, or could not be reached. */
-export class RouteError extends Error {
+/** A route that answered with an error status (0: not reached); the message is the status and the server's reason. */
+class RouteError extends Error {
   constructor(route, status, reason) {
-    super(status ? `${route}: ${status} ${reason}`.trim() : `${route}: ${reason}`);
+    super(status ? `${status} ${reason}`.trim() : reason);
     this.route = route;
     this.status = status;
   }
 }
 
 /** The relative URL of `route` with its query parameters (null values left out). */
-export function routeURL(route, params = {}) {
+function routeURL(route, params = {}) {
   const query = new URLSearchParams();
   for (const [key, value] of Object.entries(params)) if (value != null) query.set(key, String(value));
   const text = query.toString();
@@ -64,9 +64,9 @@ export async function activity(run, layer) {
   return { ...answer, mean: numbers(answer.mean) };
 }
 
-/** One probe's grid PNG as a Blob. */
-export async function grid(run, layer, kind, step, probe) {
-  return (await request("grid", { run, layer, step, probe, kind })).blob();
+/** One probe's grid PNG as a Blob; `time` (the step's wall time, ignored by the server) keeps a rewritten run's PNGs out of the HTTP cache. */
+export async function grid(run, layer, kind, step, probe, time) {
+  return (await request("grid", { run, layer, step, probe, kind, t: time })).blob();
 }
 
 export const probeURL = (run, index) => routeURL("probe", { run, index });

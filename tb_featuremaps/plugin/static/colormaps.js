@@ -35,7 +35,7 @@ function buildTable(stops) {
 /** `marker` is the colour of NaN/Inf pixels, chosen to stand out from the map's own colours. */
 export const COLORMAPS = [
   { id: "gray", label: "Gray", marker: [255, 0, 200] },
-  { id: "viridis", label: "Viridis", marker: [255, 0, 0] },
+  { id: "viridis", label: "Viridis", marker: [255, 0, 200] },
   { id: "magma", label: "Magma", marker: [0, 220, 255] },
   { id: "inferno", label: "Inferno", marker: [0, 220, 255] },
   { id: "rdbu", label: "RdBu (diverging, 0 = white)", marker: [0, 190, 0], diverging: true },

@@ -29,11 +29,6 @@ function setAttributes(node, attributes) {
   }
 }
 
-/** Replaces every child of `node`. */
-export function replaceChildren(node, ...children) {
-  node.replaceChildren(...children.filter((child) => child != null && child !== false));
-}
-
 /** A short number for labels: 3 significant digits, NaN and infinities spelled out. */
 export function formatNumber(value) {
   if (Number.isNaN(value)) return "NaN";

@@ -1,9 +1,9 @@
-// One grid of filter tiles on a canvas: hover shows a filter's stats, click or Enter selects it.
+// One grid of filter tiles on a canvas, laid out to fit the pane: hover shows a filter's stats, click or Enter selects it.
 import { el, formatNumber, sizeCanvas } from "./dom.js";
 import { drawTile } from "./render.js";
 
 const GAP = 6; // CSS pixels between tiles, room for the selection outline
-const MAX_TILE = 144; // CSS pixels
+const MAX_TILE = 192; // CSS pixels
 const MIN = 0;
 const MAX = 1;
 const MEAN = 2;
@@ -31,12 +31,13 @@ export class GridView {
 
   /**
    * Shows a painted grid. `view`: {painted, layout, count, stats ([F][5] or null), dead (bool[F] or null),
-   * selected, step, label (for screen readers)}.
+   * selected, kind, step, label (for screen readers)}.
    */
   show(view) {
     this.view = view;
     this.note.hidden = true;
     this.canvas.hidden = false;
+    this.canvas.dataset.kind = view.kind;
     this.canvas.dataset.step = String(view.step);
     this.canvas.dataset.filters = String(view.count);
     this.canvas.setAttribute("aria-label", `${view.label}. Arrow keys move between filters, Enter opens one.`);
@@ -53,18 +54,24 @@ export class GridView {
     this.note.hidden = false;
   }
 
-  /** Lays the tiles out to fit the pane's width at an integer zoom, then draws. */
+  /** Picks the column count that gives the largest integer zoom fitting the pane's width and the window, then draws. */
   draw() {
     const view = this.view;
     if (!view) return;
-    const { tile_width: width, tile_height: height, cols } = view.layout;
-    const columns = Math.min(cols, view.count);
-    const rows = Math.ceil(view.count / cols);
-    const available = Math.max(160, this.root.clientWidth - 2);
-    const fit = (available - GAP * (columns + 1)) / (columns * width);
-    const zoom = Math.max(1, Math.floor(Math.min(MAX_TILE / Math.max(width, height), fit)));
-    this.cell = { width: width * zoom, height: height * zoom };
-    const context = sizeCanvas(this.canvas, columns * (this.cell.width + GAP) + GAP, rows * (this.cell.height + GAP) + GAP);
+    const { tile_width: width, tile_height: height } = view.layout;
+    const availableWidth = Math.max(160, this.root.clientWidth - 2);
+    const availableHeight = Math.max(200, window.innerHeight - 330);
+    let best = null;
+    for (let columns = 1; columns <= view.count; columns++) {
+      const rows = Math.ceil(view.count / columns);
+      const fit = Math.min((availableWidth - GAP * (columns + 1)) / (columns * width), (availableHeight - GAP * (rows + 1)) / (rows * height));
+      const zoom = Math.max(1, Math.floor(Math.min(MAX_TILE / Math.max(width, height), fit)));
+      const empty = rows * columns - view.count;
+      if (!best || zoom > best.zoom || (zoom === best.zoom && empty < best.empty)) best = { columns, rows, zoom, empty };
+    }
+    this.columns = best.columns;
+    this.cell = { width: width * best.zoom, height: height * best.zoom };
+    const context = sizeCanvas(this.canvas, best.columns * (this.cell.width + GAP) + GAP, best.rows * (this.cell.height + GAP) + GAP);
     const style = getComputedStyle(this.root);
     for (let filter = 0; filter < view.count; filter++) {
       const { x, y } = this.origin(filter);
@@ -79,9 +86,10 @@ export class GridView {
     }
   }
 
+  /** Top-left corner of a filter's tile on the canvas, in CSS pixels. */
   origin(filter) {
-    const col = filter % this.view.layout.cols;
-    const row = Math.floor(filter / this.view.layout.cols);
+    const col = filter % this.columns;
+    const row = Math.floor(filter / this.columns);
     return { x: GAP + col * (this.cell.width + GAP), y: GAP + row * (this.cell.height + GAP) };
   }
 
@@ -117,9 +125,9 @@ export class GridView {
     const y = event.clientY - box.top - GAP;
     const col = Math.floor(x / (this.cell.width + GAP));
     const row = Math.floor(y / (this.cell.height + GAP));
-    if (x < 0 || y < 0 || col >= this.view.layout.cols) return null;
+    if (x < 0 || y < 0 || col >= this.columns) return null;
     if (x - col * (this.cell.width + GAP) >= this.cell.width || y - row * (this.cell.height + GAP) >= this.cell.height) return null;
-    const filter = row * this.view.layout.cols + col;
+    const filter = row * this.columns + col;
     return filter < this.view.count ? filter : null;
   }
 
@@ -145,8 +153,7 @@ export class GridView {
 
   key(event) {
     if (!this.view) return;
-    const { cols } = this.view.layout;
-    const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -cols, ArrowDown: cols };
+    const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -this.columns, ArrowDown: this.columns };
     if (event.key in moves) {
       const start = this.cursor ?? this.view.selected ?? 0;
       this.hover(Math.min(this.view.count - 1, Math.max(0, start + (this.cursor == null ? 0 : moves[event.key]))));

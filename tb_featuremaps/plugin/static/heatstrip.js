@@ -2,7 +2,24 @@
 import { tableColour } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas } from "./dom.js";
 
-const MAX_HEIGHT = 260;
+const MAX_HEIGHT = 200;
+
+/** Red-on-white diagonal stripes: dead cells stand out from every colormap. */
+function deadPattern(context, colour) {
+  const tile = new OffscreenCanvas(6, 6);
+  const pen = tile.getContext("2d");
+  pen.fillStyle = "#fff";
+  pen.fillRect(0, 0, 6, 6);
+  pen.strokeStyle = colour;
+  pen.lineWidth = 2;
+  pen.beginPath();
+  for (const offset of [-6, 0, 6]) {
+    pen.moveTo(offset - 1, 7);
+    pen.lineTo(offset + 7, -1);
+  }
+  pen.stroke();
+  return context.createPattern(tile, "repeat");
+}
 
 export class HeatStrip {
   /** `onPick(filter, stepIndex)` is called when a cell is clicked. */
@@ -42,7 +59,7 @@ export class HeatStrip {
     const { activity, count, stepIndex, selected, map, unit } = this.data;
     const steps = activity.steps.length;
     const width = Math.max(160, this.root.clientWidth - 2);
-    const rowHeight = Math.max(2, Math.min(12, Math.floor(MAX_HEIGHT / count)));
+    const rowHeight = Math.max(2, Math.min(9, Math.floor(MAX_HEIGHT / count)));
     const context = sizeCanvas(this.canvas, width, count * rowHeight);
     this.geometry = { width, rowHeight, steps };
     this.canvas.dataset.steps = String(steps);
@@ -59,14 +76,14 @@ export class HeatStrip {
       return hi > lo ? (value - lo) / (hi - lo) : 0;
     };
     const style = getComputedStyle(this.root);
+    const dead = deadPattern(context, style.getPropertyValue("--fm-dead"));
     for (let s = 0; s < steps; s++) {
       const x0 = Math.floor((s * width) / steps);
       const x1 = Math.floor(((s + 1) * width) / steps);
       for (let f = 0; f < count; f++) {
         const value = activity.mean[s][f];
-        const dead = activity.dead?.[s]?.[f];
-        context.fillStyle = dead
-          ? style.getPropertyValue("--fm-dead")
+        context.fillStyle = activity.dead?.[s]?.[f]
+          ? dead
           : Number.isFinite(value)
             ? tableColour(map, Math.round(Math.min(1, Math.max(0, scale(value))) * 255))
             : `rgb(${map.marker.join(" ")})`;

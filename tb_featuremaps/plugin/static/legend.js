@@ -8,18 +8,24 @@ export class Legend {
     this.low = el("span");
     this.high = el("span");
     this.swatch = el("span", { class: "fm-swatch" });
+    this.dead = el("span", { class: "fm-legend-item" }, el("span", { class: "fm-swatch fm-swatch-dead" }), el("span", { text: "dead filter" }));
     this.root = el(
       "div",
       { class: "fm-legend" },
       this.low,
       this.bar,
       this.high,
-      el("span", { class: "fm-legend-nan" }, this.swatch, el("span", { text: "NaN / Inf" })),
+      el("span", { class: "fm-legend-item" }, this.swatch, el("span", { text: "NaN / Inf" })),
+      this.dead,
     );
   }
 
-  /** `range` is the per-layer {lo, hi} or null when each filter is scaled to its own min … max. */
-  show(map, range) {
+  /**
+   * `range` is the per-layer {lo, hi}, or null when each filter is scaled to its own min … max;
+   * `centred`: diverging maps are centred on zero (only possible with stats); `deadShown`: dead filters are marked.
+   */
+  show(map, range, centred, deadShown) {
+    this.dead.hidden = !deadShown;
     const context = sizeCanvas(this.bar, 160, 10);
     for (let x = 0; x < 160; x++) {
       const index = Math.round((x / 159) * 255) * 3;
@@ -27,7 +33,7 @@ export class Legend {
       context.fillRect(x, 0, 1, 10);
     }
     this.swatch.style.background = cssColour(map.marker);
-    if (range && map.diverging) {
+    if (range && centred) {
       const magnitude = Math.max(Math.abs(range.lo), Math.abs(range.hi));
       this.low.textContent = formatNumber(-magnitude);
       this.high.textContent = `${formatNumber(magnitude)} (layer)`;
@@ -35,8 +41,8 @@ export class Legend {
       this.low.textContent = formatNumber(range.lo);
       this.high.textContent = `${formatNumber(range.hi)} (layer)`;
     } else {
-      this.low.textContent = map.diverging ? "−|max|" : "min";
-      this.high.textContent = `${map.diverging ? "+|max|" : "max"} of each filter`;
+      this.low.textContent = centred ? "−|max|" : "min";
+      this.high.textContent = `${centred ? "+|max|" : "max"} of each filter`;
     }
   }
 }

@@ -29,10 +29,6 @@ export class LRU {
     return entry.promise;
   }
 
-  has(key) {
-    return this.entries.has(key);
-  }
-
   evict() {
     for (const [key, entry] of this.entries) {
       if (this.total <= this.budget) break;

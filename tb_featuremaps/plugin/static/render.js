@@ -4,7 +4,7 @@ const MIN = 0;
 const MAX = 1;
 
 /** Where tile `filter` lies in the grid PNG (docs/format.md). */
-export function tileRect(layout, filter) {
+function tileRect(layout, filter) {
   const row = Math.floor(filter / layout.cols);
   const col = filter % layout.cols;
   return {

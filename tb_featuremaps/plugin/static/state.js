@@ -1,6 +1,6 @@
 // The selection, kept in the iframe's own location.hash so a reload shows the same view.
 
-export const DEFAULTS = Object.freeze({
+const DEFAULTS = Object.freeze({
   run: "",
   layer: "",
   probe: 0,
@@ -41,8 +41,11 @@ export function writeHash(state) {
   for (const [key, value] of Object.entries(state)) {
     if (key === "follow" || value === DEFAULTS[key] || value == null) continue;
     if (key === "step" && state.follow) continue;
+    if ((key === "compareStep" && state.compare !== "steps") || (key === "compareRun" && state.compare !== "runs")) continue;
     params.set(key, String(value));
   }
-  const hash = `#${params}`;
-  if (hash !== (location.hash || "#")) history.replaceState(history.state, "", hash);
+  // An absolute URL: a relative "#…" would resolve against the page's <base>, not the page.
+  const url = new URL(location.href);
+  url.hash = params.toString();
+  if (url.href !== location.href) history.replaceState(history.state, "", url.href);
 }

@@ -27,6 +27,7 @@ export class Store {
   constructor() {
     this.images = new LRU(IMAGE_BYTES);
     this.answers = new LRU(ANSWERS);
+    this.wallTimes = new Map(); // [run, layer, kind, step] -> wall time, from the steps answers
     this.queue = [];
     this.pumping = false;
   }
@@ -37,7 +38,16 @@ export class Store {
 
   // `version` (the layer's step count and last step) makes answers that grow with training refetch.
   steps(run, layer, kind, version) {
-    return this.answer(["steps", run, layer, kind, version], () => api.steps(run, layer, kind));
+    return this.answer(["steps", run, layer, kind, version], async () => {
+      const answer = await api.steps(run, layer, kind);
+      answer.steps.forEach((step, index) => this.wallTimes.set(JSON.stringify([run, layer, kind, step]), answer.wall_times[index]));
+      return answer;
+    });
+  }
+
+  // A step's wall time in the keys of per-step answers: a run trained again in the same directory gets new ones.
+  wallTime(run, layer, kind, step) {
+    return this.wallTimes.get(JSON.stringify([run, layer, kind, step]));
   }
 
   activity(run, layer, version) {
@@ -49,12 +59,14 @@ export class Store {
   }
 
   stats(run, layer, step) {
-    return this.answer(["stats", run, layer, step], () => api.stats(run, layer, step));
+    const time = this.wallTime(run, layer, "activations", step);
+    return this.answer(["stats", run, layer, step, time], () => api.stats(run, layer, step));
   }
 
   image(run, layer, kind, step, probe) {
-    const key = JSON.stringify([run, layer, kind, step, probe]);
-    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe));
+    const time = this.wallTime(run, layer, kind, step);
+    const key = JSON.stringify([run, layer, kind, step, probe, time]);
+    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe, time));
     return this.images.get(key, load, (image) => image.gray.length * 2);
   }
 

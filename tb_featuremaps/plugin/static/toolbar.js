@@ -4,7 +4,7 @@ import { el, formatShape } from "./dom.js";
 
 /** A labelled <select>; `fill(select, options)` keeps it in sync without rebuilding unchanged lists. */
 function labelledSelect(text, onChange) {
-  const select = el("select", { onchange: () => onChange(select.value) });
+  const select = el("select", { "aria-label": text, onchange: () => onChange(select.value) });
   return { select, root: el("label", { class: "fm-field" }, el("span", { text }), select) };
 }
 

@@ -1,0 +1,199 @@
+// The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked.
+import * as api from "./api.js";
+import { lineChart } from "./chart.js";
+import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { drawTile, paintTiles, valueRange } from "./render.js";
+
+const FILM_FRAMES = 14; // two rows of seven
+const FIELDS = ["min", "max", "mean", "std"];
+const MEAN = 2;
+
+/** At most `count` steps, evenly spread, first and last included. */
+function sample(steps, count) {
+  if (steps.length <= count) return steps;
+  return Array.from({ length: count }, (_, index) => steps[Math.round((index * (steps.length - 1)) / (count - 1))]);
+}
+
+/** A canvas showing one coloured tile, scaled to fit `size` CSS pixels. */
+function tileCanvas(frame, layout, filter, options, size) {
+  const range = options.norm === "layer" ? valueRange(frame.stats) : null;
+  const painted = paintTiles(frame.image, frame.stats, layout, [filter], { ...options, range });
+  const zoom = size / Math.max(layout.tile_width, layout.tile_height);
+  const width = Math.max(1, Math.round(layout.tile_width * zoom));
+  const height = Math.max(1, Math.round(layout.tile_height * zoom));
+  const canvas = el("canvas", { class: "fm-tile" });
+  drawTile(sizeCanvas(canvas, width, height), painted, layout, filter, 0, 0, width, height);
+  return canvas;
+}
+
+function section(title) {
+  const heading = el("h3", { text: title });
+  const body = el("div", { class: "fm-detail-body" });
+  return { heading, body, root: el("section", { class: "fm-detail-section" }, heading, body) };
+}
+
+export class Detail {
+  /** `onPick(patch)` changes the selection (step, probe); `onClose()` closes the view. */
+  constructor(store, { onPick, onClose }) {
+    this.store = store;
+    this.onPick = onPick;
+    this.token = 0;
+    this.title = el("h2", { id: "fm-detail-title" });
+    this.subtitle = el("p", { class: "fm-detail-sub" });
+    this.big = section("At this step");
+    this.film = section("Across steps");
+    this.chart = section("Mean activation over steps");
+    this.probes = section("Every probe");
+    this.ranking = section("Probes ranked by mean activation");
+    this.root = el(
+      "aside",
+      { class: "fm-detail", hidden: true, "aria-labelledby": "fm-detail-title" },
+      el(
+        "div",
+        { class: "fm-detail-head" },
+        el("div", {}, this.title, this.subtitle),
+        el("button", { type: "button", class: "fm-icon fm-close", "aria-label": "Close filter details", title: "Close (Esc)", text: "×", onclick: onClose }),
+      ),
+      this.big.root,
+      this.film.root,
+      this.chart.root,
+      this.probes.root,
+      this.ranking.root,
+    );
+  }
+
+  hide() {
+    this.token++;
+    this.root.hidden = true;
+  }
+
+  /**
+   * Shows filter `ctx.filter`. `ctx`: {run, layer (runs entry), view, steps, step, probe, labels, hasPictures,
+   * filter, map, norm, unit, version}. Each section keeps its old content until its new data is in.
+   */
+  update(ctx) {
+    const token = ++this.token;
+    const current = () => token === this.token;
+    this.root.hidden = false;
+    this.root.dataset.filter = String(ctx.filter);
+    this.title.textContent = `Filter ${ctx.filter}`;
+    const kind = ctx.view === "weights" ? "kernel" : `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})`;
+    this.subtitle.textContent = `${ctx.layer.layer} · ${ctx.unit} ${ctx.step} · ${kind}`;
+    const fill = (part, build) =>
+      build().then(
+        (nodes) => current() && part.body.replaceChildren(...nodes),
+        (error) => current() && part.body.replaceChildren(el("p", { class: "fm-pane-note", text: `Couldn't load this (${error.message}).` })),
+      );
+    // Kernels of depthwise convolutions are numbered differently from the layer's output filters.
+    const activations = ctx.filter < ctx.layer.filters_shown;
+    const stats = activations && ctx.layer.has_stats;
+    fill(this.big, () => this.enlarged(ctx));
+    fill(this.film, () => this.filmStrip(ctx));
+    this.chart.root.hidden = !stats;
+    this.ranking.root.hidden = !stats;
+    this.probes.root.hidden = !activations;
+    if (stats) fill(this.chart, () => this.meanChart(ctx));
+    this.probes.heading.textContent = ctx.view === "weights" ? "Activations for every probe" : "Every probe";
+    if (activations) fill(this.probes, () => this.everyProbe(ctx));
+    this.ranking.heading.textContent = `Probes ranked by mean activation at ${ctx.unit} ${ctx.step}`;
+    if (stats) fill(this.ranking, () => this.ranked(ctx));
+  }
+
+  frame(ctx, kind, step, probe) {
+    const withStats = kind === "activations" && ctx.layer.has_stats;
+    return this.store.frame({ run: ctx.run, layer: ctx.layer.layer, kind, step, probe, withStats });
+  }
+
+  layout(ctx, kind) {
+    return kind === "weights" ? ctx.layer.weights : ctx.layer;
+  }
+
+  async enlarged(ctx) {
+    const probe = ctx.view === "weights" ? 0 : ctx.probe;
+    const frame = await this.frame(ctx, ctx.view, ctx.step, probe);
+    const canvas = tileCanvas(frame, this.layout(ctx, ctx.view), ctx.filter, ctx, 168);
+    const row = frame.stats?.[ctx.filter];
+    const facts = row
+      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name, index) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[index]) })]))
+      : el("p", { class: "fm-pane-note", text: ctx.view === "weights" ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
+    return [el("div", { class: "fm-big" }, canvas, facts)];
+  }
+
+  async filmStrip(ctx) {
+    const probe = ctx.view === "weights" ? 0 : ctx.probe;
+    const steps = sample(ctx.steps, FILM_FRAMES);
+    const frames = await Promise.all(steps.map((step) => this.frame(ctx, ctx.view, step, probe)));
+    const layout = this.layout(ctx, ctx.view);
+    return [
+      el(
+        "div",
+        { class: "fm-strip" },
+        ...steps.map((step, index) =>
+          el(
+            "button",
+            { type: "button", class: "fm-thumb", "aria-pressed": String(step === ctx.step), "aria-label": `${ctx.unit} ${step}`, onclick: () => this.onPick({ step }) },
+            tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
+            el("span", { text: String(step) }),
+          ),
+        ),
+      ),
+    ];
+  }
+
+  async meanChart(ctx) {
+    const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, ctx.version);
+    const means = answer.values.map((probes) => probes.map((row) => row[MEAN]).filter(Number.isFinite));
+    const series = [
+      { label: "all probes", className: "fm-line-all", values: means.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN)) },
+      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[MEAN] ?? NaN) },
+    ];
+    if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
+    const label = `Mean activation of filter ${ctx.filter} over ${ctx.unit}s`;
+    return [lineChart({ xs: answer.steps, series, marker: ctx.step, onPick: (step) => this.onPick({ step }), label, height: 130 })];
+  }
+
+  async everyProbe(ctx) {
+    const frames = await Promise.all(ctx.labels.map((_, probe) => this.frame(ctx, "activations", ctx.step, probe)));
+    return [
+      el(
+        "div",
+        { class: "fm-strip" },
+        ...frames.map((frame, probe) =>
+          el(
+            "button",
+            { type: "button", class: "fm-thumb", "aria-pressed": String(probe === ctx.probe), "aria-label": `Probe ${probe}, label ${ctx.labels[probe]}`, onclick: () => this.onPick({ probe }) },
+            tileCanvas(frame, ctx.layer, ctx.filter, ctx, 58),
+            el("span", { text: String(ctx.labels[probe]) }),
+          ),
+        ),
+      ),
+    ];
+  }
+
+  async ranked(ctx) {
+    const answer = await this.store.stats(ctx.run, ctx.layer.layer, ctx.step);
+    const rows = answer.values.map((filters, probe) => ({ probe, mean: filters[ctx.filter]?.[MEAN] ?? NaN }));
+    rows.sort((a, b) => (Number.isFinite(b.mean) ? b.mean : -Infinity) - (Number.isFinite(a.mean) ? a.mean : -Infinity));
+    const top = Math.max(...rows.map((row) => Math.abs(row.mean)).filter(Number.isFinite), 0) || 1;
+    return [
+      el(
+        "ol",
+        { class: "fm-ranking" },
+        ...rows.map(({ probe, mean }) =>
+          el(
+            "li",
+            {},
+            el(
+              "button",
+              { type: "button", class: "fm-rank", "aria-pressed": String(probe === ctx.probe), onclick: () => this.onPick({ probe }) },
+              ctx.hasPictures ? el("img", { src: api.probeURL(ctx.run, probe), alt: "" }) : null,
+              el("span", { class: "fm-rank-label", text: String(ctx.labels[probe] ?? probe) }),
+              el("span", { class: "fm-rank-bar" }, el("span", { style: `width: ${Math.max(0, (100 * (Number.isFinite(mean) ? mean : 0)) / top)}%` })),
+              el("span", { class: "fm-rank-value", text: formatNumber(mean) }),
+            ),
+          ),
+        ),
+      ),
+    ];
+  }
+}
