@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+import weakref
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -16,6 +17,9 @@ from . import grid, metadata
 from . import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, kernel_maps, select_layers
 from .summary import SummaryWriter
+
+_WRITING: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
+"""Run directory -> the callback writing it during a ``fit`` (to catch two in one ``fit``)."""
 
 
 def is_chief() -> bool:
@@ -33,6 +37,18 @@ def is_chief() -> bool:
     return kind == "worker" and index == 0 and "chief" not in cluster
 
 
+def _symbolic_inputs(model: keras.Model) -> Optional[list]:
+    """The model's symbolic inputs, or None while it has none (unbuilt Sequential, subclassed)."""
+    try:
+        return list(model.inputs) or None
+    except (AttributeError, ValueError):
+        return None
+
+
+def _run_key(path: str) -> str:
+    return path if "://" in path else os.path.abspath(path)
+
+
 class FeatureMapsCallback(keras.callbacks.Callback):
     """Logs activation grids of fixed probe inputs to TensorBoard while a model trains.
 
@@ -44,6 +60,12 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     inputs, and copies for TensorBoard's Images dashboard are written beside
     them. The Feature Maps tab of TensorBoard browses them; the format is
     described in ``docs/format.md``.
+
+    Models: Sequential (with or without ``keras.Input``) and Functional ones,
+    including layers of nested functional sub-models; subclassed models are
+    refused with a ``ValueError``. A failure while writing only warns: training
+    goes on. Under ``tf.distribute`` only the chief writes
+    (``docs/distributed.md``).
 
     Example:
 
@@ -63,7 +85,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     Args:
         log_dir: Directory (local or any path TensorBoard reads) holding the run.
         probes: Inputs to visualise: an array or tensor shaped like one batch of the
-            model's input, a list with one array per input for multi-input models,
+            model's input, a list (in the order of ``model.inputs``) or a dict (keyed
+            by input name) with one array per input for multi-input models,
             or a ``tf.data.Dataset`` (its first batch is taken, with labels from its
             targets). Default: ten shipped MNIST digits (0..9) scaled to [0, 1],
             reshaped to the model's input when it holds 784 values.
@@ -79,7 +102,9 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         epoch_freq: With ``update_freq="epoch"``, log every this many epochs. The
             final state is always logged at the end of training.
         run_name: Sub-directory of ``log_dir`` written to, so the callback can share
-            a ``log_dir`` with ``keras.callbacks.TensorBoard``.
+            a ``log_dir`` with ``keras.callbacks.TensorBoard``. Several
+            FeatureMapsCallbacks in one ``fit`` need distinct run names (else
+            ``ValueError`` before training).
         max_filters: At most this many filters (the first ones) per layer are drawn;
             wider layers are capped and a warning says so once.
         max_tile_size: Feature maps larger than this (pixels per side) are
@@ -128,11 +153,12 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         self._probes = probes_lib.prepare(probes, labels)
         self._writer: Optional[SummaryWriter] = None
         self._runs_started = 0
-        self._traced_model: Optional[keras.Model] = None
-        self._extractor: Optional[Extractor] = None
+        self._run_model: Optional[keras.Model] = None  # the model of the current run
+        self._extractor: Optional[Extractor] = None  # None until that model is traced
         self._infos: dict[str, metadata.LayerInfo] = {}
         self._last_step = -1
         self._position = 0
+        self._epoch_start = 0
         self._fit_begins = False
         self._chief = True
 
@@ -148,34 +174,26 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         self._chief = is_chief()
         if not self._chief:
             return
-        if self.model is not self._traced_model:
-            self._trace(self.model)
-        try:
-            tb_tf.io.gfile.makedirs(self.run_dir)
-        except Exception as error:
-            raise OSError(
-                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); pass a log_dir you can write to."
-            ) from error
+        if self.model is not self._run_model:
+            self._start_run(self.model)
+        self._claim_run_dir()
+        if self._extractor is None:
+            self._trace()
         self._fit_begins = True
 
     def on_epoch_begin(self, epoch, logs=None):
-        if not self._chief or not self._fit_begins:
+        if not self._chief:
             return
-        self._fit_begins = False
-        resumed = self._last_step < 0 and epoch > 0  # an earlier process logged this state
-        if self.update_freq == "epoch":
-            self._position = max(epoch, self._position)
-        else:
-            steps_per_epoch = (self.params or {}).get("steps") or 0
-            self._position = max(epoch * steps_per_epoch, self._position)
-        if not resumed and self._position > self._last_step:
-            self._log(self._position)
+        if self._fit_begins:
+            self._fit_begins = False
+            self._begin_fit(epoch)
+        self._epoch_start = self._position
 
     def on_train_batch_end(self, batch, logs=None):
         if not self._chief or self.update_freq == "epoch":
             return
-        self._position += 1
-        if self._position % self.update_freq == 0:
+        previous, self._position = self._position, self._epoch_start + batch + 1  # ``batch``: the last of ``steps_per_execution``
+        if self._position // self.update_freq > previous // self.update_freq:
             self._log(self._position)
 
     def on_epoch_end(self, epoch, logs=None):
@@ -188,55 +206,95 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._chief:
             return
-        if self._position > self._last_step and self._traced_model is not None:
+        if self._position > self._last_step:
             self._log(self._position)
-        if self._writer is not None:
+        if _WRITING.get(_run_key(self.run_dir)) is self:
+            del _WRITING[_run_key(self.run_dir)]
+        try:
             self._writer.close()
+        except Exception as error:
+            warnings.warn(f"FeatureMapsCallback could not close its event file: {type(error).__name__}: {error}.", stacklevel=2)
 
     # Internals -----------------------------------------------------------
 
-    def _trace(self, model: keras.Model) -> None:
-        """Builds the extractor for ``model``; a new model starts a new run directory."""
-        if isinstance(model, keras.Sequential) and not model.built:
-            # Keras builds a Sequential model without an Input only when it traces the first batch;
-            # build it now, from the probes' shape, so that step 0 shows the initial state.
-            # The default digits build it for 28x28x1 images.
-            shape = self._probes.inputs[0].shape[1:]
-            model.build((None, *shape, 1) if self._default_probes else (None, *shape))
-        try:
-            inputs = model.inputs
-        except (AttributeError, ValueError):
-            inputs = None
-        if not inputs:
+    def _start_run(self, model: keras.Model) -> None:
+        """Starts a new run directory for ``model``; raises for models it cannot trace."""
+        if not isinstance(model, keras.Sequential) and not _symbolic_inputs(model):
             raise ValueError(
                 f"FeatureMapsCallback cannot trace the {type(model).__name__} model: it has no symbolic inputs "
                 "(a subclassed model). Build the network with the Sequential or Functional API, "
                 "or wrap its layers in keras.Model(inputs, outputs)."
             )
-        shapes = [tuple(tensor.shape) for tensor in inputs]
-        self._probes = probes_lib.fit_to_model(self._probes, shapes, self._default_probes)
-        selected = select_layers(model, self.layers)
-        self._extractor = Extractor(model, selected)
         if self._writer is not None:
             self._writer.close()
         self._runs_started += 1
         if self._runs_started > 1:
             warnings.warn(
                 f"FeatureMapsCallback is used with a new model; it logs to {self.run_dir!r} so the earlier run's series stay intact.",
-                stacklevel=2,
+                stacklevel=3,
             )
+        try:
+            tb_tf.io.gfile.makedirs(self.run_dir)
+        except Exception as error:
+            raise OSError(
+                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); pass a log_dir you can write to."
+            ) from error
         self._writer = SummaryWriter(self.run_dir)
-        self._traced_model = model
+        self._run_model = model
+        self._extractor = None
         self._infos = {}
         self._last_step = -1
         self._position = 0
+
+    def _claim_run_dir(self) -> None:
+        """Raises if another FeatureMapsCallback of the same ``fit`` writes to this run directory."""
+        key = _run_key(self.run_dir)
+        other = _WRITING.get(key)
+        if other is not None and other is not self and self.params is not None and other.params is self.params:
+            raise ValueError(
+                f"FeatureMapsCallback: two FeatureMapsCallbacks in this fit write to {self.run_dir!r}; "
+                "give each its own run_name= (for example run_name='feature_maps_conv1')."
+            )
+        _WRITING[key] = self
+
+    def _begin_fit(self, epoch: int) -> None:
+        """Places the step counter at the first epoch of a ``fit`` and logs the state training starts from."""
+        resumed = self._last_step < 0 and epoch > 0  # an earlier process logged this state
+        if self.update_freq == "epoch":
+            self._position = max(epoch, self._position)
+        else:
+            steps_per_epoch = (self.params or {}).get("steps") or 0
+            self._position = max(epoch * steps_per_epoch, self._position)
+        if not resumed and self._position > self._last_step:
+            self._log(self._position)
+
+    def _trace(self) -> None:
+        """Builds the extractor for the run's model."""
+        model = self._run_model
+        if isinstance(model, keras.Sequential) and not model.built:
+            # Keras builds a Sequential model without an Input only when it traces the first batch;
+            # build it now, from the probes' shape, so that step 0 shows the initial state.
+            # The default digits build it for 28x28x1 images.
+            shape = self._probes.inputs[0].shape[1:]
+            model.build((None, *shape, 1) if self._default_probes else (None, *shape))
+        inputs = _symbolic_inputs(model)
+        if not inputs:
+            raise ValueError(
+                f"FeatureMapsCallback cannot trace the {type(model).__name__} model: building it for the probes' shape gave it no "
+                "symbolic inputs; start it with keras.Input(shape)."
+            )
+        shapes = [tuple(tensor.shape) for tensor in inputs]
+        names = [tensor.name for tensor in inputs]
+        self._probes = probes_lib.fit_to_model(self._probes, shapes, self._default_probes, names)
+        selected = select_layers(model, self.layers)
+        self._extractor = Extractor(model, selected)
         capped = [
             f"{item.path} ({item.output_shape[1 if item.channels_first else -1]})" for item, _ in selected if self._filters(item) > self.max_filters
         ]
         if capped:
             warnings.warn(
                 f"FeatureMapsCallback draws the first {self.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
-                stacklevel=2,
+                stacklevel=3,
             )
 
     def _filters(self, item: SelectedLayer) -> int:
@@ -265,7 +323,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     def _log(self, step: int) -> None:
         """Writes every selected layer at ``step``; a failure warns and training goes on."""
         try:
-            self._write(step)
+            with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
+                self._write(step)
         except Exception as error:  # the user's training matters more than one log event
             warnings.warn(f"FeatureMapsCallback could not log step {step}: {type(error).__name__}: {error}. Training goes on.", stacklevel=2)
         self._last_step = step
@@ -305,7 +364,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
 
     def _write_probes(self, step: int) -> None:
         first = self._probes.inputs[0]
-        channels_first = keras.config.image_data_format() == "channels_first"
+        formats = [item.channels_first for item in self._extractor.layers if hasattr(item.layer, "data_format")]
+        channels_first = formats[0] if formats else keras.config.image_data_format() == "channels_first"
         pictures = [probes_lib.probe_image(example, channels_first) for example in first]
         pngs = [grid.encode_png(picture) for picture in pictures]
         height, width = pictures[0].shape[:2]

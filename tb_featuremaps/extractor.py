@@ -53,7 +53,8 @@ class SelectedLayer:
 
     @property
     def output_shape(self) -> list:
-        return [None if dim is None else int(dim) for dim in self.layer.output.shape]
+        """The output shape with a free batch axis (any number of probes goes through)."""
+        return [None] + [None if dim is None else int(dim) for dim in self.layer.output.shape[1:]]
 
 
 def _is_graph_model(layer: keras.layers.Layer) -> bool:

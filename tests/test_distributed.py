@@ -1,0 +1,158 @@
+"""Under ``tf.distribute`` only the chief writes, once per step, and no worker waits on it.
+
+Strategies need TensorFlow configured before it starts, so they train in
+subprocesses (two logical CPUs for ``MirroredStrategy``, two worker processes on
+loopback for ``MultiWorkerMirroredStrategy``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import mnist_digits, small_cnn
+
+from tb_featuremaps import FeatureMapsCallback, reader
+from tb_featuremaps.callback import is_chief
+
+TESTS = Path(__file__).resolve().parent
+TIMEOUT = 240
+
+MIRRORED = """
+import sys
+import tensorflow as tf
+
+cpu = tf.config.list_physical_devices("CPU")[0]
+tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
+from conftest import mnist_digits, small_cnn
+from tb_featuremaps import FeatureMapsCallback
+
+strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
+assert strategy.num_replicas_in_sync == 2
+with strategy.scope():
+    model = small_cnn()
+x, y = mnist_digits(64)
+model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(sys.argv[1], probes=x[:3])])
+"""
+
+MULTI_WORKER = """
+import sys
+import keras
+import tensorflow as tf
+from keras.src.backend.tensorflow import trainer
+
+from conftest import mnist_digits, small_cnn
+from tb_featuremaps import FeatureMapsCallback
+
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+assert strategy.num_replicas_in_sync == 2
+x, y = mnist_digits(64)
+with strategy.scope():
+    model = small_cnn()
+
+
+# Keras 3 bug (keras-team/keras#20585): fit() under MultiWorkerMirroredStrategy fails before any
+# callback runs, first reducing a batch to build the model, then reducing the scalar logs on axis 0.
+def build_from_local_batch(iterator=None, data_batch=None):
+    with strategy.scope():
+        model._symbolic_build(data_batch=(x[:1], y[:1]))
+
+
+def mean_over_workers(values, strategy, reduction):
+    return keras.tree.map_structure(lambda value: strategy.reduce("MEAN", value, axis=None), values)
+
+
+model._maybe_symbolic_build = build_from_local_batch
+trainer.reduce_per_replica = mean_over_workers
+history = model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(sys.argv[1], probes=x[:3])])
+assert len(history.history["loss"]) == 2
+"""
+
+
+def _start(script: str, *args: str, tf_config: dict | None = None) -> subprocess.Popen:
+    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env.pop("TF_CONFIG", None)
+    if tf_config is not None:
+        env["TF_CONFIG"] = json.dumps(tf_config)
+    return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _finish(processes: list[subprocess.Popen]) -> list[str]:
+    """Waits for every process (killing all on timeout) and asserts each succeeded; returns their output."""
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=TIMEOUT)[0])
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        pytest.fail(f"a training process hung for {TIMEOUT} s")
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    return outputs
+
+
+def _free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for item in sockets:
+        item.bind(("localhost", 0))
+    ports = [item.getsockname()[1] for item in sockets]
+    for item in sockets:
+        item.close()
+    return ports
+
+
+def _assert_one_run_logged_once(logdir: Path) -> None:
+    assert [path.relative_to(logdir).parts[0] for path in logdir.rglob("events.*")] == ["feature_maps"]
+    run = reader.load(str(logdir))["feature_maps"]
+    assert list(run.layers) == ["conv1", "pool1", "conv2", "pool2"]
+    for layer in run.layers.values():
+        assert layer.steps.tolist() == [0, 1, 2]
+        assert layer.tiles(-1, probe=2).std() > 0
+
+
+@pytest.mark.parametrize(
+    ("config", "chief"),
+    [
+        (None, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 0}}, True),
+        ({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}, False),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "chief", "index": 0}}, True),
+        ({"cluster": {"chief": ["c:1"], "worker": ["a:1"]}, "task": {"type": "worker", "index": 0}}, False),
+        ({"cluster": {"chief": ["c:1"], "evaluator": ["e:1"]}, "task": {"type": "evaluator", "index": 0}}, False),
+    ],
+    ids=["no-cluster", "worker-0", "worker-1", "chief", "worker-beside-chief", "evaluator"],
+)
+def test_is_chief_follows_tf_config(monkeypatch, config, chief):
+    monkeypatch.setenv("TF_CONFIG", json.dumps(config) if config else "")
+    assert is_chief() is chief
+
+
+def test_a_non_chief_worker_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    x, y = mnist_digits(32)
+    small_cnn().fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path / "logs"))])
+    assert not (tmp_path / "logs").exists()
+
+
+def test_mirrored_strategy_on_two_devices(tmp_path):
+    _finish([_start(MIRRORED, str(tmp_path))])
+    _assert_one_run_logged_once(tmp_path)
+
+
+def test_multi_worker_mirrored_strategy_only_the_chief_writes(tmp_path):
+    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    logdirs = [tmp_path / "worker0", tmp_path / "worker1"]  # as on two machines without a shared disk
+    workers = [
+        _start(MULTI_WORKER, str(logdir), tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
+        for index, logdir in enumerate(logdirs)
+    ]
+    _finish(workers)
+    _assert_one_run_logged_once(logdirs[0])
+    assert not logdirs[1].exists()

@@ -1,0 +1,195 @@
+"""The callback on every kind of model it supports, and a clear error for the rest."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from conftest import mnist_digits, small_cnn
+
+from tb_featuremaps import FeatureMapsCallback, reader
+
+layers = keras.layers
+
+
+def _compile(model: keras.Model) -> keras.Model:
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def _fit(model: keras.Model, x, y, logdir, epochs: int = 1, **callback_args) -> reader.RunLog:
+    """Trains ``model`` with the callback for ``epochs``; returns its one run."""
+    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[FeatureMapsCallback(str(logdir), **callback_args)])
+    runs = reader.load(str(logdir))
+    assert list(runs) == ["feature_maps"]
+    return runs["feature_maps"]
+
+
+def _messages(recwarn) -> list[str]:
+    return [str(w.message) for w in recwarn if "FeatureMapsCallback" in str(w.message)]
+
+
+def test_sequential_without_input_is_built_from_the_probes(tmp_path):
+    x = np.random.default_rng(0).random((64, 12, 12, 3), dtype=np.float32)
+    model = _compile(keras.Sequential([layers.Conv2D(4, 3, name="conv"), layers.Flatten(), layers.Dense(10)]))
+    run = _fit(model, x, np.arange(64) % 10, tmp_path, epochs=2, probes=x[:2])
+    assert run.layers["conv"].steps.tolist() == [0, 1, 2]  # the initial state too
+    assert run.layers["conv"].info.output_shape == [None, 10, 10, 4]
+    assert [image.shape for image in run.probe_images] == [(12, 12, 3)] * 2
+
+
+@pytest.mark.parametrize("form", ["list", "dict"])
+def test_functional_model_with_two_inputs(tmp_path, form):
+    x, y = mnist_digits(64)
+    extra = np.random.default_rng(0).random((64, 8), dtype=np.float32)
+    image_in, extra_in = keras.Input((28, 28, 1), name="image"), keras.Input((8,), name="extra")
+    features = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, name="conv")(image_in))
+    model = _compile(keras.Model([image_in, extra_in], layers.Dense(10)(layers.Concatenate()([features, extra_in]))))
+    probes = [x[:3], extra[:3]] if form == "list" else {"extra": extra[:3], "image": x[:3]}  # any key order
+    run = _fit(model, [x, extra], y, tmp_path, probes=probes)
+    assert run.layers["conv"].steps.tolist() == [0, 1]
+    assert run.layers["conv"].info.probe_labels == ["0", "1", "2"]
+    assert [image.shape for image in run.probe_images] == [(28, 28)] * 3  # pictures of the first input
+
+
+def test_layers_inside_a_nested_mobilenet_backbone(tmp_path, recwarn):
+    backbone = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), include_top=False, alpha=0.35)
+    inputs = keras.Input((32, 32, 3))
+    model = _compile(keras.Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling2D()(backbone(inputs)))))
+    x = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
+    run = _fit(model, x, np.arange(16) % 10, tmp_path, probes=x[:2])
+    name = backbone.name  # mobilenetv2_0.35_32
+    assert list(run.layers)[:2] == [f"{name}/Conv1", f"{name}/expanded_conv_depthwise"]
+    assert all(path.startswith(f"{name}/") for path in run.layers)
+    assert run.layers[f"{name}/Conv1"].info.layout.tile_height == 16
+    assert run.layers[f"{name}/Conv_1"].info.filters_total == 1280
+    assert run.layers[f"{name}/Conv_1"].info.filters_shown == 128
+    assert run.layers[f"{name}/block_1_expand"].steps.tolist() == [0, 1]
+    assert np.isfinite(run.layers[f"{name}/block_1_expand"].stats).all()
+    assert len([m for m in _messages(recwarn) if "raise max_filters=" in m]) == 1
+
+
+def test_subclassed_model_is_refused_before_training(tmp_path):
+    class Classifier(keras.Model):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.flatten, self.dense = layers.Conv2D(4, 3), layers.Flatten(), layers.Dense(10)
+
+        def call(self, inputs):
+            return self.dense(self.flatten(self.conv(inputs)))
+
+    x, y = mnist_digits(32)
+    model = _compile(Classifier())
+    with pytest.raises(ValueError, match=r"Classifier model: it has no symbolic inputs \(a subclassed model\).*Functional API"):
+        model.fit(x, y, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
+    assert int(model.optimizer.iterations) == 0
+
+
+@pytest.fixture
+def mixed_precision():
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    yield
+    keras.mixed_precision.set_global_policy(previous)
+
+
+def test_mixed_precision(tmp_path, mixed_precision):
+    x, y = mnist_digits(64)
+    model = small_cnn()
+    assert model.get_layer("conv1").compute_dtype == "float16"
+    run = _fit(model, x, y, tmp_path, probes=x[:2])
+    assert list(run.layers) == ["conv1", "pool1", "conv2", "pool2"]
+    for layer in run.layers.values():
+        assert np.isfinite(layer.stats).all()
+        assert layer.stats.dtype == np.float32
+        assert layer.tiles(-1).std() > 0
+    assert run.weights["conv1"].tiles(0).shape == (8, 5, 5)
+
+
+def test_channels_first(tmp_path):
+    x, y = mnist_digits(64)
+    x = np.moveaxis(x, -1, 1)  # [N, 1, 28, 28]
+    model = keras.Sequential(
+        [
+            keras.Input((1, 28, 28)),
+            layers.Conv2D(4, 3, data_format="channels_first", name="conv"),
+            layers.MaxPooling2D(data_format="channels_first", name="pool"),
+            layers.Flatten(),
+            layers.Dense(10),
+        ]
+    )
+    run = _fit(_compile(model), x, y, tmp_path, probes=x[:2])
+    conv = run.layers["conv"]
+    assert conv.info.output_shape == [None, 4, 26, 26]
+    assert (conv.info.filters_shown, conv.info.layout.tile_height, conv.info.layout.tile_width) == (4, 26, 26)
+    assert run.layers["pool"].info.layout.tile_height == 13
+    assert [image.shape for image in run.probe_images] == [(28, 28)] * 2  # not a 1x28 strip of the channel axis
+
+
+@pytest.mark.parametrize(
+    ("layer", "input_shape", "tile", "filters", "kernel_tiles"),
+    [
+        (layers.Conv1D(6, 3, name="layer"), (20, 2), (1, 18), 6, (6, 1, 3)),
+        (layers.Conv3D(3, 3, name="layer"), (6, 10, 10, 1), (8, 8), 3, None),  # middle depth slice; no 3-D kernel grid
+        (layers.DepthwiseConv2D(3, depth_multiplier=2, name="layer"), (12, 12, 3), (10, 10), 6, (6, 3, 3)),
+        (layers.SeparableConv2D(5, 3, name="layer"), (12, 12, 3), (10, 10), 5, (3, 3, 3)),
+        (layers.Conv2DTranspose(4, 3, strides=2, name="layer"), (6, 6, 2), (13, 13), 4, (4, 3, 3)),
+    ],
+    ids=["Conv1D", "Conv3D", "DepthwiseConv2D", "SeparableConv2D", "Conv2DTranspose"],
+)
+def test_convolution_kinds(tmp_path, layer, input_shape, tile, filters, kernel_tiles):
+    x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
+    model = _compile(keras.Sequential([keras.Input(input_shape), layer, layers.Flatten(), layers.Dense(10)]))
+    run = _fit(model, x, np.arange(32) % 10, tmp_path, probes=x[:2])
+    logged = run.layers["layer"]
+    assert (logged.info.layout.tile_height, logged.info.layout.tile_width) == tile
+    assert logged.info.filters_shown == filters
+    assert logged.tiles(-1, probe=1).shape == (filters, *tile)
+    assert logged.stats.shape == (2, 2, filters, 5)
+    if kernel_tiles is not None:
+        assert run.weights["layer"].tiles(-1).shape == kernel_tiles
+
+
+def test_thousands_of_channels_are_capped_and_warned_once(tmp_path, recwarn):
+    x = np.random.default_rng(0).random((32, 4, 4, 1), dtype=np.float32)
+    model = _compile(keras.Sequential([keras.Input((4, 4, 1)), layers.Conv2D(2000, 1, name="wide"), layers.Flatten(), layers.Dense(10)]))
+    callback = FeatureMapsCallback(str(tmp_path), probes=x[:2], max_filters=100)
+    for _ in range(2):
+        model.fit(x, np.arange(32) % 10, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    wide = reader.load(str(tmp_path))["feature_maps"].layers["wide"]
+    assert (wide.info.filters_shown, wide.info.filters_total) == (100, 2000)
+    assert wide.stats.shape == (3, 2, 100, 5)
+    assert _messages(recwarn) == ["FeatureMapsCallback draws the first 100 filters of: wide (2000); raise max_filters= to draw more."]
+
+
+def test_one_by_one_outputs(tmp_path):
+    x = np.random.default_rng(0).random((32, 4, 4, 1), dtype=np.float32)
+    model = keras.Sequential(
+        [keras.Input((4, 4, 1)), layers.Conv2D(8, 4, name="conv"), layers.GlobalMaxPooling2D(name="gmp"), layers.Dense(10, name="dense")]
+    )
+    run = _fit(_compile(model), x, np.arange(32) % 10, tmp_path, probes=x[:2], layers=["conv", "gmp", "dense"])
+    for path, filters in (("conv", 8), ("gmp", 8), ("dense", 10)):
+        logged = run.layers[path]
+        assert logged.tiles(-1).shape == (filters, 1, 1), path
+        low, high = logged.stats[-1, ..., 0], logged.stats[-1, ..., 1]
+        np.testing.assert_array_equal(low, high)  # one value per filter
+
+
+def _two_towers() -> keras.Model:
+    """Two sub-models whose convolutions are both named ``conv``."""
+
+    def tower(name: str) -> keras.Model:
+        inputs = keras.Input((28, 28, 1))
+        return keras.Model(inputs, layers.Conv2D(3, 3, name="conv")(inputs), name=name)
+
+    inputs = keras.Input((28, 28, 1))
+    merged = layers.Concatenate()([tower("left")(inputs), tower("right")(inputs)])
+    return _compile(keras.Model(inputs, layers.Dense(10)(layers.Flatten()(merged))))
+
+
+def test_same_layer_name_in_two_sub_models(tmp_path):
+    x, y = mnist_digits(32)
+    first = _fit(_two_towers(), x, y, tmp_path / "a", probes=x[:2])
+    again = _fit(_two_towers(), x, y, tmp_path / "b", probes=x[:2], layers=["conv"])  # the short name selects both
+    assert list(first.layers) == list(again.layers) == ["left/conv", "right/conv"]
+    assert not np.array_equal(first.layers["left/conv"].stats, first.layers["right/conv"].stats)
