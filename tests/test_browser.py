@@ -7,6 +7,7 @@ runs last because it appends a step to the log.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import subprocess
@@ -28,7 +29,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "docs" / "screenshots"
+SCREENSHOT_DIR_VARIABLE = "TB_FEATUREMAPS_SCREENSHOTS"  # set it (e.g. to docs/screenshots) to keep the screenshots
 HOSTILE = "<img src=x onerror=window.pwned=1>"
 EPOCHS = 6  # steps 0..6
 WAIT_MS = 20_000
@@ -146,7 +147,15 @@ def test_feature_maps_tab_in_tensorboard(page, server):
     assert "filters" in panel.locator(".fm-summary").inner_text()
 
 
-def test_grid_layers_and_probes(page, server):
+@pytest.fixture(scope="module")
+def screenshots(tmp_path_factory) -> Path:
+    """Where screenshots go: ``$TB_FEATUREMAPS_SCREENSHOTS`` when set, else a temporary folder."""
+    folder = Path(os.environ.get(SCREENSHOT_DIR_VARIABLE) or tmp_path_factory.mktemp("screenshots"))
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def test_grid_layers_and_probes(page, server, screenshots):
     started = time.monotonic()
     open_panel(page, server, "run=feature_maps&layer=conv1")
     seconds = time.monotonic() - started
@@ -166,8 +175,8 @@ def test_grid_layers_and_probes(page, server):
     page.locator("canvas.fm-grid[data-filters='16']").wait_for()  # only the hash changed: the page redraws in place
     page.wait_for_function("document.querySelector('canvas.fm-heat')?.dataset.steps")
     page.mouse.move(0, 0)
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "panel.png"))
+    page.screenshot(path=str(screenshots / "panel.png"))
+    assert (screenshots / "panel.png").stat().st_size > 10_000
 
 
 def test_keyboard_scrubbing_and_reload(page, server):
@@ -210,7 +219,7 @@ def test_play_runs_through_the_steps(page, server):
     expect(page.get_by_role("button", name="Play")).to_be_visible()
 
 
-def test_filter_detail(page, server):
+def test_filter_detail(page, server, screenshots):
     open_panel(page, server, "run=feature_maps&layer=conv1&probe=3")
     canvas = page.locator("canvas.fm-grid").first
     canvas.hover(position={"x": 12, "y": 12})
@@ -227,7 +236,7 @@ def test_filter_detail(page, server):
     means = [float(value) for value in detail.locator(".fm-rank-value").all_inner_texts()]
     assert means == sorted(means, reverse=True)
     page.mouse.move(0, 0)
-    page.screenshot(path=str(SCREENSHOTS / "detail.png"))
+    page.screenshot(path=str(screenshots / "detail.png"))
 
     detail.locator(".fm-strip").first.get_by_role("button", name="epoch 1").click()
     wait_grid(page, 1)

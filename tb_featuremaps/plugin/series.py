@@ -4,12 +4,18 @@ Only the data provider is used (``list_*``/``read_*``/``read_blob``), so the plu
 works with the Python loader and the Rust data server alike. A grid or stats value
 at a logged step never changes, so a cached series answers any step it holds
 without asking the provider; a step it lacks, and every whole-series read,
-re-checks the series' last step and time (its *version*) first.
+re-checks the series' last step and time (its *version*) first. A cached stats
+series is trusted for :data:`FRESH_SECONDS` after it was last checked, so a run
+deleted or rewritten in place stops being answered from the cache soon after
+TensorBoard notices (a grid's PNG is always read from the provider).
 """
 
 from __future__ import annotations
 
 import bisect
+import dataclasses
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -29,6 +35,12 @@ TIMELINE_BUDGET = 200_000
 
 STATS_BUDGET = 32 * 2**20
 """Most bytes of stats arrays kept in the stats cache."""
+
+FRESH_SECONDS = 2.0
+"""How long a cached stats series answers the steps it holds before the series is listed again."""
+
+_LIST_ATTEMPTS = 3
+"""Listings tried when the Python loader drops a run while listing it."""
 
 Version = tuple[Optional[int], Optional[float]]
 
@@ -56,11 +68,15 @@ class Timeline:
 
 @dataclass(frozen=True)
 class StatsSeries:
-    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``)."""
+    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``).
+
+    ``checked`` is the ``time.monotonic()`` when a listing last showed the series at ``version``.
+    """
 
     version: Version
     steps: tuple[int, ...]
     values: np.ndarray
+    checked: float
 
     def at(self, step: int) -> Optional[np.ndarray]:
         position = bisect.bisect_left(self.steps, step)
@@ -86,11 +102,11 @@ class SeriesReader:
 
     def blob_series(self, ctx: tb_context.RequestContext, eid: str, run: Optional[str] = None, tag: Optional[str] = None) -> dict:
         """``{run: {tag: BlobSequenceTimeSeries}}`` of the plugin, optionally of one run and tag."""
-        return self._provider.list_blob_sequences(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=_filter(run, tag))
+        return _listing(self._provider.list_blob_sequences, ctx, eid, run, tag)
 
     def tensor_series(self, ctx: tb_context.RequestContext, eid: str, run: Optional[str] = None, tag: Optional[str] = None) -> dict:
         """``{run: {tag: TensorTimeSeries}}`` of the plugin, optionally of one run and tag."""
-        return self._provider.list_tensors(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=_filter(run, tag))
+        return _listing(self._provider.list_tensors, ctx, eid, run, tag)
 
     # Blob sequences ----------------------------------------------------------
 
@@ -107,10 +123,7 @@ class SeriesReader:
         cached = self._timelines.get((eid, run, tag))
         if cached is not None and cached.version == version:
             return cached
-        data = self._provider.read_blob_sequences(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=self._downsample, run_tag_filter=_filter(run, tag)
-        )
-        datums = data.get(run, {}).get(tag)
+        datums = self._read(self._provider.read_blob_sequences, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
         timeline = Timeline(
@@ -131,11 +144,14 @@ class SeriesReader:
         return keys
 
     def blob(self, ctx: tb_context.RequestContext, key: str) -> bytes:
-        """One blob; NotFoundError if it has gone (a run removed since it was listed)."""
+        """One blob; NotFoundError if it has gone (a run removed since it was listed) or is not a byte string."""
         try:
-            return self._provider.read_blob(ctx, blob_key=key)
+            blob = self._provider.read_blob(ctx, blob_key=key)
         except (KeyError, IndexError):
             raise errors.NotFoundError("the requested data is no longer loaded") from None
+        if not isinstance(blob, bytes):  # a hand-made series of numbers: the Python loader returns an element of its array
+            raise errors.NotFoundError("the requested data is not an image")
+        return blob
 
     # Stats tensors -------------------------------------------------------
 
@@ -147,25 +163,46 @@ class SeriesReader:
             raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
         cached = self._stats.get((eid, run, tag))
         if cached is not None and cached.version == version_of(series):
+            cached = dataclasses.replace(cached, checked=time.monotonic())
+            self._stats.put((eid, run, tag), cached, cached.values.nbytes)
             return cached
-        data = self._provider.read_tensors(
-            ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=self._downsample, run_tag_filter=_filter(run, tag)
-        )
-        datums = [datum for datum in data.get(run, {}).get(tag, ()) if _is_stats_array(datum.numpy)]
+        datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
+        if datums is None:
+            raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
+        datums = [datum for datum in datums if _is_stats_array(datum.numpy)]
         shape = datums[-1].numpy.shape if datums else (0, 0, len(metadata.STATS_FIELDS))
         datums = [datum for datum in datums if datum.numpy.shape == shape]  # the callback never changes it
         values = np.stack([datum.numpy for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
-        stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values)
+        stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic())
         self._stats.put((eid, run, tag), stats, values.nbytes)
         return stats
 
     def stats_at(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int) -> Optional[np.ndarray]:
-        """The layer's stats at ``step`` (None if not logged); no provider call when cached."""
+        """The layer's stats at ``step`` (None if not logged); no provider call when cached and checked recently."""
         cached = self._stats.get((eid, run, metadata.tag_for(metadata.KIND_STATS, layer)))
-        value = cached.at(step) if cached is not None else None
+        fresh = cached is not None and time.monotonic() - cached.checked < FRESH_SECONDS
+        value = cached.at(step) if fresh else None
         if value is None:
             value = self.stats(ctx, eid, run, layer).at(step)
         return value
+
+    def _read(self, method: Callable, ctx: tb_context.RequestContext, eid: str, run: str, tag: str) -> Optional[list]:
+        """One series' data from ``read_blob_sequences`` or ``read_tensors``, or None if it does not exist."""
+        try:
+            data = method(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, downsample=self._downsample, run_tag_filter=_filter(run, tag))
+        except KeyError:  # the Python loader dropped the run (its directory was deleted) while reading it
+            return None
+        return data.get(run, {}).get(tag)
+
+
+def _listing(method: Callable, ctx: tb_context.RequestContext, eid: str, run: Optional[str], tag: Optional[str]) -> dict:
+    """``list_blob_sequences`` or ``list_tensors`` of the plugin; listed again when a run vanishes meanwhile."""
+    for _ in range(_LIST_ATTEMPTS):
+        try:
+            return method(ctx, experiment_id=eid, plugin_name=metadata.PLUGIN_NAME, run_tag_filter=_filter(run, tag))
+        except KeyError:  # the Python loader dropped a run (its directory was deleted) between two of its look-ups
+            continue
+    raise errors.NotFoundError("runs were removed while they were listed")
 
 
 def _filter(run: Optional[str], tag: Optional[str]) -> Optional[provider.RunTagFilter]:
