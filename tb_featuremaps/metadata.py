@@ -55,6 +55,9 @@ DEAD_THRESHOLD = 1e-6
 GUTTER_VALUE = 255
 """Gray level of the gutter between tiles."""
 
+MAX_GRID_SIDE = 16384
+"""Largest grid side (pixels) a reader accepts; the callback's caps stay far below it."""
+
 
 class FormatError(ValueError):
     """Raised for metadata content this version cannot read."""
@@ -144,7 +147,18 @@ class LayerInfo:
 
     @classmethod
     def from_json(cls, data: dict) -> LayerInfo:
+        """Parses grid content; raises :class:`FormatError` for an impossible layout."""
         layout = GridLayout(**{k: int(data[k]) for k in ("tile_height", "tile_width", "rows", "cols", "gutter")})
+        shown = int(data["filters_shown"])
+        if (
+            min(layout.tile_height, layout.tile_width, layout.rows, layout.cols) < 1
+            or not 0 <= layout.gutter <= 16
+            or max(layout.height, layout.width) > MAX_GRID_SIDE
+            or not (layout.rows - 1) * layout.cols < shown <= layout.rows * layout.cols
+            or shown > int(data["filters_total"])
+            or not isinstance(data["probe_labels"], list)
+        ):
+            raise FormatError(f"feature_maps layer {data.get('layer')!r} has an impossible grid layout: {layout}, {shown} filters")
         return cls(
             kind=data["kind"],
             layer=data["layer"],
@@ -152,7 +166,7 @@ class LayerInfo:
             index=int(data["index"]),
             output_shape=list(data["output_shape"]),
             layout=layout,
-            filters_shown=int(data["filters_shown"]),
+            filters_shown=shown,
             filters_total=int(data["filters_total"]),
             probe_labels=list(data["probe_labels"]),
             step_unit=data["step_unit"],

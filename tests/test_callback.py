@@ -269,3 +269,15 @@ def test_nonfinite_values_are_marked_and_counted():
     image = grid.decode_png(grid.render(maps, layout, stats)[0])
     assert image.shape == (layout.height, layout.width, 2)
     assert image[1, 1, 1] == 0 and image[0, 0, 1] == 255
+
+
+@pytest.mark.parametrize(
+    "change",
+    [{"rows": 0}, {"tile_height": 100_000}, {"filters_shown": 99}, {"filters_shown": 1, "rows": 3}, {"gutter": -1}, {"probe_labels": "0"}],
+)
+def test_impossible_layouts_are_rejected(change):
+    layout = metadata.GridLayout.for_tiles(8, 5, 5)
+    info = metadata.LayerInfo("activations", "c", "Conv2D", 0, [None, 5, 5, 8], layout, 8, 8, ["a"], "epoch")
+    assert metadata.LayerInfo.from_json(info.to_json()) == info
+    with pytest.raises(metadata.FormatError, match="impossible grid layout"):
+        metadata.LayerInfo.from_json({**info.to_json(), **change})
