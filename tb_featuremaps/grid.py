@@ -1,17 +1,27 @@
 """Turns a batch of feature maps into per-filter statistics and tiled grid images.
 
-Pure NumPy (plus Pillow for PNG), independent of Keras, so the same code serves
-every Keras backend and the benchmarks can time each stage on its own.
+Pure NumPy (zlib writes the PNGs, Pillow only reads them back), independent of
+Keras, so the same code serves every Keras backend and the benchmarks can time
+each stage on its own.
 """
 
 from __future__ import annotations
 
 import io
+import os
+import struct
+import zlib
+from concurrent.futures import ThreadPoolExecutor
+from typing import Optional
 
 import numpy as np
 from PIL import Image
 
 from .metadata import DEAD_THRESHOLD, GUTTER_VALUE, GridLayout
+
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2}  # channels -> PNG colour type: gray, gray + alpha, RGB
+_encoders: Optional[tuple[int, ThreadPoolExecutor]] = None  # (owning process id, pool)
 
 
 def to_maps(values: np.ndarray, channels_first: bool = False) -> tuple[np.ndarray, str]:
@@ -44,13 +54,13 @@ def filter_stats(maps: np.ndarray) -> np.ndarray:
     """Per probe and filter: ``[min, max, mean, std, nonfinite]`` as float32 ``[P, F, 5]``."""
     maps = maps.astype(np.float32, copy=False)
     flat = maps.reshape(maps.shape[0], -1, maps.shape[-1])  # [P, HW, F]
+    low, high = flat.min(axis=1), flat.max(axis=1)
+    if np.isfinite(low).all() and np.isfinite(high).all():  # NaN and ±Inf would show in min or max
+        mean = flat.mean(axis=1)
+        centred = flat - mean[:, None, :]
+        std = np.sqrt(np.einsum("phf,phf->pf", centred, centred) / flat.shape[1])
+        return np.stack([low, high, mean, std, np.zeros_like(low)], axis=-1).astype(np.float32, copy=False)
     finite = np.isfinite(flat)
-    if finite.all():
-        stats = np.stack(
-            [flat.min(axis=1), flat.max(axis=1), flat.mean(axis=1), flat.std(axis=1), np.zeros(flat.shape[::2], np.float32)],
-            axis=-1,
-        )
-        return stats.astype(np.float32)
     count = finite.sum(axis=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         low = np.where(finite, flat, np.inf).min(axis=1)
@@ -119,17 +129,27 @@ def tile(pixels: np.ndarray, layout: GridLayout, fill: int = GUTTER_VALUE) -> np
     return grid[:, : layout.height, : layout.width]
 
 
-def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None, compress_level: int = 1) -> bytes:
-    """PNG bytes of a uint8 gray ``[H, W]`` or RGB ``[H, W, 3]`` image (gray+alpha with ``alpha``)."""
-    if pixels.ndim == 3:
-        image = Image.fromarray(pixels, "RGB")
-    elif alpha is None:
-        image = Image.fromarray(pixels, "L")
-    else:
-        image = Image.fromarray(np.stack([pixels, alpha], axis=-1), "LA")
-    buffer = io.BytesIO()
-    image.save(buffer, format="PNG", compress_level=compress_level)
-    return buffer.getvalue()
+def _png_chunk(kind: bytes, body: bytes) -> bytes:
+    return b"".join((struct.pack(">I", len(body)), kind, body, struct.pack(">I", zlib.crc32(body, zlib.crc32(kind)))))
+
+
+def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
+    """PNG bytes of a uint8 gray ``[H, W]`` or RGB ``[H, W, 3]`` image (gray+alpha with ``alpha``).
+
+    Written with zlib directly: no row filter and run-length deflate, which on
+    feature maps (flat and zero areas) is about 3x faster than Pillow's adaptive
+    row filters, and the files are smaller too.
+    """
+    if alpha is not None:
+        pixels = np.stack([pixels, alpha], axis=-1)
+    height, width = pixels.shape[:2]
+    channels = 1 if pixels.ndim == 2 else pixels.shape[2]
+    rows = np.zeros((height, 1 + width * channels), np.uint8)  # each row starts with filter type 0 (none)
+    rows[:, 1:] = pixels.reshape(height, -1)
+    compressor = zlib.compressobj(1, zlib.DEFLATED, 15, 9, zlib.Z_RLE)
+    data = compressor.compress(rows) + compressor.flush()
+    header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
+    return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", data), _png_chunk(b"IEND", b"")))
 
 
 def decode_png(data: bytes) -> np.ndarray:
@@ -147,7 +167,12 @@ def render(maps: np.ndarray, layout: GridLayout, stats: np.ndarray | None = None
         stats = filter_stats(maps)
     pixels, alpha = normalize(maps, stats)
     grids = tile(pixels, layout)
-    if alpha is None:
-        return [encode_png(grid) for grid in grids]
-    masks = tile(alpha, layout, fill=255)
-    return [encode_png(grid, mask) for grid, mask in zip(grids, masks)]
+    return encode_all(grids, None if alpha is None else tile(alpha, layout, fill=255))
+
+
+def encode_all(images: np.ndarray, masks: np.ndarray | None = None) -> list[bytes]:
+    """:func:`encode_png` of each image (with its alpha mask), in parallel threads: zlib releases the GIL."""
+    global _encoders
+    if _encoders is None or _encoders[0] != os.getpid():  # a forked child needs threads of its own
+        _encoders = (os.getpid(), ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="tb_featuremaps_png"))
+    return list(_encoders[1].map(encode_png, images, [None] * len(images) if masks is None else masks))

@@ -1,7 +1,7 @@
 """Writes feature-map summaries to an event file in the format of :mod:`.metadata`.
 
-Uses TensorBoard's own event writer (no TensorFlow needed), so the callback
-writes the same files whichever Keras backend trains the model.
+Writes event files with :mod:`.eventfile` (no TensorFlow needed), so the
+callback writes the same files whichever Keras backend trains the model.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
-from tensorboard.summary.writer.event_file_writer import EventFileWriter
 from tensorboard.util import tensor_util
 
 from . import metadata
+from .eventfile import EventFile
 
 
 def _image_tensor(pngs: Sequence[bytes], width: int, height: int):
@@ -33,17 +33,16 @@ class SummaryWriter:
     each series gets its metadata with its first value.
     """
 
-    def __init__(self, run_dir: str, flush_secs: float = 10.0):
+    def __init__(self, run_dir: str):
         self.run_dir = run_dir
-        self._flush_secs = flush_secs
-        self._writer: Optional[EventFileWriter] = None
+        self._writer: Optional[EventFile] = None
         self._described: set[str] = set()
 
     def _add(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
         if self._writer is None:
-            self._writer = EventFileWriter(self.run_dir, flush_secs=self._flush_secs)
+            self._writer = EventFile(self.run_dir)
         event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values))
-        self._writer.add_event(event)
+        self._writer.add(event)
 
     def _value(self, tag: str, tensor, summary_metadata: summary_pb2.SummaryMetadata) -> summary_pb2.Summary.Value:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)

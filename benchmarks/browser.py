@@ -1,0 +1,88 @@
+"""The panel in headless Chromium: time to the first painted grid, and steps per second while scrubbing."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Sequence
+
+from . import logdirs
+from .serving import TensorBoard
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+GRID = "canvas.fm-grid[data-step]"
+
+# Moves the slider one step at a time and waits until the grid shows that step; returns seconds.
+_SCRUB = """async ({moves, timeoutMs}) => {
+  const slider = document.querySelector("input.fm-slider");
+  const grid = () => document.querySelector("canvas.fm-grid");
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const count = Number(slider.max) + 1;
+  const started = performance.now();
+  for (let move = 1; move <= moves; move++) {
+    const index = move % count;
+    slider.value = String(index);
+    slider.dispatchEvent(new Event("input", { bubbles: true }));
+    while (grid().dataset.step !== String(index)) {
+      if (performance.now() - started > timeoutMs) throw new Error(`step ${index} not shown`);
+      await frame();
+    }
+  }
+  return (performance.now() - started) / 1000;
+}"""
+
+
+def measure_panel(workdir: str, steps: int, moves: int, loaders: Sequence[bool] = (True, False)) -> dict:
+    """Loads the seed-like log (steps 0..steps-1) into TensorBoard and drives the panel, for each loader."""
+    if not os.path.exists(CHROMIUM):
+        return {"measured": False, "reason": f"no Chromium at {CHROMIUM}"}
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError:
+        return {"measured": False, "reason": "playwright is not installed"}
+    logdir = logdirs.write_log(os.path.join(workdir, "seed"), logdirs.seed_layers(), steps)
+    results = {"measured": True, "steps": steps, "moves": moves, "loaders": []}
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            for load_fast in loaders:
+                results["loaders"].append(_drive(browser, logdir, steps, moves, load_fast))
+        finally:
+            browser.close()
+    return results
+
+
+def _drive(browser, logdir: str, steps: int, moves: int, load_fast: bool) -> dict:
+    from playwright.sync_api import Error as PlaywrightError
+
+    server = TensorBoard(logdir, load_fast)
+    try:
+        deadline = time.perf_counter() + 300
+        while server.get(f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1")[0] != 200 or (
+            len(server.json(f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1")["steps"]) < steps
+        ):
+            if time.perf_counter() > deadline:
+                raise TimeoutError("TensorBoard did not load the log")
+            time.sleep(0.5)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        started = time.perf_counter()
+        page.goto(f"http://127.0.0.1:{server.port}/data/plugin_entry.html?name=feature_maps")
+        try:
+            page.wait_for_selector(GRID, state="attached", timeout=60_000)
+        except PlaywrightError as error:
+            raise RuntimeError(f"no grid painted; the panel shows: {page.inner_text('body')[:300]!r}") from error
+        first = time.perf_counter() - started
+        seconds = page.evaluate(_SCRUB, {"moves": moves, "timeoutMs": 60_000})
+        page.close()
+    finally:
+        server.close()
+    return {"load_fast": load_fast, "seconds_to_first_grid": first, "steps_per_second": moves / seconds}

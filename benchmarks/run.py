@@ -1,0 +1,302 @@
+"""Runs the benchmarks, prints a table and writes JSON.
+
+python -m benchmarks.run                  # everything, about 10 minutes on 2 cores
+python -m benchmarks.run --quick          # fewer repetitions and smaller logs, under 2 minutes
+python -m benchmarks.run --only stages,serving --out results.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import tempfile
+import time
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Callable, Optional
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+
+@dataclass(frozen=True)
+class Plan:
+    """How much of each benchmark to run."""
+
+    events: int  # log events timed per callback
+    fit_repeats: int  # alternated one-epoch fits per variant
+    train_digits: int
+    matplotlib_probes: int  # probes the matplotlib way draws (it is linear in them)
+    mobilenet_events: int
+    seed_steps: int  # steps of the seed-like logdir
+    large_steps: int  # steps of the 20-layer logdir (0: skipped)
+    requests: int  # requests per route
+    browser_steps: int  # slider moves timed
+    loaders: tuple[bool, ...]  # TensorBoard --load_fast values measured
+
+
+FULL = Plan(
+    events=9,
+    fit_repeats=5,
+    train_digits=4000,
+    matplotlib_probes=2,
+    mobilenet_events=3,
+    seed_steps=401,
+    large_steps=2000,
+    requests=200,
+    browser_steps=60,
+    loaders=(True, False),
+)
+QUICK = Plan(
+    events=3,
+    fit_repeats=2,
+    train_digits=1000,
+    matplotlib_probes=1,
+    mobilenet_events=1,
+    seed_steps=101,
+    large_steps=0,
+    requests=40,
+    browser_steps=20,
+    loaders=(True,),
+)
+SECTIONS = ("stages", "events", "overhead", "mobilenet", "serving", "browser")
+
+
+def run_section(name: str, plan: Plan, workdir: str) -> dict:
+    """Runs one benchmark section; returns its results."""
+    if name == "stages":
+        from .training import seed_stages
+
+        return seed_stages(workdir, plan.events)
+    if name == "events":
+        from .training import per_event
+
+        return per_event(workdir, plan.events, plan.matplotlib_probes)
+    if name == "overhead":
+        from .training import fit_overhead
+
+        return fit_overhead(workdir, plan.fit_repeats, plan.train_digits)
+    if name == "mobilenet":
+        from .training import mobilenet
+
+        return mobilenet(workdir, plan.mobilenet_events)
+    if name == "serving":
+        from .serving import serve_logs
+
+        return serve_logs(workdir, plan.seed_steps, plan.large_steps, plan.requests, plan.loaders)
+    from .browser import measure_panel
+
+    return measure_panel(workdir, plan.seed_steps, plan.browser_steps, plan.loaders)
+
+
+# Table ---------------------------------------------------------------------
+
+
+@dataclass
+class Row:
+    section: str
+    metric: str
+    value: str
+    target: str = ""
+    met: Optional[bool] = None
+
+
+def _get(data: dict, *path: str) -> Any:
+    for key in path:
+        if not isinstance(data, dict) or key not in data:
+            return None
+        data = data[key]
+    return data
+
+
+def _rows(results: dict) -> list[Row]:
+    rows = [Row(name, "failed", result["error"].splitlines()[0]) for name, result in results.items() if "error" in result]
+    results = {name: result for name, result in results.items() if "error" not in result}
+    add = rows.append
+    stages = _get(results, "stages", "ms")
+    if stages:
+        add(Row("seed event", "stages (ms)", ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k != "total")))
+        add(Row("seed event", "sum of stages (ms)", f"{stages['total']:.1f}", "<= 50", stages["total"] <= 50))
+    events = results.get("events")
+    if events:
+        ms, ratios = events["ms"], events["ratio_to_ours"]
+        add(Row("seed event", "FeatureMapsCallback, one log event (ms)", f"{ms['feature_maps']:.1f}", "<= 50", ms["feature_maps"] <= 50))
+        add(
+            Row(
+                "seed event",
+                "keras TensorBoard(histogram_freq=1, write_images=True) (ms)",
+                f"{ms['keras_tensorboard']:.0f} ({ratios['keras_tensorboard']:.0f}x ours)",
+            )
+        )
+        probes = events["matplotlib_probes_timed"]
+        add(
+            Row(
+                "seed event",
+                f"matplotlib figures + tf.summary.image, 10 probes (ms; timed on {probes})",
+                f"{ms['matplotlib']:.0f} ({ratios['matplotlib']:.0f}x ours)",
+                ">= 10x ours",
+                ratios["matplotlib"] >= 10,
+            )
+        )
+    overhead = results.get("overhead")
+    if overhead:
+        wall, cpu = overhead["epoch_wall_seconds"]["none"], overhead["epoch_cpu_seconds"]["none"]
+        add(
+            Row(
+                "seed fit",
+                f"epoch without callback, {overhead['train_digits']} digits (s wall, p50 [min-max] / s CPU)",
+                f"{wall['p50']:.2f} [{wall['min']:.1f}-{wall['max']:.1f}] / {cpu['p50']:.2f}",
+            )
+        )
+        for name, label in (("feature_maps", "FeatureMapsCallback"), ("keras_tensorboard", "keras TensorBoard(histogram_freq=1, write_images=True)")):
+            value = overhead[f"{name}_cpu_overhead"]
+            target = ("<= 2%", value <= 0.02) if name == "feature_maps" else ("", None)
+            add(
+                Row(
+                    "seed fit",
+                    f"{label} overhead, per-epoch logging (CPU time; wall time)",
+                    f"{value:+.1%}; {overhead[f'{name}_wall_overhead']:+.1%}",
+                    *target,
+                )
+            )
+        if events:
+            share = events["ms"]["feature_maps"] / 1000 / wall["p50"]
+            add(Row("seed fit", "one log event / epoch wall time", f"{share:.2%}", "<= 2%", share <= 0.02))
+    mobile = results.get("mobilenet")
+    if mobile:
+        add(Row("MobileNetV2", "layers logged (of all layers)", f"{mobile['layers_logged']} of {mobile['layers_in_model']}"))
+        add(Row("MobileNetV2", "one log event (ms, p50)", f"{mobile['ms']['p50']:.0f}"))
+        add(Row("MobileNetV2", "stages (ms)", ", ".join(f"{k} {v:.0f}" for k, v in mobile["stages"]["ms"].items() if k != "total")))
+        add(Row("MobileNetV2", "log bytes per step (MB)", f"{mobile['bytes_per_step'] / 1e6:.1f}"))
+        add(Row("MobileNetV2", "peak traced memory of one event (MiB)", f"{mobile['peak_traced_mib']:.0f}"))
+        caps = mobile["max_filters_shown"] <= 128 and mobile["max_tile"] <= 64
+        largest = mobile["largest_grid"]
+        add(
+            Row(
+                "MobileNetV2",
+                "most filters drawn / widest tile / largest grid",
+                f"{mobile['max_filters_shown']} of {mobile['max_filters_total']} / {mobile['max_tile']} px / {largest['width']}x{largest['height']}",
+                "<= 128 / <= 64",
+                caps,
+            )
+        )
+    for log in _get(results, "serving", "logs") or []:
+        for run in log["loaders"]:
+            rows += _serving_rows(log, run)
+    browser = results.get("browser")
+    if browser:
+        for loader in browser.get("loaders", []):
+            section = f"browser, load_fast={str(loader['load_fast']).lower()}"
+            add(Row(section, "first grid painted (s from opening the panel)", f"{loader['seconds_to_first_grid']:.2f}"))
+            rate = loader["steps_per_second"]
+            add(Row(section, f"scrubbing the slider (steps/s, {browser['steps']}-step log)", f"{rate:.1f}", ">= 20", rate >= 20))
+        if not browser.get("measured"):
+            add(Row("browser", "panel", f"not measured: {browser.get('reason', '')}"))
+    return rows
+
+
+def _serving_rows(log: dict, run: dict) -> list[Row]:
+    section = f"TensorBoard {log['name']}, load_fast={str(run['load_fast']).lower()}"
+    latency, images = run["latency_ms"], run["images_plugin"]
+    rows = [
+        Row(section, "log size (MB), steps x layers x probes", f"{run['log_bytes'] / 1e6:.0f}, {run['steps']} x {run['layers']} x {log['probes']}"),
+        Row(
+            section,
+            "start to runs / first grid / all steps (s)",
+            f"{run['seconds_to_runs']:.1f} / {run['seconds_to_grid']:.1f} / {run['seconds_to_all_steps']:.1f}",
+        ),
+    ]
+    for route, values in latency.items():
+        target, met = "", None
+        if route == "grid":
+            target, met = "p95 <= 20", values["p95"] <= 20
+        if route == "runs" and log["name"] == "large":
+            target, met = "p95 <= 100", values["p95"] <= 100
+        rows.append(Row(section, f"{route} p50 / p95 (ms)", f"{values['p50']:.1f} / {values['p95']:.1f}", target, met))
+    ratio = images["grid"]["p95"] / images["individualImage"]["p95"]
+    rows.append(
+        Row(
+            section,
+            "same PNGs: grid vs Images individualImage p50 / p95 (ms)",
+            f"{images['grid']['p50']:.1f} / {images['grid']['p95']:.1f} vs {images['individualImage']['p50']:.1f} / "
+            f"{images['individualImage']['p95']:.1f} (p95 {ratio:.2f}x)",
+            "<= 1.5x",
+            ratio <= 1.5,
+        )
+    )
+    rss, idle = run["rss_mib"], run["idle_rss_mib"]
+    log_mib = run["log_bytes"] / 2**20
+    growth = (rss - idle) / log_mib
+    rows.append(
+        Row(
+            section,
+            "resident memory above an idle TensorBoard / log size (MiB)",
+            f"{rss:.0f} - {idle:.0f} idle = {rss - idle:.0f} ({growth:.2f}x the log; {rss / log_mib:.1f}x with the idle part)",
+            "<= 2x",
+            growth <= 2,
+        )
+    )
+    return rows
+
+
+def table(rows: Sequence[Row]) -> str:
+    """The rows as a Markdown table."""
+    lines = ["| section | metric | value | target | met |", "|---|---|---|---|---|"]
+    for row in rows:
+        met = "" if row.met is None else ("yes" if row.met else "**no**")
+        lines.append(f"| {row.section} | {row.metric} | {row.value} | {row.target} | {met} |")
+    return "\n".join(lines)
+
+
+# Command line ----------------------------------------------------------------
+
+
+def parse_args(argv: Optional[Sequence[str]]) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repetitions and smaller logs (under 2 minutes)")
+    parser.add_argument("--out", default=os.path.join("benchmarks", "results", "latest.json"), help="JSON output path")
+    parser.add_argument("--only", help=f"comma-separated sections to run (default: all of {', '.join(SECTIONS)})")
+    args = parser.parse_args(argv)
+    args.sections = SECTIONS if not args.only else tuple(s.strip() for s in args.only.split(","))
+    unknown = [section for section in args.sections if section not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
+    return args
+
+
+def main(argv: Optional[Sequence[str]] = None, progress: Callable[[str], None] = print) -> dict:
+    """Runs the chosen sections; returns (and writes) the JSON document."""
+    args = parse_args(argv)
+    plan = QUICK if args.quick else FULL
+    from .common import machine
+
+    document: dict[str, Any] = {"mode": "quick" if args.quick else "full", "plan": plan.__dict__, "machine": machine(), "sections": {}}
+    started = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="tb_featuremaps_bench_") as workdir, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in args.sections:
+            progress(f"[{time.perf_counter() - started:5.0f} s] {name} ...")
+            section_dir = os.path.join(workdir, name)
+            os.makedirs(section_dir)
+            try:
+                document["sections"][name] = run_section(name, plan, section_dir)
+            except Exception as error:  # one broken part must not lose the others' results
+                document["sections"][name] = {"error": f"{type(error).__name__}: {error}"}
+                progress(f"{name} failed: {type(error).__name__}: {error}")
+    document["seconds"] = time.perf_counter() - started
+    rows = _rows(document["sections"])
+    document["table"] = [row.__dict__ for row in rows]
+    document["targets"] = [
+        {"section": r.section, "metric": r.metric, "value": r.value, "target": r.target, "met": r.met} for r in rows if r.met is not None
+    ]
+    os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
+    with open(args.out, "w", encoding="utf-8") as handle:
+        json.dump(document, handle, indent=1)
+    progress(table(rows))
+    progress(f"\n{document['mode']} run: {document['seconds']:.0f} s on {document['machine']['cores']} cores; JSON in {args.out}")
+    return document
+
+
+if __name__ == "__main__":
+    main()

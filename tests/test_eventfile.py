@@ -1,0 +1,56 @@
+"""The NumPy CRC-32C and event files, and the zlib PNG encoder, against the reference implementations."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+from PIL import Image
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.compat.proto import event_pb2
+from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference_masked_crc32c
+
+from tb_featuremaps import eventfile, grid
+
+
+@pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 127, 128, 129, 1000, 4095, 65536, 262143, 262144, 262145, 300001])
+def test_masked_crc32c_matches_tensorboard(size):
+    data = np.random.default_rng(size).integers(0, 256, size, dtype=np.uint8).tobytes()
+    assert eventfile.masked_crc32c(data) == reference_masked_crc32c(data)
+
+
+def test_crc32c_check_value():
+    assert eventfile.crc32c(b"123456789") == 0xE3069283
+
+
+def test_event_file_reads_back(tmp_path):
+    writer = eventfile.EventFile(str(tmp_path))
+    payload = np.random.default_rng(0).bytes(200_000)
+    for step in range(3):
+        event = event_pb2.Event(step=step, wall_time=1.0 + step)
+        event.summary.value.add(tag="blob").tensor.string_val.append(payload)
+        writer.add(event)
+    writer.flush()
+    writer.close()
+    (path,) = tmp_path.iterdir()
+    assert path.name.startswith("events.out.tfevents.")
+    events = list(event_file_loader.EventFileLoader(str(path)).Load())
+    assert events[0].file_version == "brain.Event:2"
+    assert [event.step for event in events[1:]] == [0, 1, 2]
+    assert events[-1].summary.value[0].tensor.string_val[0] == payload
+
+
+@pytest.mark.parametrize("mode", ["L", "LA", "RGB"])
+def test_encode_png_round_trips(mode):
+    rng = np.random.default_rng(1)
+    pixels = rng.integers(0, 256, (37, 53) if mode != "RGB" else (37, 53, 3), dtype=np.uint8)
+    pixels[:10] = 0  # a flat area, as after a ReLU
+    alpha = rng.choice(np.array([0, 255], np.uint8), size=(37, 53)) if mode == "LA" else None
+    data = grid.encode_png(pixels, alpha)
+    with Image.open(io.BytesIO(data)) as image:
+        assert image.mode == mode
+        decoded = np.asarray(image)
+    expected = pixels if alpha is None else np.stack([pixels, alpha], axis=-1)
+    np.testing.assert_array_equal(decoded, expected)
+    assert grid.encode_all(np.stack([pixels, pixels]), None if alpha is None else np.stack([alpha, alpha])) == [data, data]
