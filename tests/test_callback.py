@@ -77,7 +77,7 @@ def test_stats_match_activations_computed_directly(tmp_path):
     digits, _ = default_digits()
     inputs = digits.reshape(10, 28, 28, 1).astype("float32") / 255.0
     for name in ("conv1", "pool2"):
-        values = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer(name).output)(inputs))
+        values = keras.ops.convert_to_numpy(keras.Model(model.inputs, model.get_layer(name).output)([inputs]))
         stats = run.layers[name].stats[-1]
         np.testing.assert_allclose(stats[..., 0], values.min(axis=(1, 2)), rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(stats[..., 1], values.max(axis=(1, 2)), rtol=1e-5, atol=1e-6)
@@ -134,7 +134,7 @@ def test_functional_and_nested_models(tmp_path):
     inner_in = keras.Input((14, 14, 4))
     inner = keras.Model(inner_in, keras.layers.Conv2D(6, 3, name="conv")(inner_in), name="block")
     inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")([inputs])
     x = keras.layers.MaxPooling2D(name="pool")(x)
     x = inner(x)
     outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
@@ -146,7 +146,7 @@ def test_functional_and_nested_models(tmp_path):
     check_layer(run.layers["block/conv"], 6, (12, 12), [0, 1])
     # The nested layer's stats equal a direct computation through both models.
     digits, _ = default_digits()
-    pooled = keras.Model(model.inputs, model.get_layer("pool").output)(digits.reshape(10, 28, 28, 1) / 255.0)
+    pooled = keras.Model(model.inputs, model.get_layer("pool").output)([digits.reshape(10, 28, 28, 1) / 255.0])
     direct = keras.ops.convert_to_numpy(inner(pooled))
     np.testing.assert_allclose(run.layers["block/conv"].stats[-1, ..., 1], direct.max(axis=(1, 2)), rtol=1e-4, atol=1e-5)
 
@@ -169,7 +169,7 @@ def test_subclassed_model_gets_a_clear_error(tmp_path):
 
 def test_rgb_input_with_custom_probes_and_labels(tmp_path):
     inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(5, 3, name="rgb_conv")(inputs)
+    x = keras.layers.Conv2D(5, 3, name="rgb_conv")([inputs])
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
