@@ -10,6 +10,7 @@ import keras
 import numpy as np
 
 from tb_featuremaps import grid, metadata
+from tb_featuremaps.callback import layer_info
 from tb_featuremaps.extractor import Extractor, SelectedLayer, kernel_maps, select_layers
 from tb_featuremaps.summary import SummaryWriter
 
@@ -69,19 +70,7 @@ class StagedEvent:
     def _info(self, kind: str, item: SelectedLayer, small: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
         key = f"{kind}/{item.path}"
         if key not in self._infos:
-            self._infos[key] = metadata.LayerInfo(
-                kind=kind,
-                layer=item.path,
-                layer_class=type(item.layer).__name__,
-                index=item.index,
-                output_shape=item.output_shape,
-                layout=metadata.GridLayout.for_tiles(small.shape[-1], small.shape[1], small.shape[2]),
-                filters_shown=int(small.shape[-1]),
-                filters_total=total,
-                probe_labels=labels,
-                step_unit="epoch",
-                reduction=reduction,
-            )
+            self._infos[key] = layer_info(kind, item, small, total, reduction, labels, "epoch")
         return self._infos[key]
 
     def close(self) -> None:

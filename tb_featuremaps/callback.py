@@ -37,6 +37,23 @@ def is_chief() -> bool:
     return kind == "worker" and index == 0 and "chief" not in cluster
 
 
+def layer_info(kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list, step_unit: str) -> metadata.LayerInfo:
+    """The constant description of ``item``'s ``kind`` series, laid out for ``maps`` ``[P, h, w, F]`` as drawn."""
+    return metadata.LayerInfo(
+        kind=kind,
+        layer=item.path,
+        layer_class=type(item.layer).__name__,
+        index=item.index,
+        output_shape=item.output_shape,
+        layout=metadata.GridLayout.for_tiles(maps.shape[-1], maps.shape[1], maps.shape[2]),
+        filters_shown=int(maps.shape[-1]),
+        filters_total=total,
+        probe_labels=labels,
+        step_unit=step_unit,
+        reduction=reduction,
+    )
+
+
 def _symbolic_inputs(model: keras.Model) -> Optional[list]:
     """The model's symbolic inputs, or None while it has none (unbuilt Sequential, subclassed)."""
     try:
@@ -304,20 +321,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     def _info(self, kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
         key = f"{kind}/{item.path}"
         if key not in self._infos:
-            layout = metadata.GridLayout.for_tiles(maps.shape[-1], maps.shape[1], maps.shape[2])
-            self._infos[key] = metadata.LayerInfo(
-                kind=kind,
-                layer=item.path,
-                layer_class=type(item.layer).__name__,
-                index=item.index,
-                output_shape=item.output_shape,
-                layout=layout,
-                filters_shown=int(maps.shape[-1]),
-                filters_total=total,
-                probe_labels=labels,
-                step_unit="epoch" if self.update_freq == "epoch" else "batch",
-                reduction=reduction,
-            )
+            step_unit = "epoch" if self.update_freq == "epoch" else "batch"
+            self._infos[key] = layer_info(kind, item, maps, total, reduction, labels, step_unit)
         return self._infos[key]
 
     def _log(self, step: int) -> None:
