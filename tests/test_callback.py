@@ -134,7 +134,7 @@ def test_functional_and_nested_models(tmp_path):
     inner_in = keras.Input((14, 14, 4))
     inner = keras.Model(inner_in, keras.layers.Conv2D(6, 3, name="conv")(inner_in), name="block")
     inputs = keras.Input((28, 28, 1))
-    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")([inputs])
+    x = keras.layers.Conv2D(4, 3, padding="same", name="conv")(inputs)
     x = keras.layers.MaxPooling2D(name="pool")(x)
     x = inner(x)
     outputs = keras.layers.Dense(10)(keras.layers.GlobalAveragePooling2D()(x))
@@ -146,7 +146,7 @@ def test_functional_and_nested_models(tmp_path):
     check_layer(run.layers["block/conv"], 6, (12, 12), [0, 1])
     # The nested layer's stats equal a direct computation through both models.
     digits, _ = default_digits()
-    pooled = keras.Model(model.inputs, model.get_layer("pool").output)([digits.reshape(10, 28, 28, 1) / 255.0])
+    pooled = keras.Model(model.inputs[0], model.get_layer("pool").output)(digits.reshape(10, 28, 28, 1) / 255.0)
     direct = keras.ops.convert_to_numpy(inner(pooled))
     np.testing.assert_allclose(run.layers["block/conv"].stats[-1, ..., 1], direct.max(axis=(1, 2)), rtol=1e-4, atol=1e-5)
 
