@@ -169,7 +169,7 @@ def test_subclassed_model_gets_a_clear_error(tmp_path):
 
 def test_rgb_input_with_custom_probes_and_labels(tmp_path):
     inputs = keras.Input((16, 16, 3))
-    x = keras.layers.Conv2D(5, 3, name="rgb_conv")([inputs])
+    x = keras.layers.Conv2D(5, 3, name="rgb_conv")(inputs)
     model = keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Flatten()(x)))
     model.compile("adam", keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     rng = np.random.default_rng(0)
