@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 
 from . import logdirs
-from .serving import TensorBoard
+from .serving import TensorBoard, wait_ready
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -66,13 +66,8 @@ def _drive(browser, logdir: str, steps: int, moves: int, load_fast: bool) -> dic
 
     server = TensorBoard(logdir, load_fast)
     try:
-        deadline = time.perf_counter() + 300
-        while server.get(f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1")[0] != 200 or (
-            len(server.json(f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1")["steps"]) < steps
-        ):
-            if time.perf_counter() > deadline:
-                raise TimeoutError("TensorBoard did not load the log")
-            time.sleep(0.5)
+        path = f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1"
+        wait_ready(server, lambda s: len(s.json(path)["steps"]) >= steps, 300, poll=0.5)
         page = browser.new_page(viewport={"width": 1280, "height": 900})
         started = time.perf_counter()
         page.goto(f"http://127.0.0.1:{server.port}/data/plugin_entry.html?name=feature_maps")

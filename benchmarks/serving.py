@@ -99,7 +99,7 @@ def _query(**params: Any) -> str:
     return urllib.parse.urlencode(params)
 
 
-def _wait(server: TensorBoard, ready, timeout: float, poll: float = 0.05) -> float:
+def wait_ready(server: TensorBoard, ready, timeout: float, poll: float = 0.05) -> float:
     """Seconds from TensorBoard's start until ``ready(server)`` holds."""
     deadline = time.perf_counter() + timeout
     while time.perf_counter() < deadline:
@@ -127,16 +127,16 @@ def measure(logdir: str, steps: int, load_fast: bool, requests: int, seed: int =
     server = TensorBoard(logdir, load_fast)
     try:
         result: dict[str, Any] = {"load_fast": load_fast, "log_bytes": directory_bytes(logdir)}
-        result["seconds_to_runs"] = _wait(server, lambda s: bool((_run_entry(s) or {}).get("layers")), timeout)
+        result["seconds_to_runs"] = wait_ready(server, lambda s: bool((_run_entry(s) or {}).get("layers")), timeout)
         entry = _run_entry(server)
         layers_expected = [layer["layer"] for layer in entry["layers"]]
         first = layers_expected[0]
-        result["seconds_to_grid"] = _wait(server, lambda s: s.get(f"{PLUGIN}/grid?{_query(run=RUN, layer=first, step=0)}")[0] == 200, timeout)
+        result["seconds_to_grid"] = wait_ready(server, lambda s: s.get(f"{PLUGIN}/grid?{_query(run=RUN, layer=first, step=0)}")[0] == 200, timeout)
 
         def loaded(s: TensorBoard) -> bool:
             return all(len(s.json(f"{PLUGIN}/steps?{_query(run=RUN, layer=name)}")["steps"]) == steps for name in layers_expected)
 
-        result["seconds_to_all_steps"] = _wait(server, loaded, timeout, poll=0.5)
+        result["seconds_to_all_steps"] = wait_ready(server, loaded, timeout, poll=0.5)
         result["layers"], result["steps"] = len(layers_expected), steps
         probes = entry["probes"]["count"] if entry.get("probes") else 1
         result["latency_ms"] = _latencies(server, layers_expected, steps, probes, requests, rng)
@@ -195,7 +195,7 @@ def idle_rss_mib(load_fast: bool) -> float:
     with tempfile.TemporaryDirectory() as empty:
         server = TensorBoard(empty, load_fast)
         try:
-            _wait(server, lambda s: s.get("/data/plugins_listing")[0] == 200, 120)
+            wait_ready(server, lambda s: s.get("/data/plugins_listing")[0] == 200, 120)
             time.sleep(2.0)
             return rss_kib(server.process.pid) / 1024
         finally:

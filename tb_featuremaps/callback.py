@@ -305,9 +305,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         self._probes = probes_lib.fit_to_model(self._probes, shapes, self._default_probes, names)
         selected = select_layers(model, self.layers)
         self._extractor = Extractor(model, selected)
-        capped = [
-            f"{item.path} ({item.output_shape[1 if item.channels_first else -1]})" for item, _ in selected if self._filters(item) > self.max_filters
-        ]
+        capped = [f"{item.path} ({self._filters(item)})" for item, _ in selected if self._filters(item) > self.max_filters]
         if capped:
             warnings.warn(
                 f"FeatureMapsCallback draws the first {self.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
@@ -319,7 +317,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         return int(shape[1] if item.channels_first and len(shape) >= 3 else shape[-1])
 
     def _info(self, kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
-        key = f"{kind}/{item.path}"
+        key = metadata.tag_for(kind, item.path)
         if key not in self._infos:
             step_unit = "epoch" if self.update_freq == "epoch" else "batch"
             self._infos[key] = layer_info(kind, item, maps, total, reduction, labels, step_unit)

@@ -94,6 +94,12 @@ def _layer(run, name: str, kind: str):
     return table[name]
 
 
+def _selection(args):
+    """The run and the layer that ``--run``, ``--layer`` and ``--kind`` pick in ``logdir``."""
+    run = _run(_load(args.logdir), args.run)
+    return run, _layer(run, args.layer, args.kind)
+
+
 def _probe(run, layer, probe: int) -> int:
     if layer.info.kind == metadata.KIND_WEIGHTS:
         return 0
@@ -159,16 +165,14 @@ def cmd_list(args) -> None:
 
 def cmd_figure(args) -> None:
     output = _output(args.output, _figure_formats())
-    run = _run(_load(args.logdir), args.run)
-    layer = _layer(run, args.layer, args.kind)
+    run, layer = _selection(args)
     figure = export.layer_figure(run, layer, _index(layer, args.step), _probe(run, layer, args.probe), args.cmap, args.cols)
     figure.savefig(output, dpi=args.dpi)
 
 
 def cmd_sheet(args) -> None:
     output = _output(args.output, _figure_formats())
-    run = _run(_load(args.logdir), args.run)
-    layer = _layer(run, args.layer, args.kind)
+    run, layer = _selection(args)
     indices = _indices(layer, args.steps, args.max_steps)
     probe = _probe(run, layer, args.probe)
     with _progress(args, "sheet", len(indices)) as tick:
@@ -178,8 +182,7 @@ def cmd_sheet(args) -> None:
 
 def cmd_gif(args) -> None:
     output = _output(args.output, ["gif"])
-    run = _run(_load(args.logdir), args.run)
-    layer = _layer(run, args.layer, args.kind)
+    run, layer = _selection(args)
     if args.filter is not None and not 0 <= args.filter < layer.info.filters_shown:
         raise CliError(f"filter {args.filter} is not drawn for {layer.info.layer}; pass --filter 0..{layer.info.filters_shown - 1}")
     indices = _indices(layer, args.steps, args.max_steps)

@@ -42,9 +42,9 @@ def to_maps(values: np.ndarray, channels_first: bool = False) -> tuple[np.ndarra
     elif values.ndim == 3:
         values = values[:, None, :, :]
     elif values.ndim == 5:
-        middle = values.shape[1] // 2
-        values = values[:, middle]
-        reduction = f"middle slice {middle} of depth {values.shape[1]}"
+        depth = values.shape[1]
+        values = values[:, depth // 2]
+        reduction = f"middle slice {depth // 2} of depth {depth}"
     elif values.ndim > 5:
         raise ValueError(f"cannot draw outputs with {values.ndim - 2} spatial axes (shape {values.shape})")
     return values, reduction

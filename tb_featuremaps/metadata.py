@@ -68,12 +68,6 @@ def tag_for(kind: str, layer_path: str) -> str:
     return f"{kind}/{layer_path}"
 
 
-def split_tag(tag: str) -> tuple[str, str]:
-    """Inverse of :func:`tag_for`: ``(kind, layer_path)``; layer path is '' for probes."""
-    kind, _, layer_path = tag.partition("/")
-    return kind, layer_path
-
-
 @dataclass(frozen=True)
 class GridLayout:
     """Where each filter's tile lies inside a grid PNG.

@@ -25,9 +25,6 @@ class Probes:
     labels: list
     names: Optional[list] = None
 
-    def __len__(self) -> int:
-        return int(self.inputs[0].shape[0])
-
 
 def default_digits() -> tuple[np.ndarray, np.ndarray]:
     """The ten shipped MNIST digits (uint8 ``[10, 28, 28]``) and their labels 0..9."""

@@ -96,8 +96,10 @@ def load(logdir: str) -> dict[str, RunLog]:
                 info = metadata.LayerInfo.from_json(data)
                 grids.append(LayerLog(info, steps, wall_times, [list(value[2:]) for value in values]))
         for layer_log in sorted(grids, key=lambda item: item.info.index):
-            target = log.layers if layer_log.info.kind == metadata.KIND_ACTIVATIONS else log.weights
+            layer = layer_log.info.layer
             if layer_log.info.kind == metadata.KIND_ACTIVATIONS:
-                layer_log.stats = stats.get(layer_log.info.layer)
-            target[layer_log.info.layer] = layer_log
+                layer_log.stats = stats.get(layer)
+                log.layers[layer] = layer_log
+            else:
+                log.weights[layer] = layer_log
     return runs

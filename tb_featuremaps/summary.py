@@ -52,7 +52,7 @@ class SummaryWriter:
         return value
 
     def write_probes(self, step: int, pngs: Sequence[bytes], width: int, height: int, labels: list, input_shape: list):
-        """Writes the probe inputs as images (once per writer)."""
+        """Writes the probe inputs as images (the callback does so once per run, at its first step)."""
         tensor = _image_tensor(pngs, width, height)
         self._add(step, [self._value(metadata.PROBES_TAG, tensor, metadata.probes_metadata(labels, input_shape))])
 

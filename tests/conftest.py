@@ -47,6 +47,19 @@ def train_logdir(logdir, epochs: int = 12, **callback_args) -> str:
     return str(logdir)
 
 
+def write_layer_step(
+    writer, step: int, layer: str, index: int, maps: np.ndarray, labels: list, layer_class: str = "Conv2D", step_unit: str = "epoch"
+):
+    """Writes ``maps`` ``[probes, h, w, filters]`` as ``layer``'s grids and stats at ``step`` (no Images copies)."""
+    from tb_featuremaps import grid, metadata
+
+    _, height, width, filters = maps.shape
+    layout = metadata.GridLayout.for_tiles(filters, height, width)
+    info = metadata.LayerInfo("activations", layer, layer_class, index, [None, height, width, filters], layout, filters, filters, labels, step_unit)
+    stats = grid.filter_stats(maps)
+    writer.write_layer(step, info, grid.render(maps, layout, stats), stats=stats, images_copy=False)
+
+
 @pytest.fixture(scope="session")
 def trained_logdir(tmp_path_factory) -> str:
     """A logdir with run ``feature_maps``: 13 steps (0..12) of conv1/pool1/conv2/pool2."""

@@ -10,25 +10,16 @@ from __future__ import annotations
 import os
 import re
 import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 from conftest import mnist_digits, small_cnn
 from playwright.sync_api import expect, sync_playwright
+from test_tensorboard_process import TensorBoard, stop
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS
+
 SCREENSHOT_DIR_VARIABLE = "TB_FEATUREMAPS_SCREENSHOTS"  # set it (e.g. to docs/screenshots) to keep the screenshots
 HOSTILE = "<img src=x onerror=window.pwned=1>"
 EPOCHS = 6  # steps 0..6
@@ -62,25 +53,13 @@ def training(tmp_path_factory) -> Training:
 
 
 @pytest.fixture(scope="module")
-def server(training, tmp_path_factory):
-    """A TensorBoard on a free port; yields its base URL."""
-    log = tmp_path_factory.mktemp("tensorboard") / "stderr.txt"
-    with open(log, "w") as stderr:
-        process = subprocess.Popen(
-            [sys.executable, "-m", "tensorboard.main", "--logdir", str(training.logdir), "--port", "0", "--host", "127.0.0.1"]
-            + ["--load_fast=false", "--reload_interval", "1"],
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+def server(training):
+    """A TensorBoard (Python loader) on a free port; yields its base URL."""
+    tensorboard = TensorBoard(str(training.logdir), ["--load_fast=false"])
     try:
-        deadline = time.monotonic() + 60
-        while not (match := re.search(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/", log.read_text())):
-            assert process.poll() is None and time.monotonic() < deadline, f"TensorBoard did not start:\n{log.read_text()[-2000:]}"
-            time.sleep(0.2)
-        yield match.group(1)
+        yield tensorboard.url()
     finally:
-        process.kill()
-        process.wait()
+        stop([tensorboard])
 
 
 @pytest.fixture(scope="module")

@@ -15,12 +15,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import test_browser
+from conftest import write_layer_step
 from playwright.sync_api import expect
-from test_browser import CHROMIUM, wait_grid
+from test_browser import CHROMIUM, open_panel, wait_grid
 from test_plugin_routes import write_log
-from test_tensorboard_process import TensorBoard, fetch_json
+from test_tensorboard_process import TensorBoard, fetch_json, stop
 
-from tb_featuremaps import grid, metadata
+from tb_featuremaps import grid
 from tb_featuremaps.summary import SummaryWriter
 
 RUNS = ["<img src=x onerror=alert(1)>", "quo\"te's & <b>amp</b>", "ünï côdé ☃ 層/<svg onload=alert(2)>"]
@@ -41,13 +42,9 @@ def write_hostile_run(run_dir: Path) -> None:
     writer = SummaryWriter(str(run_dir))
     pictures = [grid.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
     writer.write_probes(0, pictures, 8, 8, LABELS, [8, 8, 1])
-    layout = metadata.GridLayout.for_tiles(4, 6, 6)
     for step in range(STEP + 1):
         for index, layer in enumerate(LAYERS):
-            maps = rng.normal(size=(len(LABELS), 6, 6, 4)).astype(np.float32)
-            info = metadata.LayerInfo("activations", layer, CLASS, index, [None, 6, 6, 4], layout, 4, 4, LABELS, UNIT)
-            stats = grid.filter_stats(maps)
-            writer.write_layer(step, info, grid.render(maps, layout, stats), stats=stats, images_copy=False)
+            write_layer_step(writer, step, layer, index, rng.normal(size=(len(LABELS), 6, 6, 4)).astype(np.float32), LABELS, CLASS, UNIT)
     writer.close()
 
 
@@ -68,20 +65,13 @@ def server(tmp_path_factory) -> Iterator[str]:
             time.sleep(0.5)
         yield base
     finally:
-        tensorboard.process.terminate()
-        tensorboard.reap()
-
-
-def open_panel(page, server: str, **selection) -> None:
-    """Opens the panel's page with ``selection`` in its hash and waits for the first grid."""
-    page.goto(f"{server}/data/plugin_entry.html?name=feature_maps#{urllib.parse.urlencode(selection)}")
-    wait_grid(page)
+        stop([tensorboard])
 
 
 def test_hostile_names_are_shown_as_text(page, server):
     dialogs = []
     page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
-    open_panel(page, server, run=RUNS[0], layer=LAYERS[0], filter=0)
+    open_panel(page, server, urllib.parse.urlencode({"run": RUNS[0], "layer": LAYERS[0], "filter": 0}))
     run_picker, layer_picker = page.get_by_label("Run", exact=True), page.get_by_label("Layer", exact=True)
     expect(run_picker).to_have_value(RUNS[0])  # the selection round-trips through the URL's hash
     expect(page.locator(".fm-detail-sub")).to_have_text(f"{LAYERS[0]} · {UNIT} {STEP} · probe 0 (label {LABELS[0]})")
@@ -105,7 +95,7 @@ def test_hostile_names_are_shown_as_text(page, server):
 
 def test_run_picker_lists_a_hundred_runs(page, server):
     """All runs are options, in the ``runs`` route's order; picking the last one draws its grid."""
-    open_panel(page, server)
+    open_panel(page, server, "")
     names = [entry["run"] for entry in fetch_json(server + "/data/plugin/feature_maps/runs")["runs"]]
     run_picker = page.get_by_label("Run", exact=True)
     assert run_picker.locator("option").all_inner_texts() == names and len(names) == MANY + len(RUNS)

@@ -18,10 +18,11 @@ from typing import Any, Optional
 
 import numpy as np
 import pytest
+from conftest import write_layer_step
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.util import tensor_util
 from test_plugin_routes import get, get_json, make_client, multiplexer_for, write_log
-from test_tensorboard_process import DEADLINE, TensorBoard, fetch, fetch_json
+from test_tensorboard_process import DEADLINE, TensorBoard, fetch, fetch_json, stop
 
 from tb_featuremaps import grid, metadata
 from tb_featuremaps.eventfile import EventFile
@@ -47,11 +48,7 @@ class Logs:
 
 def log_step(writer: SummaryWriter, step: int) -> None:
     """Logs and flushes one step of layer ``conv`` (4 filters, 2 probes), as the callback does after an epoch."""
-    maps = np.random.default_rng(step).normal(size=(2, 6, 6, 4)).astype(np.float32)
-    layout = metadata.GridLayout.for_tiles(4, 6, 6)
-    info = metadata.LayerInfo("activations", "conv", "Conv2D", 0, [None, 6, 6, 4], layout, 4, 4, ["a", "b"], "epoch")
-    stats = grid.filter_stats(maps)
-    writer.write_layer(step, info, grid.render(maps, layout, stats), stats=stats, images_copy=False)
+    write_layer_step(writer, step, "conv", 0, np.random.default_rng(step).normal(size=(2, 6, 6, 4)).astype(np.float32), ["a", "b"])
     writer.flush()
 
 
@@ -79,10 +76,7 @@ def servers(logs) -> Iterator[dict[str, str]]:
     try:
         yield {load_fast: server.url() for load_fast, server in started.items()}
     finally:
-        for server in started.values():
-            server.process.terminate()
-        for server in started.values():
-            server.reap()
+        stop(started.values())
 
 
 def poll(check: Callable[[], Any], what: str) -> Any:

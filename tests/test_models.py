@@ -146,6 +146,8 @@ def test_convolution_kinds(tmp_path, layer, input_shape, tile, filters, kernel_t
     assert logged.info.filters_shown == filters
     assert logged.tiles(-1, probe=1).shape == (filters, *tile)
     assert logged.stats.shape == (2, 2, filters, 5)
+    if isinstance(layer, layers.Conv3D):  # output [4, 8, 8, 3]: the depth axis is the one sliced
+        assert logged.info.reduction == "middle slice 2 of depth 4"
     if kernel_tiles is not None:
         assert run.weights["layer"].tiles(-1).shape == kernel_tiles
 

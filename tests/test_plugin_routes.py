@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import write_layer_step
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -57,10 +58,7 @@ def write_log(run_dir, layers: Sequence[str] = ("conv",), steps: Sequence[int] =
             maps[:, :, :, 3] = 0.0  # a dead filter
             if nan_probe:
                 maps[:, :, :, 2] = np.nan  # a filter with no finite value
-            layout = metadata.GridLayout.for_tiles(4, 6, 6)
-            info = metadata.LayerInfo("activations", layer, "Conv2D", index, [None, 6, 6, 4], layout, 4, 4, labels, "epoch")
-            stats = grid.filter_stats(maps)
-            writer.write_layer(step, info, grid.render(maps, layout, stats), stats=stats, images_copy=False)
+            write_layer_step(writer, step, layer, index, maps, labels)
     writer.close()
 
 

@@ -10,7 +10,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 from test_plugin_routes import write_log
@@ -71,6 +71,15 @@ class TensorBoard:
             self.process.wait()
 
 
+def stop(servers: Iterable[TensorBoard]) -> None:
+    """Terminates every process first, then reaps each (so they shut down side by side)."""
+    servers = list(servers)
+    for server in servers:
+        server.process.terminate()
+    for server in servers:
+        server.reap()
+
+
 CONFIGURATIONS = [(load_fast, samples) for load_fast in ("true", "false") for samples in (None, 5)]
 
 
@@ -84,10 +93,7 @@ def servers(logdir) -> Iterator[dict]:
             started[load_fast, samples] = TensorBoard(logdir, flags)
         yield started
     finally:
-        for server in started.values():
-            server.process.terminate()
-        for server in started.values():
-            server.reap()
+        stop(started.values())
 
 
 def fetch(url: str) -> tuple[int, bytes]:

@@ -50,6 +50,12 @@ def version_of(series: Any) -> Version:
     return series.max_step, series.max_wall_time
 
 
+def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
+    """Where ``step`` is in the sorted ``steps``, or None if it is not there."""
+    position = bisect.bisect_left(steps, step)
+    return position if position < len(steps) and steps[position] == step else None
+
+
 @dataclass(frozen=True)
 class Timeline:
     """Steps, wall times and blob keys (one tuple per step) of a blob-sequence series."""
@@ -60,10 +66,8 @@ class Timeline:
     keys: tuple[tuple[str, ...], ...]
 
     def keys_at(self, step: int) -> Optional[tuple[str, ...]]:
-        position = bisect.bisect_left(self.steps, step)
-        if position < len(self.steps) and self.steps[position] == step:
-            return self.keys[position]
-        return None
+        position = _position(self.steps, step)
+        return None if position is None else self.keys[position]
 
 
 @dataclass(frozen=True)
@@ -79,10 +83,8 @@ class StatsSeries:
     checked: float
 
     def at(self, step: int) -> Optional[np.ndarray]:
-        position = bisect.bisect_left(self.steps, step)
-        if position < len(self.steps) and self.steps[position] == step:
-            return self.values[position]
-        return None
+        position = _position(self.steps, step)
+        return None if position is None else self.values[position]
 
 
 def _is_stats_array(value: np.ndarray) -> bool:
