@@ -17,7 +17,7 @@ from typing import Optional
 import numpy as np
 from PIL import Image
 
-from .metadata import DEAD_THRESHOLD, GUTTER_VALUE, GridLayout
+from .metadata import DEAD_THRESHOLD, GUTTER_VALUE, GridLayout, dead_filters
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2}  # channels -> PNG colour type: gray, gray + alpha, RGB
@@ -79,8 +79,7 @@ def filter_health(stats: np.ndarray) -> dict[str, int]:
     Dead: ``max(|min|, |max|)`` below :data:`DEAD_THRESHOLD` for every probe.
     Saturated: not dead, yet constant (``std`` below the threshold) on every probe.
     """
-    magnitude = np.fmax(np.abs(stats[..., 0]), np.abs(stats[..., 1]))
-    dead = (magnitude < DEAD_THRESHOLD).all(axis=0)
+    dead = dead_filters(stats)
     constant = (stats[..., 3] < DEAD_THRESHOLD).all(axis=0)
     return {"dead_filters": int(dead.sum()), "saturated_filters": int((constant & ~dead).sum())}
 

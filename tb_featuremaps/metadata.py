@@ -14,6 +14,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
+import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
 PLUGIN_NAME = "feature_maps"
@@ -51,6 +52,13 @@ fraction of NaN/Inf values.
 
 DEAD_THRESHOLD = 1e-6
 """A filter is dead at a step when ``max(|min|, |max|)`` is below this for every probe."""
+
+
+def dead_filters(stats: np.ndarray) -> np.ndarray:
+    """Which filters are dead (see :data:`DEAD_THRESHOLD`): stats ``[..., probes, filters, fields]`` → bool ``[..., filters]``."""
+    low, high = stats[..., STATS_FIELDS.index("min")], stats[..., STATS_FIELDS.index("max")]
+    return (np.fmax(np.abs(low), np.abs(high)) < DEAD_THRESHOLD).all(axis=-2)
+
 
 GUTTER_VALUE = 255
 """Gray level of the gutter between tiles."""

@@ -92,7 +92,7 @@ def load(logdir: str) -> dict[str, RunLog]:
                 log.probe_images = [grid.decode_png(png) for png in values[-1][2:]]
             elif data["kind"] == metadata.KIND_STATS:
                 stats[data["layer"]] = np.stack(values) if values else None
-            else:
+            elif data["kind"] in metadata.GRID_KINDS:  # other kinds are skipped, as in the plugin's listing
                 info = metadata.LayerInfo.from_json(data)
                 grids.append(LayerLog(info, steps, wall_times, [list(value[2:]) for value in values]))
         for layer_log in sorted(grids, key=lambda item: item.info.index):

@@ -22,8 +22,6 @@ IMAGE_EXPIRES = 24 * 3600
 
 _JSON = "application/json"
 _MEAN = metadata.STATS_FIELDS.index("mean")
-_MIN = metadata.STATS_FIELDS.index("min")
-_MAX = metadata.STATS_FIELDS.index("max")
 
 
 class FeatureMapsPlugin(base_plugin.TBPlugin):
@@ -138,7 +136,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)  # a filter with no finite value on any probe: NaN
             means = np.nanmean(values[..., _MEAN], axis=1)
-        dead = (np.fmax(np.abs(values[..., _MIN]), np.abs(values[..., _MAX])) < metadata.DEAD_THRESHOLD).all(axis=1)
+        dead = metadata.dead_filters(values)
         return http_util.Respond(request, {"steps": list(series.steps), "mean": means.tolist(), "dead": dead.tolist()}, _JSON)
 
     @wrappers.Request.application

@@ -125,17 +125,14 @@ export class Detail {
     const frames = await Promise.all(steps.map((step) => this.frame(ctx, ctx.view, step, probe)));
     const layout = this.layout(ctx, ctx.view);
     return [
-      el(
-        "div",
-        { class: "fm-strip" },
-        ...steps.map((step, index) =>
-          el(
-            "button",
-            { type: "button", class: "fm-thumb", "aria-pressed": String(step === ctx.step), "aria-label": `${ctx.unit} ${step}`, onclick: () => this.onPick({ step }) },
-            tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
-            el("span", { text: String(step) }),
-          ),
-        ),
+      thumbStrip(
+        steps.map((step, index) => ({
+          pressed: step === ctx.step,
+          label: `${ctx.unit} ${step}`,
+          canvas: tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
+          caption: String(step),
+          pick: () => this.onPick({ step }),
+        })),
       ),
     ];
   }
@@ -155,17 +152,14 @@ export class Detail {
   async everyProbe(ctx) {
     const frames = await Promise.all(ctx.labels.map((_, probe) => this.frame(ctx, "activations", ctx.step, probe)));
     return [
-      el(
-        "div",
-        { class: "fm-strip" },
-        ...frames.map((frame, probe) =>
-          el(
-            "button",
-            { type: "button", class: "fm-thumb", "aria-pressed": String(probe === ctx.probe), "aria-label": `Probe ${probe}, label ${ctx.labels[probe]}`, onclick: () => this.onPick({ probe }) },
-            tileCanvas(frame, ctx.layer, ctx.filter, ctx, 58),
-            el("span", { text: String(ctx.labels[probe]) }),
-          ),
-        ),
+      thumbStrip(
+        frames.map((frame, probe) => ({
+          pressed: probe === ctx.probe,
+          label: `Probe ${probe}, label ${ctx.labels[probe]}`,
+          canvas: tileCanvas(frame, ctx.layer, ctx.filter, ctx, 58),
+          caption: String(ctx.labels[probe]),
+          pick: () => this.onPick({ probe }),
+        })),
       ),
     ];
   }
@@ -196,4 +190,15 @@ export class Detail {
       ),
     ];
   }
+}
+
+/** A row of thumbnail buttons, each a tile canvas with a caption; the pressed one is the current choice. */
+function thumbStrip(thumbs) {
+  return el(
+    "div",
+    { class: "fm-strip" },
+    ...thumbs.map(({ pressed, label, canvas, caption, pick }) =>
+      el("button", { type: "button", class: "fm-thumb", "aria-pressed": String(pressed), "aria-label": label, onclick: pick }, canvas, el("span", { text: caption })),
+    ),
+  );
 }
