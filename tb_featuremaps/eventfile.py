@@ -16,6 +16,7 @@ import os
 import socket
 import struct
 import time
+from collections.abc import Iterator
 
 import numpy as np
 from tensorboard.compat import tf as tb_tf
@@ -121,3 +122,41 @@ class EventFile:
 
     def close(self) -> None:
         self._file.close()
+
+
+_HEADER = struct.Struct("<QI")
+
+
+def read_records(path: str) -> Iterator[bytes]:
+    """The data of each whole, intact record of a TFRecord file, in order.
+
+    Reads the framing itself: a length is checked against what is left of the
+    file before anything is allocated, so a header claiming 2^40 bytes cannot
+    crash the reader. Stops (without raising) at the first torn, truncated or
+    corrupt record: what follows it cannot be trusted to be framed.
+    """
+    with tb_tf.io.gfile.GFile(path, "rb") as handle:
+        remaining = tb_tf.io.gfile.stat(path).length
+        while remaining >= _HEADER.size + 4:
+            header = handle.read(_HEADER.size)
+            if len(header) < _HEADER.size:
+                return
+            length, header_crc = _HEADER.unpack(header)
+            if header_crc != masked_crc32c(header[:8]) or length > remaining - _HEADER.size - 4:
+                return
+            body = handle.read(length + 4)
+            if len(body) < length + 4 or struct.unpack("<I", body[length:])[0] != masked_crc32c(body[:length]):
+                return
+            remaining -= _HEADER.size + length + 4
+            yield body[:length]
+
+
+def read_events(path: str) -> Iterator[event_pb2.Event]:
+    """The events of one event file, up to its first unreadable record (see :func:`read_records`)."""
+    for data in read_records(path):
+        event = event_pb2.Event()
+        try:
+            event.ParseFromString(data)
+        except Exception:  # protobuf's DecodeError: a record that is framed but not an event
+            return
+        yield event

@@ -60,6 +60,41 @@ def dead_filters(stats: np.ndarray) -> np.ndarray:
     return (np.fmax(np.abs(low), np.abs(high)) < DEAD_THRESHOLD).all(axis=-2)
 
 
+NORMALIZATIONS = ("per_filter", "per_layer")
+"""How a tile's gray levels map to values (``LayerInfo.normalization``), see :func:`tile_ranges`."""
+
+
+def tile_ranges(normalization: str, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The values that gray levels 0 and 255 stand for, per probe and filter: ``(lo, hi)``, float ``[P, F]`` each.
+
+    ``stats`` are one step's ``[probes, filters, fields]``. ``"per_filter"``: each
+    filter's own finite ``min`` and ``max`` for that probe (at full resolution,
+    also for block-averaged tiles, whose block means lie inside that range).
+    ``"per_layer"``: the finite extremes over every probe and filter of the step
+    (used for 1x1 maps, where a per-filter range would be a single value).
+    """
+    low = stats[..., STATS_FIELDS.index("min")].astype(np.float64)
+    high = stats[..., STATS_FIELDS.index("max")].astype(np.float64)
+    if normalization == "per_layer":
+        finite_low, finite_high = low[np.isfinite(low)], high[np.isfinite(high)]
+        lo = finite_low.min() if finite_low.size else np.nan
+        hi = finite_high.max() if finite_high.size else np.nan
+        return np.full(low.shape, lo), np.full(high.shape, hi)
+    if normalization != "per_filter":
+        raise FormatError(f"unknown normalization {normalization!r}; this reader knows {', '.join(NORMALIZATIONS)}")
+    return low, high
+
+
+def levels_to_values(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Gray levels (uint8, ``[..., h, w]``) back to values: ``lo + g/255·(hi − lo)``, exact to half a level.
+
+    ``lo``/``hi`` broadcast against ``levels`` without its two spatial axes; a tile
+    whose range is empty (``hi == lo``) is ``lo`` everywhere.
+    """
+    lo, hi = np.asarray(lo, np.float64)[..., None, None], np.asarray(hi, np.float64)[..., None, None]
+    return (lo + levels.astype(np.float64) / 255.0 * np.where(hi > lo, hi - lo, 0.0)).astype(np.float32)
+
+
 GUTTER_VALUE = 255
 """Gray level of the gutter between tiles."""
 
