@@ -10,7 +10,9 @@ plugin on a machine that has neither.
 
 from __future__ import annotations
 
+import html
 import json
+import re
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -214,6 +216,18 @@ class LayerInfo:
         )
 
 
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
+
+
+def markdown_text(text: str) -> str:
+    """``text`` made safe to embed in a summary description, which TensorBoard renders as Markdown.
+
+    HTML is escaped as entities and Markdown's punctuation with backslashes, so a
+    layer named ``<img src=x>`` or ``**bold**`` shows as those characters.
+    """
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
+
+
 def _metadata(content: dict, data_class: int, description: str = "") -> summary_pb2.SummaryMetadata:
     return summary_pb2.SummaryMetadata(
         summary_description=description,
@@ -227,13 +241,13 @@ def _metadata(content: dict, data_class: int, description: str = "") -> summary_
 
 def grid_metadata(info: LayerInfo) -> summary_pb2.SummaryMetadata:
     """Metadata of an ``activations/`` or ``weights/`` grid series (blob sequence)."""
-    return _metadata(info.to_json(), summary_pb2.DATA_CLASS_BLOB_SEQUENCE, f"{info.kind} of {info.layer}")
+    return _metadata(info.to_json(), summary_pb2.DATA_CLASS_BLOB_SEQUENCE, f"{info.kind} of {markdown_text(info.layer)}")
 
 
 def stats_metadata(layer_path: str) -> summary_pb2.SummaryMetadata:
     """Metadata of a ``stats/`` series (float32 tensor ``[probes, filters, fields]``)."""
     content = {"version": FORMAT_VERSION, "kind": KIND_STATS, "layer": layer_path, "fields": list(STATS_FIELDS)}
-    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter statistics of {layer_path}")
+    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter statistics of {markdown_text(layer_path)}")
 
 
 def probes_metadata(labels: list, input_shape: list) -> summary_pb2.SummaryMetadata:
