@@ -86,8 +86,8 @@ def write_log(logdir: str, layers: Sequence[LogLayer], steps: int, seed: int = 0
         for _ in range(VARIANTS):
             gain = rng.uniform(0.5, 1.5, size=(1, 1, 1, filters)) * rng.uniform(0.9, 1.1, size=layer.maps.shape)
             maps = layer.maps * gain.astype(np.float32)  # zeros stay zeros, as after a ReLU
-            stats = grid.filter_stats(maps)
-            variants.append((grid.render(maps, info.layout, stats), stats, grid.filter_health(stats)))
+            drawn = grid.draw(maps, max_filters=filters, max_tile_size=max(height, width))
+            variants.append((grid.render(drawn, info.layout), drawn.stats, grid.filter_health(drawn.stats)))
         rendered.append((info, variants))
     pictures = [np.full((8, 8), 128, np.uint8)] * len(labels)
     writer.write_probes(0, [grid.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])

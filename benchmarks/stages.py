@@ -47,31 +47,16 @@ class StagedEvent:
         return dict(self._clock)
 
     def _layer(self, step: int, kind: str, item: SelectedLayer, values: np.ndarray, labels: list, channels_first: bool) -> None:
-        def reduce():
-            maps, reduction = grid.to_maps(values, channels_first)
-            maps = maps[..., : self.max_filters]
-            stats = grid.filter_stats(maps)
-            small, factors = grid.downsample(maps, self.max_tile_size)
-            return maps, reduction, stats, small, (stats if factors == (1, 1) else grid.filter_stats(small))
-
-        maps, reduction, stats, small, small_stats = self._timed("stats", reduce)
-        info = self._info(kind, item, small, maps.shape[-1], reduction, labels)
-
-        def normalise_tile():
-            pixels, alpha = grid.normalize(small, small_stats)
-            return grid.tile(pixels, info.layout), None if alpha is None else grid.tile(alpha, info.layout, fill=255)
-
-        grids, masks = self._timed("normalise_tile", normalise_tile)
+        drawn = self._timed("stats", grid.draw, values, channels_first, self.max_filters, self.max_tile_size)
+        key = metadata.tag_for(kind, item.path)
+        if key not in self._infos:
+            self._infos[key] = layer_info(kind, item, drawn, labels, "epoch")
+        info = self._infos[key]
+        grids, masks = self._timed("normalise_tile", grid.gray_levels, drawn, info.layout)
         pngs = self._timed("png", grid.encode_all, grids, masks)
         activations = kind == metadata.KIND_ACTIVATIONS
-        health = grid.filter_health(stats) if activations else None
-        self._timed("write", self.writer.write_layer, step, info, pngs, stats if activations else None, True, health)
-
-    def _info(self, kind: str, item: SelectedLayer, small: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
-        key = f"{kind}/{item.path}"
-        if key not in self._infos:
-            self._infos[key] = layer_info(kind, item, small, total, reduction, labels, "epoch")
-        return self._infos[key]
+        health = grid.filter_health(drawn.stats) if activations else None
+        self._timed("write", self.writer.write_layer, step, info, pngs, drawn.stats if activations else None, True, health)
 
     def close(self) -> None:
         self.writer.close()

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import json
+import numbers
 import os
+import re
 import warnings
 import weakref
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any, Optional, Union
 
 import keras
 import numpy as np
 from tensorboard.compat import tf as tb_tf
 
-from . import grid, metadata
+from . import grid, metadata, runs
 from . import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, kernel_maps, select_layers
 from .summary import SummaryWriter
@@ -37,21 +39,79 @@ def is_chief() -> bool:
     return kind == "worker" and index == 0 and "chief" not in cluster
 
 
-def layer_info(kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list, step_unit: str) -> metadata.LayerInfo:
-    """The constant description of ``item``'s ``kind`` series, laid out for ``maps`` ``[P, h, w, F]`` as drawn."""
+def layer_info(kind: str, item: SelectedLayer, drawn: grid.DrawnLayer, labels: list, step_unit: str) -> metadata.LayerInfo:
+    """The constant description of ``item``'s ``kind`` series, laid out for ``drawn``."""
     return metadata.LayerInfo(
         kind=kind,
         layer=item.path,
         layer_class=type(item.layer).__name__,
         index=item.index,
         output_shape=item.output_shape,
-        layout=metadata.GridLayout.for_tiles(maps.shape[-1], maps.shape[1], maps.shape[2]),
-        filters_shown=int(maps.shape[-1]),
-        filters_total=total,
+        layout=drawn.layout(),
+        filters_shown=int(drawn.maps.shape[-1]),
+        filters_total=drawn.filters_total,
         probe_labels=labels,
         step_unit=step_unit,
-        reduction=reduction,
+        reduction=drawn.reduction,
+        normalization=drawn.normalization,
     )
+
+
+def _path_argument(name: str, value: Any) -> str:
+    if not isinstance(value, (str, os.PathLike)) or not os.fspath(value):
+        raise ValueError(f"FeatureMapsCallback: {name} must be a directory path, got {value!r}.")
+    path = os.fspath(value)
+    if not isinstance(path, str) or "\0" in path:
+        raise ValueError(f"FeatureMapsCallback: {name} must be a text path without NUL characters, got {value!r}.")
+    return path
+
+
+def _run_name_argument(value: Any) -> str:
+    if not isinstance(value, str) or not value or "\0" in value or os.sep in value or "/" in value or value in (".", ".."):
+        raise ValueError(f"FeatureMapsCallback: run_name must be a plain directory name (no '/', no NUL), got {value!r}.")
+    return value
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def _positive_integer(name: str, value: Any) -> int:
+    if not _is_integer(value) or value < 1:
+        raise ValueError(f"FeatureMapsCallback: {name} must be a positive integer, got {value!r}.")
+    return int(value)
+
+
+def _update_freq_argument(value: Any) -> Union[str, int]:
+    if value == "batch" and isinstance(value, str):
+        return 1  # Keras' alias for logging every batch
+    if (isinstance(value, str) and value == "epoch") or (_is_integer(value) and value > 0):
+        return value if isinstance(value, str) else int(value)
+    raise ValueError(f"FeatureMapsCallback: update_freq must be 'epoch', 'batch' or a positive number of batches, got {value!r}.")
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"FeatureMapsCallback: {name} must be True or False, got {value!r}.")
+    return bool(value)
+
+
+def _layers_argument(value: Any) -> Optional[list]:
+    if value is None:
+        return None
+    if isinstance(value, (str, type, re.Pattern, keras.layers.Layer)):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise ValueError(f"FeatureMapsCallback: layers must be a list of layer names, regexes, classes or layers, got {value!r}.")
+    value = list(value)
+    if not value:
+        raise ValueError("FeatureMapsCallback: layers is empty; pass layers=None for every convolution and pooling layer, or name at least one.")
+    for spec in value:
+        if not isinstance(spec, (str, type, re.Pattern, keras.layers.Layer)):
+            raise ValueError(
+                f"FeatureMapsCallback: layers= holds {spec!r}; each entry must be a layer name or path, a compiled regex, a layer class or a layer."
+            )
+    return value
 
 
 def _symbolic_inputs(model: keras.Model) -> Optional[list]:
@@ -60,10 +120,6 @@ def _symbolic_inputs(model: keras.Model) -> Optional[list]:
         return list(model.inputs) or None
     except (AttributeError, ValueError):
         return None
-
-
-def _run_key(path: str) -> str:
-    return path if "://" in path else os.path.abspath(path)
 
 
 class FeatureMapsCallback(keras.callbacks.Callback):
@@ -146,44 +202,43 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         write_images: bool = True,
     ):
         super().__init__()
-        if not isinstance(log_dir, (str, os.PathLike)) or not str(log_dir):
-            raise ValueError(f"FeatureMapsCallback: log_dir must be a directory path, got {log_dir!r}.")
-        if update_freq != "epoch" and not (isinstance(update_freq, int) and not isinstance(update_freq, bool) and update_freq > 0):
-            raise ValueError(f"FeatureMapsCallback: update_freq must be 'epoch' or a positive number of batches, got {update_freq!r}.")
-        for name, value in (("epoch_freq", epoch_freq), ("max_filters", max_filters), ("max_tile_size", max_tile_size)):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ValueError(f"FeatureMapsCallback: {name} must be a positive integer, got {value!r}.")
-        if not isinstance(run_name, str) or not run_name or os.sep in run_name or run_name in (".", ".."):
-            raise ValueError(f"FeatureMapsCallback: run_name must be a plain directory name, got {run_name!r}.")
-        if isinstance(layers, (str, type)) or isinstance(layers, keras.layers.Layer):
-            layers = [layers]
-        self.log_dir = os.fspath(log_dir)
-        self.run_name = run_name
-        self.layers = None if layers is None else list(layers)
-        self.update_freq = update_freq
-        self.epoch_freq = epoch_freq
-        self.max_filters = max_filters
-        self.max_tile_size = max_tile_size
-        self.write_weights = write_weights
-        self.write_images = write_images
+        self.log_dir = _path_argument("log_dir", log_dir)
+        self.run_name = _run_name_argument(run_name)
+        self.update_freq = _update_freq_argument(update_freq)
+        self.epoch_freq = _positive_integer("epoch_freq", epoch_freq)
+        self.max_filters = _positive_integer("max_filters", max_filters)
+        self.max_tile_size = _positive_integer("max_tile_size", max_tile_size)
+        self.write_weights = _boolean("write_weights", write_weights)
+        self.write_images = _boolean("write_images", write_images)
+        self.layers = _layers_argument(layers)
+        if labels is not None and probes is None:
+            raise ValueError(
+                "FeatureMapsCallback: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
+                "Pass probes= together with labels=, one label per probe."
+            )
+        if self.update_freq != "epoch":
+            self.on_train_batch_end = self._on_train_batch_end  # only then: an override turns off Keras' async batch dispatch
         self._default_probes = probes is None
         self._probes = probes_lib.prepare(probes, labels)
         self._writer: Optional[SummaryWriter] = None
-        self._runs_started = 0
+        self._run_dir: Optional[str] = None  # chosen at the first epoch of a run (runs.choose_run_dir)
+        self._run_number = 0  # of the run folder last used: the next new run takes a higher one
         self._run_model: Optional[keras.Model] = None  # the model of the current run
         self._extractor: Optional[Extractor] = None  # None until that model is traced
         self._infos: dict[str, metadata.LayerInfo] = {}
-        self._last_step = -1
+        self._last_step = -1  # the last step written
+        self._last_tried = -1  # the last step logging was tried at (a failed step is not tried again at the end)
+        self._probes_written = False
         self._position = 0
         self._epoch_start = 0
         self._fit_begins = False
         self._chief = True
+        self._failures: dict[str, list[int]] = {}  # failure kind -> steps it cost (warned once per kind)
 
     @property
     def run_dir(self) -> str:
-        """The directory this callback writes to (a new one per model it is used with)."""
-        suffix = f"_{self._runs_started}" if self._runs_started > 1 else ""
-        return os.path.join(self.log_dir, self.run_name + suffix)
+        """The directory this callback writes to: chosen when training starts (``docs/format.md``, "Where")."""
+        return self._run_dir or os.path.join(self.log_dir, self.run_name)
 
     # Keras hooks ---------------------------------------------------------
 
@@ -193,7 +248,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             return
         if self.model is not self._run_model:
             self._start_run(self.model)
-        self._claim_run_dir()
+        self._claim_run_name()
         if self._extractor is None:
             self._trace()
         self._fit_begins = True
@@ -206,8 +261,9 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             self._begin_fit(epoch)
         self._epoch_start = self._position
 
-    def on_train_batch_end(self, batch, logs=None):
-        if not self._chief or self.update_freq == "epoch":
+    def _on_train_batch_end(self, batch, logs=None):
+        """``on_train_batch_end`` when logging every N batches (set per instance in ``__init__``)."""
+        if not self._chief:
             return
         previous, self._position = self._position, self._epoch_start + batch + 1  # ``batch``: the last of ``steps_per_execution``
         if self._position // self.update_freq > previous // self.update_freq:
@@ -223,66 +279,99 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     def on_train_end(self, logs=None):
         if not self._chief:
             return
-        if self._position > self._last_step:
+        if self._position > self._last_tried:
             self._log(self._position)
-        if _WRITING.get(_run_key(self.run_dir)) is self:
-            del _WRITING[_run_key(self.run_dir)]
+        if _WRITING.get(self._run_key) is self:
+            del _WRITING[self._run_key]
         try:
-            self._writer.close()
+            if self._writer is not None:
+                self._writer.close()
         except Exception as error:
             warnings.warn(f"FeatureMapsCallback could not close its event file: {type(error).__name__}: {error}.", stacklevel=2)
+        for kind, steps in self._failures.items():
+            if len(steps) > 1:
+                shown = ", ".join(map(str, steps[:10])) + (", ..." if len(steps) > 10 else "")
+                warnings.warn(f"FeatureMapsCallback could not log {len(steps)} steps ({shown}) in this fit: {kind}.", stacklevel=2)
+        self._failures = {}
 
     # Internals -----------------------------------------------------------
 
     def _start_run(self, model: keras.Model) -> None:
-        """Starts a new run directory for ``model``; raises for models it cannot trace."""
+        """Starts a new run for ``model``; raises for models it cannot trace or a log_dir it cannot write."""
         if not isinstance(model, keras.Sequential) and not _symbolic_inputs(model):
             raise ValueError(
                 f"FeatureMapsCallback cannot trace the {type(model).__name__} model: it has no symbolic inputs "
                 "(a subclassed model). Build the network with the Sequential or Functional API, "
                 "or wrap its layers in keras.Model(inputs, outputs)."
             )
-        if self._writer is not None:
-            self._writer.close()
-        self._runs_started += 1
-        if self._runs_started > 1:
-            warnings.warn(
-                f"FeatureMapsCallback is used with a new model; it logs to {self.run_dir!r} so the earlier run's series stay intact.",
-                stacklevel=3,
-            )
         try:
-            tb_tf.io.gfile.makedirs(self.run_dir)
+            tb_tf.io.gfile.makedirs(self.log_dir)
         except Exception as error:
             raise OSError(
-                f"FeatureMapsCallback cannot create its log directory {self.run_dir!r} ({error}); pass a log_dir you can write to."
+                f"FeatureMapsCallback cannot create its log directory {os.path.join(self.log_dir, self.run_name)!r} ({error}); "
+                "pass a log_dir you can write to."
             ) from error
-        self._writer = SummaryWriter(self.run_dir)
+        if self._writer is not None:
+            self._writer.close()
+        self._writer = None
+        self._run_dir = None
         self._run_model = model
         self._extractor = None
         self._infos = {}
-        self._last_step = -1
+        self._last_step = self._last_tried = -1
+        self._probes_written = False
         self._position = 0
 
-    def _claim_run_dir(self) -> None:
-        """Raises if another FeatureMapsCallback of the same ``fit`` writes to this run directory."""
-        key = _run_key(self.run_dir)
-        other = _WRITING.get(key)
+    @property
+    def _run_key(self) -> tuple[str, str]:
+        return (self.log_dir if "://" in self.log_dir else os.path.abspath(self.log_dir), self.run_name)
+
+    def _claim_run_name(self) -> None:
+        """Raises if another FeatureMapsCallback of the same ``fit`` logs to the same run name."""
+        other = _WRITING.get(self._run_key)
         if other is not None and other is not self and self.params is not None and other.params is self.params:
             raise ValueError(
                 f"FeatureMapsCallback: two FeatureMapsCallbacks in this fit write to {self.run_dir!r}; "
                 "give each its own run_name= (for example run_name='feature_maps_conv1')."
             )
-        _WRITING[key] = self
+        _WRITING[self._run_key] = self
+
+    def _open_run(self, epoch: int) -> Optional[int]:
+        """Chooses the run folder at the first epoch of a run; returns the step it already holds (a resume), or None."""
+        choice = runs.choose_run_dir(self.log_dir, self.run_name, resume=epoch > 0, after=self._run_number)
+        if self._run_number and epoch == 0:
+            warnings.warn(
+                f"FeatureMapsCallback is used with a new model; it logs to {choice.run_dir!r} so the earlier run's series stay intact.",
+                stacklevel=4,
+            )
+        elif choice.taken:
+            warnings.warn(
+                f"FeatureMapsCallback: {choice.taken[-1]!r} already holds another training's feature maps; this training logs to "
+                f"{choice.run_dir!r} so both stay intact. To continue that run instead, resume with fit(..., initial_epoch=N); "
+                "to name the run, pass run_name=.",
+                stacklevel=4,
+            )
+        try:
+            tb_tf.io.gfile.makedirs(choice.run_dir)
+        except Exception as error:
+            raise OSError(
+                f"FeatureMapsCallback cannot create its log directory {choice.run_dir!r} ({error}); pass a log_dir you can write to."
+            ) from error
+        self._run_dir = choice.run_dir
+        self._run_number = choice.number
+        self._writer = SummaryWriter(choice.run_dir)
+        return choice.last_step
 
     def _begin_fit(self, epoch: int) -> None:
         """Places the step counter at the first epoch of a ``fit`` and logs the state training starts from."""
-        resumed = self._last_step < 0 and epoch > 0  # an earlier process logged this state
-        if self.update_freq == "epoch":
-            self._position = max(epoch, self._position)
-        else:
-            steps_per_epoch = (self.params or {}).get("steps") or 0
-            self._position = max(epoch * steps_per_epoch, self._position)
-        if not resumed and self._position > self._last_step:
+        logged = self._open_run(epoch) if self._run_dir is None else None
+        steps_per_epoch = (self.params or {}).get("steps") or 0
+        start = epoch if self.update_freq == "epoch" else epoch * steps_per_epoch
+        if logged is not None:  # a resume: continue after what the folder holds
+            self._last_step = self._last_tried = logged
+            start = start if steps_per_epoch or self.update_freq == "epoch" else logged
+        self._position = max(start, self._position)
+        if self._position > self._last_step:
             self._log(self._position)
 
     def _trace(self) -> None:
@@ -316,24 +405,34 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         shape = item.output_shape
         return int(shape[1] if item.channels_first and len(shape) >= 3 else shape[-1])
 
-    def _info(self, kind: str, item: SelectedLayer, maps: np.ndarray, total: int, reduction: str, labels: list) -> metadata.LayerInfo:
+    def _info(self, kind: str, item: SelectedLayer, drawn: grid.DrawnLayer, labels: list) -> metadata.LayerInfo:
         key = metadata.tag_for(kind, item.path)
         if key not in self._infos:
             step_unit = "epoch" if self.update_freq == "epoch" else "batch"
-            self._infos[key] = layer_info(kind, item, maps, total, reduction, labels, step_unit)
+            self._infos[key] = layer_info(kind, item, drawn, labels, step_unit)
         return self._infos[key]
 
     def _log(self, step: int) -> None:
-        """Writes every selected layer at ``step``; a failure warns and training goes on."""
+        """Writes every selected layer at ``step``; a failure warns (once per kind of failure) and training goes on."""
+        self._last_tried = step
         try:
             with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
                 self._write(step)
         except Exception as error:  # the user's training matters more than one log event
-            warnings.warn(f"FeatureMapsCallback could not log step {step}: {type(error).__name__}: {error}. Training goes on.", stacklevel=2)
+            kind = f"{type(error).__name__}: {error}"
+            if kind not in self._failures:
+                warnings.warn(
+                    f"FeatureMapsCallback could not log step {step}: {kind}. Training goes on; "
+                    "later steps that fail the same way are counted at the end of the fit.",
+                    stacklevel=2,
+                )
+            self._failures.setdefault(kind, []).append(step)
+            return
         self._last_step = step
 
     def _write(self, step: int) -> None:
-        if self._last_step < 0:
+        _ = self.model  # the JAX backend syncs its training state into the layers only when this is read
+        if not self._probes_written:
             self._write_probes(step)
         outputs = self._extractor(self._probes.inputs)
         for item in self._extractor.layers:
@@ -343,26 +442,20 @@ class FeatureMapsCallback(keras.callbacks.Callback):
                 if kernel is not None:
                     self._write_maps(step, metadata.KIND_WEIGHTS, item, kernel, ["kernel"], channels_first=False)
         self._writer.flush()
+        self._probes_written = True
 
-    def _write_maps(self, step, kind, item, values, labels, channels_first=None) -> None:
+    def _write_maps(self, step: int, kind: str, item: SelectedLayer, values: np.ndarray, labels: list, channels_first: Optional[bool] = None) -> None:
         channels_first = item.channels_first if channels_first is None else channels_first
-        maps, reduction = grid.to_maps(values, channels_first)
-        total = maps.shape[-1]
-        maps = maps[..., : self.max_filters]
-        stats = grid.filter_stats(maps)
-        small, factors = grid.downsample(maps, self.max_tile_size)
-        if factors != (1, 1):
-            reduction = f"{reduction}; block mean {factors[0]}x{factors[1]}" if reduction != "none" else f"block mean {factors[0]}x{factors[1]}"
-        info = self._info(kind, item, small, total, reduction, labels)
-        pngs = grid.render(small, info.layout, stats if factors == (1, 1) else None)
+        drawn = grid.draw(values, channels_first, self.max_filters, self.max_tile_size)
+        info = self._info(kind, item, drawn, labels)
         activations = kind == metadata.KIND_ACTIVATIONS
         self._writer.write_layer(
             step,
             info,
-            pngs,
-            stats=stats if activations else None,
+            grid.render(drawn, info.layout),
+            stats=drawn.stats if activations else None,
             images_copy=self.write_images,
-            health=grid.filter_health(stats) if activations else None,
+            health=grid.filter_health(drawn.stats) if activations else None,
         )
 
     def _write_probes(self, step: int) -> None:

@@ -9,6 +9,7 @@ output to the outer model's inputs directly).
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -81,6 +82,40 @@ def walk(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.laye
             yield path, layer, []
 
 
+def _subclassed(model: keras.Model, prefix: str = "") -> Iterator[tuple[str, keras.Model]]:
+    """``(path, model)`` of every subclassed model nested in ``model``: its inner layers cannot be reached."""
+    for layer in model.layers:
+        if _is_graph_model(layer):
+            yield from _subclassed(layer, f"{prefix}{layer.name}/")
+        elif isinstance(layer, keras.Model):
+            yield f"{prefix}{layer.name}", layer
+
+
+def _inner_layers(model: keras.Model) -> Iterator[keras.layers.Layer]:
+    for layer in getattr(model, "layers", []):
+        yield layer
+        if isinstance(layer, keras.Model):
+            yield from _inner_layers(layer)
+
+
+def _unreachable(spec: LayerSpec, hidden: list[tuple[str, keras.Model]]) -> str:
+    """Says which subclassed model hides the layers ``spec`` names (or that a spec of None would log), or ""."""
+    for path, model in hidden:
+        inner = [layer for layer in _inner_layers(model) if (_is_spatial_type(layer) if spec is None else _matches(spec, layer.name, layer))]
+        if inner:
+            what = f"its {len(inner)} convolution and pooling layers" if spec is None else f"{_describe(spec)}"
+            return (
+                f" '{path}' is a subclassed keras.Model nested in this model, and {what} inside it cannot be logged: a subclassed model's "
+                f"inner layers have no symbolic outputs to read. Log its own output with layers=['{path}'], or build it with the "
+                "Functional API (keras.Model(inputs, outputs))."
+            )
+    return ""
+
+
+def _is_spatial_type(layer: keras.layers.Layer) -> bool:
+    return isinstance(layer, SPATIAL_LAYER_TYPES)
+
+
 def _is_spatial(layer: keras.layers.Layer) -> bool:
     return isinstance(layer, SPATIAL_LAYER_TYPES) and len(layer.output.shape) >= 3
 
@@ -103,20 +138,24 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> lis
     names and paths, a layer class, or a layer object; each must match.
     """
     found = list(walk(model))
+    hidden = list(_subclassed(model))
     if layers is None:
         chosen = [(path, layer, chain) for path, layer, chain in found if _is_spatial(layer)]
+        unreachable = _unreachable(None, hidden)
         if not chosen:
             raise ValueError(
                 "FeatureMapsCallback found no convolution or pooling layer in the model "
                 f"(layers: {', '.join(path for path, _, _ in found) or 'none'}); pass layers=[...] "
-                "with the names of the layers to log."
+                f"with the names of the layers to log.{unreachable}"
             )
+        if unreachable:
+            warnings.warn(f"FeatureMapsCallback logs {len(chosen)} layers;{unreachable}", stacklevel=4)
     else:
         for spec in layers:
             if not any(_matches(spec, path, layer) for path, layer, _ in found):
                 raise ValueError(
                     f"FeatureMapsCallback: layers= names {_describe(spec)}, which is not in the model. "
-                    f"Available layers: {', '.join(path for path, _, _ in found)}."
+                    f"Available layers: {', '.join(path for path, _, _ in found)}.{_unreachable(spec, hidden)}"
                 )
         chosen = [(path, layer, chain) for path, layer, chain in found if any(_matches(s, path, layer) for s in layers)]
     selected = []

@@ -12,15 +12,18 @@ import os
 import struct
 import zlib
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
 from PIL import Image
 
-from .metadata import DEAD_THRESHOLD, GUTTER_VALUE, GridLayout, dead_filters
+from .metadata import DEAD_THRESHOLD, GUTTER_VALUE, GridLayout, dead_filters, tile_ranges
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_COLOR_TYPES = {1: 0, 2: 4, 3: 2}  # channels -> PNG colour type: gray, gray + alpha, RGB
+STRIP_HEIGHT = 8
+"""Rows each 1-D map (``Conv1D`` output, 1-D kernel) is repeated into, so it reads as a strip."""
 _encoders: Optional[tuple[int, ThreadPoolExecutor]] = None  # (owning process id, pool)
 
 
@@ -99,20 +102,21 @@ def downsample(maps: np.ndarray, max_size: int) -> tuple[np.ndarray, tuple[int, 
     return blocks.mean(axis=(2, 4)), factors
 
 
-def normalize(maps: np.ndarray, stats: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
-    """Scales each filter map to 0..255 by its own finite min and max.
+def normalize(maps: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+    """Gray levels by the format's rule, ``g = round((v − lo)·255/(hi − lo))`` (0 where ``hi == lo``).
 
-    Returns uint8 maps ``[P, H, W, F]`` and, when any value is not finite, a
-    uint8 alpha mask (0 where NaN/Inf) of the same shape, else None.
+    ``lo``/``hi`` are ``[P, F]`` (:func:`metadata.tile_ranges`). Returns uint8 maps
+    ``[P, H, W, F]`` and, when any value is not finite, a uint8 alpha mask (0
+    where NaN/Inf) of the same shape, else None.
     """
-    low = stats[:, None, None, :, 0]
-    span = stats[:, None, None, :, 1] - low
+    low = lo[:, None, None, :]
+    span = hi[:, None, None, :] - low
     with np.errstate(invalid="ignore", divide="ignore"):
         scaled = (maps - low) * np.where(span > 0, 255.0 / span, 0.0)
     finite = np.isfinite(scaled)
     if finite.all():
-        return np.clip(scaled, 0, 255).astype(np.uint8), None
-    pixels = np.clip(np.where(finite, scaled, 0), 0, 255).astype(np.uint8)
+        return np.clip(np.rint(scaled), 0, 255).astype(np.uint8), None
+    pixels = np.clip(np.rint(np.where(finite, scaled, 0)), 0, 255).astype(np.uint8)
     return pixels, np.where(finite, 255, 0).astype(np.uint8)
 
 
@@ -157,16 +161,54 @@ def decode_png(data: bytes) -> np.ndarray:
         return np.asarray(image)
 
 
-def render(maps: np.ndarray, layout: GridLayout, stats: np.ndarray | None = None) -> list[bytes]:
-    """One grid PNG per probe for maps ``[P, h, w, F]`` (already reduced and capped).
+@dataclass
+class DrawnLayer:
+    """One layer's output made ready to draw (see :func:`draw`)."""
 
-    ``stats`` are :func:`filter_stats` of ``maps`` when the caller has them.
+    maps: np.ndarray
+    """float ``[P, h, w, F]`` as drawn: capped, reduced, 1-D maps repeated into strips."""
+    stats: np.ndarray
+    """:func:`filter_stats` ``[P, F, 5]`` of the capped maps at full resolution."""
+    filters_total: int
+    reduction: str
+    normalization: str
+
+    def layout(self) -> GridLayout:
+        """The near-square grid layout of these tiles."""
+        return GridLayout.for_tiles(self.maps.shape[-1], self.maps.shape[1], self.maps.shape[2])
+
+
+def draw(values: np.ndarray, channels_first: bool = False, max_filters: int = 128, max_tile_size: int = 64) -> DrawnLayer:
+    """The per-layer pipeline up to the pixels: maps, cap, stats, block mean, strips, normalisation.
+
+    1x1 maps are normalised per layer (a per-filter range would be one value);
+    1-D maps are drawn as strips :data:`STRIP_HEIGHT` rows high.
     """
-    if stats is None:
-        stats = filter_stats(maps)
-    pixels, alpha = normalize(maps, stats)
-    grids = tile(pixels, layout)
-    return encode_all(grids, None if alpha is None else tile(alpha, layout, fill=255))
+    maps, reduction = to_maps(values, channels_first)
+    total = maps.shape[-1]
+    maps = maps[..., :max_filters]
+    stats = filter_stats(maps)
+    one_dimensional = maps.shape[1] == 1 and np.ndim(values) == 3
+    maps, factors = downsample(maps, max_tile_size)
+    if factors != (1, 1):
+        block = f"block mean {factors[0]}x{factors[1]}"
+        reduction = block if reduction == "none" else f"{reduction}; {block}"
+    if one_dimensional:
+        maps = np.repeat(maps, STRIP_HEIGHT, axis=1)
+    normalization = "per_layer" if maps.shape[1:3] == (1, 1) else "per_filter"
+    return DrawnLayer(maps, stats, int(total), reduction, normalization)
+
+
+def gray_levels(layer: DrawnLayer, layout: GridLayout) -> tuple[np.ndarray, np.ndarray | None]:
+    """The uint8 grids ``[P, height, width]`` of ``layer`` and their alpha masks (None when all finite)."""
+    lo, hi = tile_ranges(layer.normalization, layer.stats)
+    pixels, alpha = normalize(layer.maps, lo, hi)
+    return tile(pixels, layout), None if alpha is None else tile(alpha, layout, fill=255)
+
+
+def render(layer: DrawnLayer, layout: GridLayout) -> list[bytes]:
+    """One grid PNG per probe of ``layer``, laid out by ``layout``."""
+    return encode_all(*gray_levels(layer, layout))
 
 
 def encode_all(images: np.ndarray, masks: np.ndarray | None = None) -> list[bytes]:

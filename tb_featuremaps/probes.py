@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
@@ -42,11 +43,38 @@ def _to_numpy(value: Any) -> np.ndarray:
 
 
 def _from_dataset(dataset: Any) -> tuple[Any, Any]:
-    """The first batch of a ``tf.data.Dataset`` (or any iterable of batches) as (x, y)."""
-    batch = next(iter(dataset))
+    """The first batch of a ``tf.data.Dataset`` (or any iterator of batches) as (x, y)."""
+    try:
+        batch = next(iter(dataset))
+    except StopIteration:
+        raise ValueError(
+            f"FeatureMapsCallback: probes is an empty {type(dataset).__name__}; pass a dataset or iterator that yields a batch."
+        ) from None
     if isinstance(batch, tuple) and len(batch) in (2, 3):
         return batch[0], batch[1]
     return batch, None
+
+
+def _first(value: Any, count: int) -> Any:
+    """The first ``count`` examples of a batch (an array, or a list or dict of arrays per input)."""
+    if isinstance(value, dict):
+        return {key: _first(item, count) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_first(item, count) for item in value]
+    return _to_numpy(value)[:count]
+
+
+def _labels_argument(labels: Any) -> list:
+    """User labels as a list of strings; refuses a bare string, a mapping or a scalar."""
+    if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__len__") and not hasattr(labels, "numpy"):
+        raise ValueError(
+            f"FeatureMapsCallback: labels must be a sequence with one label per probe (e.g. a list of strings), got {type(labels).__name__} "
+            f"{labels!r:.60}."
+        )
+    values = labels if isinstance(labels, (list, tuple)) else _to_numpy(labels).tolist()
+    if not isinstance(values, list):
+        raise ValueError(f"FeatureMapsCallback: labels must be a sequence with one label per probe, got the scalar {values!r}.")
+    return [str(label) for label in values]
 
 
 def _labels_from(targets: Any, count: int) -> list:
@@ -67,6 +95,14 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     targets = None
     if hasattr(probes, "element_spec") or (hasattr(probes, "__iter__") and hasattr(probes, "__next__")):
         probes, targets = _from_dataset(probes)
+        count = _batch_size(probes)
+        if count is not None and count > MAX_PROBES:
+            warnings.warn(
+                f"FeatureMapsCallback: the dataset's first batch holds {count} examples; the first {MAX_PROBES} are the probes.",
+                stacklevel=3,
+            )
+            probes = _first(probes, MAX_PROBES)
+            targets = None if targets is None else _first(targets, MAX_PROBES)
     names = [str(name) for name in probes] if isinstance(probes, dict) else None
     if isinstance(probes, dict):
         probes = list(probes.values())
@@ -74,10 +110,10 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     if not arrays:
         raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
     for array in arrays:
-        if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_):
+        if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
             raise ValueError(
                 f"FeatureMapsCallback: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
-                "pass the model's input tensors (e.g. preprocessed images), not raw strings or objects."
+                "pass the model's input tensors (e.g. preprocessed real-valued images), not raw strings, objects or complex numbers."
             )
     counts = {int(a.shape[0]) for a in arrays}
     if len(counts) != 1:
@@ -89,10 +125,18 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
         raise ValueError(f"FeatureMapsCallback: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer.")
     if labels is None:
         labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
-    labels = [str(label) for label in (_to_numpy(labels).tolist() if not isinstance(labels, (list, tuple)) else labels)]
+    labels = _labels_argument(labels)
     if len(labels) != count:
         raise ValueError(f"FeatureMapsCallback: got {len(labels)} labels for {count} probes; pass one label per probe.")
     return Probes(arrays, labels, names)
+
+
+def _batch_size(value: Any) -> Optional[int]:
+    """The batch size of a batch (its first array's first axis), or None if it has no batch axis."""
+    while isinstance(value, (dict, list, tuple)) and value:
+        value = next(iter(value.values())) if isinstance(value, dict) else value[0]
+    shape = getattr(value, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
 def _order_by_name(probes: Probes, input_names: Sequence[str]) -> Probes:

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -53,11 +56,59 @@ def write_layer_step(
     """Writes ``maps`` ``[probes, h, w, filters]`` as ``layer``'s grids and stats at ``step`` (no Images copies)."""
     from tb_featuremaps import grid, metadata
 
+    drawn = grid.draw(maps, max_filters=maps.shape[-1], max_tile_size=max(maps.shape[1:3]))
     _, height, width, filters = maps.shape
-    layout = metadata.GridLayout.for_tiles(filters, height, width)
-    info = metadata.LayerInfo("activations", layer, layer_class, index, [None, height, width, filters], layout, filters, filters, labels, step_unit)
-    stats = grid.filter_stats(maps)
-    writer.write_layer(step, info, grid.render(maps, layout, stats), stats=stats, images_copy=False)
+    info = metadata.LayerInfo(
+        "activations",
+        layer,
+        layer_class,
+        index,
+        [None, height, width, filters],
+        drawn.layout(),
+        filters,
+        filters,
+        labels,
+        step_unit,
+        normalization=drawn.normalization,
+    )
+    writer.write_layer(step, info, grid.render(drawn, info.layout), stats=drawn.stats, images_copy=False)
+
+
+def channels_first_fit(logdir) -> None:
+    """Trains a small ``channels_first`` CNN (conv, pool, dense) for one epoch with the callback into ``logdir``."""
+    import keras
+
+    from tb_featuremaps import FeatureMapsCallback
+
+    x, y = mnist_digits(64)
+    x = np.moveaxis(x, -1, 1)  # [N, 1, 28, 28]
+    model = keras.Sequential(
+        [
+            keras.Input((1, 28, 28)),
+            keras.layers.Conv2D(4, 3, data_format="channels_first", name="conv"),
+            keras.layers.MaxPooling2D(data_format="channels_first", name="pool"),
+            keras.layers.Flatten(),
+            keras.layers.Dense(10),
+        ]
+    )
+    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(logdir), probes=x[:2])])
+
+
+def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> None:
+    """Runs ``script`` (which may import from conftest) in a new process on Keras ``backend``.
+
+    TensorFlow is made unimportable there unless it is the backend, so nothing on the write path may need it.
+    """
+    path = [str(Path(__file__).resolve().parent), os.environ.get("PYTHONPATH")]
+    if backend != "tensorflow":
+        hidden = scratch / "no_tensorflow" / "tensorflow"
+        hidden.mkdir(parents=True, exist_ok=True)
+        (hidden / "__init__.py").write_text('raise ImportError("TensorFlow is hidden from this test")\n')
+        path.insert(0, str(hidden.parent))
+    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+    done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
 
 
 @pytest.fixture(scope="session")

@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import importlib.util
 import os
-import subprocess
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import run_on_backend
 from tensorboard.backend.event_processing import event_accumulator
 
 from tb_featuremaps import reader
-
-TESTS = Path(__file__).resolve().parent
 
 TRAIN = """
 import sys, warnings
@@ -41,21 +37,11 @@ def _tags(run_dir: str) -> set:
     return set(accumulator.Tags()["tensors"])
 
 
-def _train(backend: str, logdir: Path, scratch: Path) -> None:
-    hidden = scratch / "no_tensorflow" / "tensorflow"
-    hidden.mkdir(parents=True)
-    (hidden / "__init__.py").write_text('raise ImportError("TensorFlow is hidden from this test")\n')
-    path = os.pathsep.join(filter(None, [str(hidden.parent), str(TESTS), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": path}
-    done = subprocess.run([sys.executable, "-c", TRAIN, str(logdir), backend], env=env, capture_output=True, text=True, timeout=300)
-    assert done.returncode == 0, done.stderr[-3000:]
-
-
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, tmp_path):
     if importlib.util.find_spec(backend) is None:
         pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
-    _train(backend, tmp_path / "logs", tmp_path)
+    run_on_backend(backend, TRAIN, str(tmp_path / "logs"), backend, scratch=tmp_path)
     expected = reader.load(trained_logdir)["feature_maps"]
     runs = reader.load(str(tmp_path / "logs"))
     assert list(runs) == ["feature_maps"]

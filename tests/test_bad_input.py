@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 import pytest
@@ -71,7 +73,25 @@ def test_unwritable_log_dir_is_refused_before_training(tmp_path):
 
 @pytest.mark.parametrize(
     ("argument", "value"),
-    [("log_dir", ""), ("update_freq", 0), ("update_freq", "batch"), ("epoch_freq", 0), ("max_filters", -1), ("run_name", "a/b")],
+    [
+        ("log_dir", ""),
+        ("log_dir", "logs\0x"),
+        ("update_freq", 0),
+        ("update_freq", "batches"),
+        ("update_freq", True),
+        ("epoch_freq", 0),
+        ("epoch_freq", 2.0),
+        ("max_filters", -1),
+        ("max_filters", np.int64(0)),
+        ("max_tile_size", "64"),
+        ("run_name", "a/b"),
+        ("run_name", "feature\0maps"),
+        ("write_weights", "false"),
+        ("write_images", 0),
+        ("layers", []),
+        ("layers", 5),
+        ("layers", [None]),
+    ],
 )
 def test_bad_arguments_are_refused_at_construction(tmp_path, argument, value):
     arguments = {"log_dir": str(tmp_path), argument: value}
@@ -128,9 +148,73 @@ def test_a_failing_writer_warns_and_training_goes_on(tmp_path, monkeypatch):
         history = small_cnn().fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
     assert len(history.history["loss"]) == 2
     messages = [str(w.message) for w in caught if "FeatureMapsCallback" in str(w.message)]
-    assert messages == [
-        "FeatureMapsCallback could not log step 0: OSError: disk full. Training goes on.",
-        "FeatureMapsCallback could not log step 1: OSError: disk full. Training goes on.",
-        "FeatureMapsCallback could not log step 2: OSError: disk full. Training goes on.",
+    assert messages == [  # once per kind of failure, then a count at the end, not a warning at every step
+        "FeatureMapsCallback could not log step 0: OSError: disk full. Training goes on; "
+        "later steps that fail the same way are counted at the end of the fit.",
         "FeatureMapsCallback could not close its event file: OSError: disk full.",
+        "FeatureMapsCallback could not log 3 steps (0, 1, 2) in this fit: OSError: disk full.",
     ]
+
+
+@pytest.mark.parametrize(
+    ("arguments", "message"),
+    [
+        ({"labels": ["a"] * 10}, r"labels= was given without probes="),
+        ({"probes": np.zeros((3, 28, 28, 1)), "labels": "abc"}, r"labels must be a sequence .* got str 'abc'"),
+        ({"probes": np.zeros((2, 28, 28, 1)), "labels": {"a": 0, "b": 1}}, r"labels must be a sequence .* got dict"),
+        ({"probes": np.zeros((2, 28, 28, 1)), "labels": 5}, r"labels must be a sequence .* got int 5"),
+        ({"probes": iter([])}, r"probes is an empty list_iterator"),
+        ({"probes": np.zeros((2, 28, 28, 1), np.complex64)}, r"not .*complex numbers"),
+        ({"layers": re.compile("conv.*"), "update_freq": np.int64(0)}, r"update_freq must be"),
+    ],
+    ids=["labels-without-probes", "labels-str", "labels-dict", "labels-int", "empty-iterator", "complex", "numpy-zero"],
+)
+def test_argument_gaps_get_a_clear_error(tmp_path, arguments, message):
+    with pytest.raises(ValueError, match=message):
+        FeatureMapsCallback(str(tmp_path), **arguments)
+
+
+def test_numpy_integers_a_bare_regex_and_the_batch_alias_are_accepted(tmp_path):
+    callback = FeatureMapsCallback(str(tmp_path), layers=re.compile("conv.*"), update_freq="batch", max_filters=np.int64(4), epoch_freq=np.int32(1))
+    assert callback.update_freq == 1 and callback.max_filters == 4 and isinstance(callback.max_filters, int)
+    x, y = mnist_digits(64)
+    small_cnn().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    run = reader.load(str(tmp_path))["feature_maps"]
+    assert list(run.layers) == ["conv1", "conv2"]
+    assert run.layers["conv1"].steps.tolist() == [0, 1, 2]  # every batch
+    assert run.layers["conv1"].info.filters_shown == 4
+
+
+def test_a_dataset_batched_above_32_gives_its_first_32_probes(tmp_path):
+    import tensorflow as tf
+
+    x, y = mnist_digits(64)
+    dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
+    with pytest.warns(UserWarning, match=r"first batch holds 64 examples; the first 32 are the probes"):
+        callback = FeatureMapsCallback(str(tmp_path), probes=dataset, layers=["conv1"])
+    small_cnn().fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    run = reader.load(str(tmp_path))["feature_maps"]
+    assert run.probe_labels == [str(label) for label in y[:32]] and len(run.probe_images) == 32
+
+
+def test_a_subclassed_model_nested_in_a_functional_one_is_explained(tmp_path):
+    class Block(keras.Model):
+        def __init__(self):
+            super().__init__(name="block")
+            self.conv = layers.Conv2D(4, 3, name="inner_conv")
+
+        def call(self, inputs):
+            return self.conv(inputs)
+
+    inputs = keras.Input((28, 28, 1))
+    outputs = layers.Dense(10)(layers.Flatten()(Block()(inputs)))
+    model = keras.Model(inputs, outputs)
+    model.compile("sgd", "sparse_categorical_crossentropy")
+    hidden = r"'block' is a subclassed keras.Model nested in this model, and .* cannot be logged.*layers=\['block'\]"
+    with pytest.raises(ValueError, match="found no convolution or pooling layer.*" + hidden):
+        _refused_before_training(FeatureMapsCallback(str(tmp_path)), model)
+    with pytest.raises(ValueError, match="'inner_conv', which is not in the model.*" + hidden):
+        _refused_before_training(FeatureMapsCallback(str(tmp_path), layers=["inner_conv"]), model)
+    x, y = mnist_digits(32)
+    model.fit(x, y, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path), layers=["block"])])  # its own output can be logged
+    assert reader.load(str(tmp_path))["feature_maps"].layers["block"].info.layout.tile_height == 26

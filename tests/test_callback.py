@@ -262,11 +262,12 @@ def test_nonfinite_values_are_marked_and_counted():
     maps = np.ones((2, 4, 4, 3), np.float32)
     maps[0, 1, 1, 0] = np.nan
     maps[1, ..., 2] = np.inf
-    stats = grid.filter_stats(maps)
+    drawn = grid.draw(maps)
+    stats = drawn.stats
     assert stats[0, 0, 4] == pytest.approx(1 / 16)
     assert stats[1, 2, 4] == 1.0 and np.isnan(stats[1, 2, 0])
-    layout = metadata.GridLayout.for_tiles(3, 4, 4)
-    image = grid.decode_png(grid.render(maps, layout, stats)[0])
+    layout = drawn.layout()
+    image = grid.decode_png(grid.render(drawn, layout)[0])
     assert image.shape == (layout.height, layout.width, 2)
     assert image[1, 1, 1] == 0 and image[0, 0, 1] == 255
 

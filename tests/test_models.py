@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.util
+
 import keras
 import numpy as np
 import pytest
-from conftest import mnist_digits, small_cnn
+from conftest import channels_first_fit, mnist_digits, run_on_backend, small_cnn
 
 from tb_featuremaps import FeatureMapsCallback, reader
 
@@ -106,22 +108,38 @@ def test_mixed_precision(tmp_path, mixed_precision):
     assert run.weights["conv1"].tiles(0).shape == (8, 5, 5)
 
 
-def test_channels_first(tmp_path):
-    x, y = mnist_digits(64)
-    x = np.moveaxis(x, -1, 1)  # [N, 1, 28, 28]
-    model = keras.Sequential(
-        [
-            keras.Input((1, 28, 28)),
-            layers.Conv2D(4, 3, data_format="channels_first", name="conv"),
-            layers.MaxPooling2D(data_format="channels_first", name="pool"),
-            layers.Flatten(),
-            layers.Dense(10),
-        ]
-    )
-    run = _fit(_compile(model), x, y, tmp_path, probes=x[:2])
+def _tensorflow_lacks_channels_first() -> str:
+    """Why this machine's TensorFlow cannot train channels_first convolutions on the CPU ("" if it can)."""
+    import tensorflow as tf
+
+    try:
+        kernel = tf.Variable(tf.ones((3, 3, 1, 1)))
+        with tf.GradientTape() as tape:
+            out = tf.nn.conv2d(tf.ones((1, 1, 8, 8)), kernel, 1, "VALID", data_format="NCHW")
+        tape.gradient(out, kernel)
+    except (tf.errors.UnimplementedError, tf.errors.InvalidArgumentError) as error:
+        return f"TensorFlow's CPU kernels on this processor do not train channels_first (NCHW) convolutions: {error.message.splitlines()[0]}"
+    return ""
+
+
+@pytest.mark.parametrize("backend", ["tensorflow", "jax"])
+def test_channels_first(tmp_path, backend):
+    if backend == "tensorflow":
+        reason = _tensorflow_lacks_channels_first()
+        if reason:
+            pytest.skip(reason)
+        channels_first_fit(tmp_path / "logs")
+    else:  # JAX trains channels_first on every processor
+        if importlib.util.find_spec("jax") is None:
+            pytest.skip("the JAX backend is not installed (pip install jax)")
+        run_on_backend(
+            "jax", "import sys; from conftest import channels_first_fit; channels_first_fit(sys.argv[1])", str(tmp_path / "logs"), scratch=tmp_path
+        )
+    run = reader.load(str(tmp_path / "logs"))["feature_maps"]
     conv = run.layers["conv"]
     assert conv.info.output_shape == [None, 4, 26, 26]
     assert (conv.info.filters_shown, conv.info.layout.tile_height, conv.info.layout.tile_width) == (4, 26, 26)
+    assert conv.tiles(-1).std() > 0
     assert run.layers["pool"].info.layout.tile_height == 13
     assert [image.shape for image in run.probe_images] == [(28, 28)] * 2  # not a 1x28 strip of the channel axis
 
@@ -129,7 +147,7 @@ def test_channels_first(tmp_path):
 @pytest.mark.parametrize(
     ("layer", "input_shape", "tile", "filters", "kernel_tiles"),
     [
-        (layers.Conv1D(6, 3, name="layer"), (20, 2), (1, 18), 6, (6, 1, 3)),
+        (layers.Conv1D(6, 3, name="layer"), (20, 2), (8, 18), 6, (6, 8, 3)),  # 1-D maps drawn as 8-row strips
         (layers.Conv3D(3, 3, name="layer"), (6, 10, 10, 1), (8, 8), 3, None),  # middle depth slice; no 3-D kernel grid
         (layers.DepthwiseConv2D(3, depth_multiplier=2, name="layer"), (12, 12, 3), (10, 10), 6, (6, 3, 3)),
         (layers.SeparableConv2D(5, 3, name="layer"), (12, 12, 3), (10, 10), 5, (3, 3, 3)),

@@ -99,3 +99,42 @@ def test_batch_steps_count_batches_with_steps_per_execution(tmp_path):
     model.compile(optimizer="adam", loss="sparse_categorical_crossentropy", steps_per_execution=2)
     _fit(model, [_callback(tmp_path, update_freq=2)], epochs=2, samples=128)
     assert _steps(tmp_path)["conv1"] == [0, 2, 4, 6, 8]
+
+
+def test_rerunning_into_the_same_log_dir_starts_a_new_run(tmp_path):
+    _fit(small_cnn(), [_callback(tmp_path)])
+    first = _events(tmp_path)
+    with pytest.warns(UserWarning) as caught:  # the notebook habit: a new model, a new callback, the same log_dir
+        _fit(small_cnn(), [_callback(tmp_path)])
+    notes = [str(w.message) for w in caught if "FeatureMapsCallback" in str(w.message)]
+    assert len(notes) == 1 and "already holds another training's feature maps" in notes[0] and "feature_maps_2" in notes[0]
+    assert _events(tmp_path) == first  # the first training's folder is untouched
+    assert _steps(tmp_path, "feature_maps") == _steps(tmp_path, "feature_maps_2") == {"conv1": [0, 1, 2]}
+    _fit(small_cnn(), [_callback(tmp_path)])
+    assert _steps(tmp_path, "feature_maps_3") == {"conv1": [0, 1, 2]}
+
+
+def test_a_resume_continues_the_newest_run(tmp_path):
+    _fit(small_cnn(), [_callback(tmp_path)])
+    model = small_cnn()
+    _fit(model, [_callback(tmp_path)])  # feature_maps_2
+    _fit(model, [_callback(tmp_path)], epochs=3, initial_epoch=2)
+    assert _steps(tmp_path, "feature_maps_2") == {"conv1": [0, 1, 2, 3]}
+    assert _steps(tmp_path, "feature_maps") == {"conv1": [0, 1, 2]}
+
+
+def _unsized_batches(samples: int = 128):
+    """A dataset whose length Keras cannot know (so ``params["steps"]`` is None), of 32-digit batches."""
+    import tensorflow as tf
+
+    x, y = mnist_digits(samples)
+    signature = (tf.TensorSpec((None, 28, 28, 1), tf.float32), tf.TensorSpec((None,), tf.int64))
+    return tf.data.Dataset.from_generator(lambda: ((x[i : i + 32], y[i : i + 32]) for i in range(0, samples, 32)), output_signature=signature)
+
+
+def test_batch_mode_resume_in_a_new_process_continues_at_the_last_logged_step(tmp_path):
+    model = small_cnn()
+    model.fit(_unsized_batches(), epochs=2, verbose=0, callbacks=[_callback(tmp_path, update_freq=3)])
+    assert _steps(tmp_path) == {"conv1": [0, 3, 6, 8]}
+    model.fit(_unsized_batches(), epochs=3, initial_epoch=2, verbose=0, callbacks=[_callback(tmp_path, update_freq=3)])  # a new process
+    assert _steps(tmp_path) == {"conv1": [0, 3, 6, 8, 9, 12]}

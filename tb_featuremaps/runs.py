@@ -1,0 +1,86 @@
+"""Which run folder a training logs to: a new one for a new training, the same one for a resume.
+
+The rule (``docs/format.md``, "Where"): a training that starts from scratch never
+writes into a folder that already holds feature maps (it takes the next free
+``<run_name>_N``); a resumed one (``initial_epoch > 0``) continues the newest
+folder of its name at the step that folder last logged.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from typing import Optional
+
+from tensorboard.compat import tf as tb_tf
+
+from .eventfile import read_events
+
+_EVENT_FILE = "events.out.tfevents."
+
+
+def last_logged_step(run_dir: str) -> Optional[int]:
+    """The largest step of any summary in ``run_dir``'s event files, or None if it holds none."""
+    try:
+        names = sorted(name for name in tb_tf.io.gfile.listdir(run_dir) if name.startswith(_EVENT_FILE))
+    except Exception:  # no such directory (yet)
+        return None
+    last = None
+    for name in names:
+        for event in read_events(os.path.join(run_dir, name)):
+            if event.summary.value:
+                last = event.step if last is None else max(last, event.step)
+    return last
+
+
+@dataclass(frozen=True)
+class RunChoice:
+    """Where a training logs and what that folder held before."""
+
+    run_dir: str
+    number: int
+    """1 for ``run_name`` itself, N for ``run_name_N``."""
+    last_step: Optional[int]
+    """The last step the folder already holds (a resume continues after it), or None for a fresh folder."""
+    taken: tuple[str, ...] = ()
+    """Folders of this name skipped because they hold another training's steps."""
+
+
+def _siblings(log_dir: str, run_name: str) -> list[tuple[int, str]]:
+    """``(number, path)`` of ``run_name`` (1) and the existing ``run_name_N`` folders, by number."""
+    pattern = re.compile(re.escape(run_name) + r"_([0-9]+)")
+    try:
+        names = tb_tf.io.gfile.listdir(log_dir)
+    except Exception:
+        names = []
+    found = {1: os.path.join(log_dir, run_name)}
+    for name in names:
+        match = pattern.fullmatch(name.rstrip("/"))
+        if match and int(match.group(1)) >= 2:
+            found[int(match.group(1))] = os.path.join(log_dir, name.rstrip("/"))
+    return sorted(found.items())
+
+
+def choose_run_dir(log_dir: str, run_name: str, resume: bool, after: int = 0) -> RunChoice:
+    """The folder a training logs to (see the module docstring).
+
+    ``after``: numbers up to this one are never chosen for a fresh training (the
+    same callback used with another model moves on even from an empty folder).
+    """
+    siblings = _siblings(log_dir, run_name)
+    if resume:
+        for number, path in reversed(siblings):
+            last = last_logged_step(path)
+            if last is not None:
+                return RunChoice(path, number, last)
+    taken = []
+    number = 1
+    for number, path in siblings:
+        if number <= after:
+            continue
+        if last_logged_step(path) is None:
+            return RunChoice(path, number, None, tuple(taken))
+        taken.append(path)
+    number = max(number, after) + 1
+    return RunChoice(os.path.join(log_dir, f"{run_name}_{number}"), number, None, tuple(taken))
