@@ -12,7 +12,7 @@ setup(
     long_description_content_type="text/markdown",
     license="Apache-2.0",
     python_requires=">=3.9",
-    packages=find_packages(include=["tb_featuremaps", "tb_featuremaps.*", "training"]),
+    packages=find_packages(include=["tb_featuremaps", "tb_featuremaps.*"]),  # training/ runs from the repository, never installed
     package_data={
         "tb_featuremaps": ["data/*.npz", "data/*.md"],
         "tb_featuremaps.plugin": ["static/*"],

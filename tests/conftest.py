@@ -95,8 +95,8 @@ def channels_first_fit(logdir) -> None:
     model.fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(logdir), probes=x[:2])])
 
 
-def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> None:
-    """Runs ``script`` (which may import from conftest) in a new process on Keras ``backend``.
+def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> str:
+    """Runs ``script`` (which may import from conftest) in a new process on Keras ``backend``; returns its output.
 
     TensorFlow is made unimportable there unless it is the backend, so nothing on the write path may need it.
     """
@@ -109,6 +109,7 @@ def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> None
     env = {**os.environ, "KERAS_BACKEND": backend, "PYTHONPATH": os.pathsep.join(filter(None, path))}
     done = subprocess.run([sys.executable, "-c", script, *args], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout
 
 
 @pytest.fixture(scope="session")

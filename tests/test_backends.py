@@ -63,3 +63,28 @@ def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, t
         assert np.isfinite(layer.stats).all()
         assert not np.array_equal(layer.stats[0], layer.stats[-1]), f"{path} did not change while training"
     assert _tags(str(tmp_path / "logs" / "feature_maps")) == _tags(os.path.join(trained_logdir, "feature_maps"))
+
+
+BATCHES = """
+import sys
+import keras
+from conftest import train_logdir
+from tb_featuremaps import FeatureMapsCallback
+
+train_logdir(sys.argv[1], epochs=2, update_freq=3, layers=["conv1"])  # 4 batches an epoch
+dispatch = keras.callbacks.CallbackList([FeatureMapsCallback(sys.argv[1]), FeatureMapsCallback(sys.argv[1], update_freq=3)])
+per_epoch = keras.callbacks.CallbackList([FeatureMapsCallback(sys.argv[1])])
+print("async", per_epoch._async_train, dispatch._async_train)
+"""
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_logs_every_n_batches_mid_training(backend, tmp_path):
+    if importlib.util.find_spec(backend) is None:
+        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    output = run_on_backend(backend, BATCHES, str(tmp_path / "logs"), scratch=tmp_path)
+    conv1 = reader.load(str(tmp_path / "logs"))["feature_maps"].layers["conv1"]
+    assert conv1.steps.tolist() == [0, 3, 6, 8]  # as on TensorFlow, not only the first and last
+    assert len({conv1.pngs[index][0] for index in range(4)}) == 4  # each a different state of the filters
+    if backend == "jax":  # per-epoch logging leaves Keras' async batch dispatch on; per-batch logging needs it off
+        assert "async True False" in output

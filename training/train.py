@@ -13,6 +13,8 @@ import time
 from collections.abc import Sequence
 from typing import Optional
 
+from .quiet import quiet_tensorflow
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 POST_EPOCHS = 400
@@ -44,6 +46,11 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
 def main(argv: Optional[Sequence[str]] = None) -> float:
     """Runs the training; returns the final test accuracy."""
     args = parse_args(argv)
+    with quiet_tensorflow():
+        return _train(args)
+
+
+def _train(args: argparse.Namespace) -> float:
     import keras
 
     from tb_featuremaps import FeatureMapsCallback
@@ -61,6 +68,7 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     run_dir = os.path.join(args.logdir, args.run_name)
     model = build_model(learning_rate=args.learning_rate)
     model.summary()
+    feature_maps = FeatureMapsCallback(run_dir)
     started = time.time()
     model.fit(
         x_train,
@@ -68,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
         batch_size=args.batch_size,
         epochs=args.epochs,
         validation_data=(digits.x_test, digits.y_test),
-        callbacks=[keras.callbacks.TensorBoard(run_dir), FeatureMapsCallback(run_dir)],
+        callbacks=[keras.callbacks.TensorBoard(run_dir), feature_maps],
         verbose=2 if os.environ.get("CI") else "auto",
     )
     _, accuracy = model.evaluate(digits.x_test, digits.y_test, batch_size=500, verbose=0)
@@ -76,7 +84,7 @@ def main(argv: Optional[Sequence[str]] = None) -> float:
     model.save(model_path)
     print(f"Test accuracy: {accuracy:.4f} after {args.epochs} epochs ({time.time() - started:.0f} s).")
     print(f"Model saved to {model_path}.")
-    print(f"Feature maps logged to {os.path.join(run_dir, 'feature_maps')}. Now run:\n\n    tensorboard --logdir {args.logdir}\n")
+    print(f"Feature maps logged to {feature_maps.run_dir}. Now run:\n\n    tensorboard --logdir {args.logdir}\n")
     return float(accuracy)
 
 
