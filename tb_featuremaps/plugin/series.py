@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ from tensorboard import errors
 from tensorboard.data import provider
 
 from .. import metadata
+from . import params
 from .cache import BudgetCache
 
 ALL_STEPS = 2**31 - 1
@@ -42,12 +44,31 @@ FRESH_SECONDS = 2.0
 _LIST_ATTEMPTS = 3
 """Listings tried when the Python loader drops a run while listing it."""
 
+ESCAPED_NAMES = 'the data server of --load_fast=true cannot read back names with ", \\ or control characters; rename it or use --load_fast=false'
+"""Why a run or series whose name needs escaping in JSON cannot be read (docs/security.md)."""
+
+_REASON_LENGTH = 160
+"""Longest data provider message quoted as the reason of a read that failed."""
+
 Version = tuple[Optional[int], Optional[float]]
 
 
 def version_of(series: Any) -> Version:
     """What changes when a series gains data: its last step and wall time."""
     return series.max_step, series.max_wall_time
+
+
+def needs_escaping(name: str) -> bool:
+    """Whether JSON writes ``name`` with escapes (``"``, ``\\``, control characters): TensorBoard's data server then fails to read it back."""
+    return json.dumps(name, ensure_ascii=False)[1:-1] != name
+
+
+class UnreadableError(errors.InvalidArgumentError):
+    """A 400: the data provider failed to read a series' data back; ``reason`` says why, without the names."""
+
+    def __init__(self, run: str, tag: str, reason: str):
+        super().__init__(f"cannot read {params.quote(tag)} of run {params.quote(run)}: {reason}")
+        self.reason = reason
 
 
 def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
@@ -145,12 +166,19 @@ class SeriesReader:
             keys = self.timeline(ctx, eid, run, tag).keys_at(step)
         return keys
 
-    def blob(self, ctx: tb_context.RequestContext, key: str) -> bytes:
-        """One blob; NotFoundError if it has gone (a run removed since it was listed) or is not a byte string."""
+    def blob(self, ctx: tb_context.RequestContext, run: str, tag: str, key: str) -> bytes:
+        """One blob of the run's series ``tag``.
+
+        Raises NotFoundError if it has gone (a run removed since it was listed) or is not a
+        byte string, UnreadableError if the provider fails to read it back.
+        """
         try:
             blob = self._provider.read_blob(ctx, blob_key=key)
         except (KeyError, IndexError):
             raise errors.NotFoundError("the requested data is no longer loaded") from None
+        except errors.InvalidArgumentError as error:  # the data server's own key, which it fails to parse
+            escaped = needs_escaping(run) or needs_escaping(tag)
+            raise UnreadableError(run, tag, ESCAPED_NAMES if escaped else str(error).removeprefix("Invalid argument: ")[:_REASON_LENGTH]) from None
         if not isinstance(blob, bytes):  # a hand-made series of numbers: the Python loader returns an element of its array
             raise errors.NotFoundError("the requested data is not an image")
         return blob
