@@ -8,6 +8,11 @@ re-checks the series' last step and time (its *version*) first. A cached stats
 series is trusted for :data:`FRESH_SECONDS` after it was last checked, so a run
 deleted or rewritten in place stops being answered from the cache soon after
 TensorBoard notices (a grid's PNG is always read from the provider).
+
+A step logged more than once (a run trained again into the same directory) is
+served once: a grid series keeps, per step, the datum the provider returns last
+for it, and a stats series the datum of the same event as the layer's grid
+(docs/http-api.md, "Steps logged more than once").
 """
 
 from __future__ import annotations
@@ -71,6 +76,12 @@ class UnreadableError(errors.InvalidArgumentError):
         self.reason = reason
 
 
+def _last_per_step(datums: list) -> list:
+    """``datums`` sorted by step, keeping of a step given more than once the datum given last."""
+    by_step = {datum.step: datum for datum in datums}
+    return [by_step[step] for step in sorted(by_step)]
+
+
 def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
     """Where ``step`` is in the sorted ``steps``, or None if it is not there."""
     position = bisect.bisect_left(steps, step)
@@ -79,7 +90,7 @@ def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Steps, wall times and blob keys (one tuple per step) of a blob-sequence series."""
+    """Steps (ascending, each once), wall times and blob keys (one tuple per step) of a blob-sequence series."""
 
     version: Version
     steps: tuple[int, ...]
@@ -93,7 +104,7 @@ class Timeline:
 
 @dataclass(frozen=True)
 class StatsSeries:
-    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``).
+    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``), steps ascending, each once.
 
     ``checked`` is the ``time.monotonic()`` when a listing last showed the series at ``version``.
     """
@@ -149,6 +160,7 @@ class SeriesReader:
         datums = self._read(self._provider.read_blob_sequences, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
+        datums = _last_per_step(datums)
         timeline = Timeline(
             version,
             tuple(datum.step for datum in datums),
@@ -199,7 +211,7 @@ class SeriesReader:
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
-        datums = [datum for datum in datums if _is_stats_array(datum.numpy)]
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum in datums if _is_stats_array(datum.numpy)])
         shape = datums[-1].numpy.shape if datums else (0, 0, len(metadata.STATS_FIELDS))
         datums = [datum for datum in datums if datum.numpy.shape == shape]  # the callback never changes it
         values = np.stack([datum.numpy for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
@@ -215,6 +227,25 @@ class SeriesReader:
         if value is None:
             value = self.stats(ctx, eid, run, layer).at(step)
         return value
+
+    def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list) -> list:
+        """Stats ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's grid.
+
+        The callback writes a layer's grid and stats in one event, so they share its wall
+        time; without a match, the datum given last. The grid series decides because the
+        Python loader's provider serves a blob sequence's first event at a step but every
+        tensor event.
+        """
+        steps = [datum.step for datum in datums]
+        if len(set(steps)) == len(steps):
+            return sorted(datums, key=lambda datum: datum.step)
+        try:
+            timeline = self.timeline(ctx, eid, run, metadata.tag_for(metadata.KIND_ACTIVATIONS, layer))
+            grid_times = dict(zip(timeline.steps, timeline.wall_times))
+        except errors.NotFoundError:  # stats without grids
+            grid_times = {}
+        # A stable sort puts a step's matching datum after the others, which keep their order: it is the last one.
+        return _last_per_step(sorted(datums, key=lambda datum: (datum.step, datum.wall_time == grid_times.get(datum.step))))
 
     def _read(self, method: Callable, ctx: tb_context.RequestContext, eid: str, run: str, tag: str) -> Optional[list]:
         """One series' data from ``read_blob_sequences`` or ``read_tensors``, or None if it does not exist."""
