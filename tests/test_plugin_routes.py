@@ -143,6 +143,7 @@ def test_plugin_is_listed_with_its_tab(client):
 
 
 def test_runs_lists_layers_in_model_order(listing, logged):
+    assert listing["errors"] == []
     (run,) = listing["runs"]
     assert run["run"] == RUN
     assert [layer["layer"] for layer in run["layers"]] == LAYERS

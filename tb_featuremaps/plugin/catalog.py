@@ -1,4 +1,8 @@
-"""The ``runs`` listing: every run's probes and logged layers, from the series' metadata."""
+"""The ``runs`` listing: every run's probes and logged layers, from the series' metadata.
+
+A run or layer whose data cannot be read is left out and reported in ``errors``
+instead; it never fails the listing of the others.
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ from tensorboard.data import provider
 
 from .. import metadata
 from .cache import BudgetCache
-from .series import SeriesReader, Version, version_of
+from .series import SeriesReader, UnreadableError, Version, needs_escaping, version_of
 
 _HIDDEN = ("version", "kind", "extra")
 """Content fields of a grid series that the listing leaves out."""
@@ -21,7 +25,10 @@ WEIGHTS_FIELDS = ("tile_height", "tile_width", "rows", "cols", "gutter", "filter
 """Content fields of a ``weights`` series that a layer entry carries."""
 
 _EXTENTS_BUDGET = 10_000
-"""Most (run, version) step extents and probe sizes remembered."""
+"""Most (run, version) step extents, probe sizes and read checks remembered."""
+
+_REASON_LENGTH = 160
+"""Longest error message quoted as the reason in ``errors``."""
 
 _LISTERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="feature_maps_listing")
 """Runs the listing's provider calls side by side: with the Rust data server each is a round trip of tens
@@ -47,14 +54,26 @@ class Catalog:
         self._memo = BudgetCache(_EXTENTS_BUDGET)
 
     def runs(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
-        """``{"runs": [...]}`` as described in docs/http-api.md, runs sorted by name."""
+        """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name."""
         # Both listings at once, then every run's reads at once (see _LISTERS).
         tensors = _LISTERS.submit(self._reader.tensor_series, ctx, eid)
         blobs = self._reader.blob_series(ctx, eid)
         tensors = tensors.result()
-        return {"runs": list(_LISTERS.map(lambda run: self._run(ctx, eid, run, blobs[run], tensors.get(run, {})), sorted(blobs)))}
+        runs, problems = [], []
+        for entry, run_problems in _LISTERS.map(lambda run: self._run(ctx, eid, run, blobs[run], tensors.get(run, {})), sorted(blobs)):
+            if entry is not None:
+                runs.append(entry)
+            problems.extend(run_problems)
+        return {"runs": runs, "errors": problems}
 
-    def _run(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> dict[str, Any]:
+    def _run(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[Optional[dict[str, Any]], list[dict]]:
+        """The run's entry (None if none of it can be read) and what of it could not be read."""
+        try:
+            return self._entry(ctx, eid, run, series, tensors)
+        except errors.PublicError as error:
+            return None, [_problem(run, None, error)]
+
+    def _entry(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[dict[str, Any], list[dict]]:
         layers, weights = [], {}
         for tag, time_series in series.items():
             info = _grid_info(tag, time_series.plugin_content)
@@ -66,11 +85,45 @@ class Catalog:
                 weights[info.layer] = info
         layers.sort(key=lambda item: (item[0].index, item[0].layer))
         probes = series.get(metadata.PROBES_TAG)
-        return {
-            "run": run,
-            "probes": self._probes(ctx, eid, run, probes) if probes is not None else None,
-            "layers": [self._layer(ctx, eid, run, info, time_series, weights.get(info.layer), tensors) for info, time_series in layers],
-        }
+        readable = [(metadata.PROBES_TAG, probes)] if probes is not None else []
+        readable += [(metadata.tag_for(info.kind, info.layer), time_series) for info, time_series in layers]
+        if needs_escaping(run) and readable:  # one series shows whether the data server reads the run's name back
+            self._check(ctx, eid, run, *readable[0])
+        problems = []
+        entries = []
+        for info, time_series in layers:
+            try:
+                entries.append(self._layer(ctx, eid, run, info, time_series, weights.get(info.layer), tensors))
+            except errors.PublicError as error:
+                problems.append(_problem(run, metadata.tag_for(info.kind, info.layer), error))
+        try:
+            probes_entry = self._probes(ctx, eid, run, probes) if probes is not None else None
+        except errors.PublicError as error:
+            probes_entry = None
+            problems.append(_problem(run, metadata.PROBES_TAG, error))
+        return {"run": run, "probes": probes_entry, "layers": entries}, problems
+
+    def _check(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, series: provider.BlobSequenceTimeSeries) -> None:
+        """Reads one blob of the series (its last step's first); UnreadableError if the provider cannot.
+
+        Only for names that need escaping in JSON: TensorBoard's data server fails to
+        read those back, and checking every series would cost a round trip each.
+        """
+        key = ("check", eid, run, tag, version_of(series))
+        reason = self._memo.get(key)
+        if reason is None:
+            try:
+                keys = self._reader.timeline(ctx, eid, run, tag, version_of(series)).keys
+                if keys and keys[-1]:
+                    self._reader.blob(ctx, run, tag, keys[-1][0])
+                reason = ""
+            except UnreadableError as error:
+                reason = error.reason
+            except errors.NotFoundError:  # unloaded since it was listed
+                return
+            self._memo.put(key, reason, 1)
+        if reason:
+            raise UnreadableError(run, tag, reason)
 
     def _layer(
         self,
@@ -82,8 +135,11 @@ class Catalog:
         weights: Optional[metadata.LayerInfo],
         tensors: dict,
     ) -> dict[str, Any]:
+        tag = metadata.tag_for(info.kind, info.layer)
+        if needs_escaping(tag):
+            self._check(ctx, eid, run, tag, series)
         entry = {key: value for key, value in info.to_json().items() if key not in _HIDDEN}
-        count, first = self._extent(ctx, eid, run, metadata.tag_for(info.kind, info.layer), version_of(series))
+        count, first = self._extent(ctx, eid, run, tag, version_of(series))
         weights_json = weights.to_json() if weights is not None else None
         entry.update(
             step_count=count,
@@ -126,12 +182,18 @@ class Catalog:
                 last = timeline.keys[-1] if timeline.keys else ()
                 if len(last) < 2:
                     return None
-                size = (len(last) - 2, *(_decimal(self._reader.blob(ctx, blob_key)) for blob_key in last[:2]))
+                size = (len(last) - 2, *(_decimal(self._reader.blob(ctx, run, metadata.PROBES_TAG, blob_key)) for blob_key in last[:2]))
             except errors.NotFoundError:  # unloaded since it was listed
                 return None
             self._memo.put(key, size, 1)
         count, width, height = size
         return {"count": count, "labels": labels if isinstance(labels, list) else [], "width": width, "height": height}
+
+
+def _problem(run: str, tag: Optional[str], error: errors.PublicError) -> dict[str, Any]:
+    """An entry of ``errors``: the run, the series (None: the whole run) and why it could not be read."""
+    reason = error.reason if isinstance(error, UnreadableError) else str(error)[:_REASON_LENGTH]
+    return {"run": run, "tag": tag, "error": reason}
 
 
 def _decimal(blob: bytes) -> Optional[int]:

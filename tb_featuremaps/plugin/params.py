@@ -17,7 +17,8 @@ _SHOWN = 80
 """Longest excerpt of a bad value quoted back in an error message."""
 
 
-def _quote(value: str) -> str:
+def quote(value: str) -> str:
+    """``value`` as a Python literal, cut to its first 80 characters, for an error message."""
     return repr(value if len(value) <= _SHOWN else value[:_SHOWN] + "…")
 
 
@@ -37,7 +38,7 @@ def integer(args: Mapping[str, str], key: str, default: Optional[int] = None) ->
             raise errors.InvalidArgumentError(f"missing parameter {key!r}")
         return default
     if not _INTEGER.fullmatch(value):
-        raise errors.InvalidArgumentError(f"parameter {key!r} must be a non-negative integer of at most 15 digits, got {_quote(value)}")
+        raise errors.InvalidArgumentError(f"parameter {key!r} must be a non-negative integer of at most 15 digits, got {quote(value)}")
     return int(value)
 
 
@@ -45,10 +46,10 @@ def kind(args: Mapping[str, str]) -> str:
     """The grid kind: ``activations`` (default) or ``weights``."""
     value = args.get("kind", metadata.KIND_ACTIVATIONS)
     if value not in metadata.GRID_KINDS:
-        raise errors.InvalidArgumentError(f"parameter 'kind' must be one of {', '.join(metadata.GRID_KINDS)}, got {_quote(value)}")
+        raise errors.InvalidArgumentError(f"parameter 'kind' must be one of {', '.join(metadata.GRID_KINDS)}, got {quote(value)}")
     return value
 
 
 def not_found(what: str, value: object) -> errors.NotFoundError:
     """A 404 error naming the unknown ``what``."""
-    return errors.NotFoundError(f"unknown {what} {_quote(str(value))}")
+    return errors.NotFoundError(f"unknown {what} {quote(str(value))}")

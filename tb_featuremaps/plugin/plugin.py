@@ -100,12 +100,13 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         args = request.args
         run, layer, kind = params.name(args, "run"), params.name(args, "layer"), params.kind(args)
         step, probe = params.integer(args, "step"), params.integer(args, "probe", 0)
-        keys = self._reader.keys_at(ctx, eid, run, metadata.tag_for(kind, layer), step)
+        tag = metadata.tag_for(kind, layer)
+        keys = self._reader.keys_at(ctx, eid, run, tag, step)
         if keys is None:
             raise params.not_found("step", step)
         if probe + 2 >= len(keys):  # keys: width, height, one PNG per probe
             raise params.not_found("probe", probe)
-        return http_util.Respond(request, self._reader.blob(ctx, keys[probe + 2]), "image/png", expires=IMAGE_EXPIRES)
+        return http_util.Respond(request, self._reader.blob(ctx, run, tag, keys[probe + 2]), "image/png", expires=IMAGE_EXPIRES)
 
     @wrappers.Request.application
     def _serve_stats(self, request: wrappers.Request) -> wrappers.Response:
@@ -147,4 +148,4 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         keys = timeline.keys[-1] if timeline.keys else ()
         if index + 2 >= len(keys):
             raise params.not_found("probe", index)
-        return http_util.Respond(request, self._reader.blob(ctx, keys[index + 2]), "image/png", expires=IMAGE_EXPIRES)
+        return http_util.Respond(request, self._reader.blob(ctx, run, metadata.PROBES_TAG, keys[index + 2]), "image/png", expires=IMAGE_EXPIRES)

@@ -8,12 +8,18 @@ re-checks the series' last step and time (its *version*) first. A cached stats
 series is trusted for :data:`FRESH_SECONDS` after it was last checked, so a run
 deleted or rewritten in place stops being answered from the cache soon after
 TensorBoard notices (a grid's PNG is always read from the provider).
+
+A step logged more than once (a run trained again into the same directory) is
+served once: a grid series keeps, per step, the datum the provider returns last
+for it, and a stats series the datum of the same event as the layer's grid
+(docs/http-api.md, "Steps logged more than once").
 """
 
 from __future__ import annotations
 
 import bisect
 import dataclasses
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,6 +31,7 @@ from tensorboard import errors
 from tensorboard.data import provider
 
 from .. import metadata
+from . import params
 from .cache import BudgetCache
 
 ALL_STEPS = 2**31 - 1
@@ -42,12 +49,37 @@ FRESH_SECONDS = 2.0
 _LIST_ATTEMPTS = 3
 """Listings tried when the Python loader drops a run while listing it."""
 
+ESCAPED_NAMES = 'the data server of --load_fast=true cannot read back names with ", \\ or control characters; rename it or use --load_fast=false'
+"""Why a run or series whose name needs escaping in JSON cannot be read (docs/security.md)."""
+
+_REASON_LENGTH = 160
+"""Longest data provider message quoted as the reason of a read that failed."""
+
 Version = tuple[Optional[int], Optional[float]]
 
 
 def version_of(series: Any) -> Version:
     """What changes when a series gains data: its last step and wall time."""
     return series.max_step, series.max_wall_time
+
+
+def needs_escaping(name: str) -> bool:
+    """Whether JSON writes ``name`` with escapes (``"``, ``\\``, control characters): TensorBoard's data server then fails to read it back."""
+    return json.dumps(name, ensure_ascii=False)[1:-1] != name
+
+
+class UnreadableError(errors.InvalidArgumentError):
+    """A 400: the data provider failed to read a series' data back; ``reason`` says why, without the names."""
+
+    def __init__(self, run: str, tag: str, reason: str):
+        super().__init__(f"cannot read {params.quote(tag)} of run {params.quote(run)}: {reason}")
+        self.reason = reason
+
+
+def _last_per_step(datums: list) -> list:
+    """``datums`` sorted by step, keeping of a step given more than once the datum given last."""
+    by_step = {datum.step: datum for datum in datums}
+    return [by_step[step] for step in sorted(by_step)]
 
 
 def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
@@ -58,7 +90,7 @@ def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Steps, wall times and blob keys (one tuple per step) of a blob-sequence series."""
+    """Steps (ascending, each once), wall times and blob keys (one tuple per step) of a blob-sequence series."""
 
     version: Version
     steps: tuple[int, ...]
@@ -72,7 +104,7 @@ class Timeline:
 
 @dataclass(frozen=True)
 class StatsSeries:
-    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``).
+    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``), steps ascending, each once.
 
     ``checked`` is the ``time.monotonic()`` when a listing last showed the series at ``version``.
     """
@@ -128,6 +160,7 @@ class SeriesReader:
         datums = self._read(self._provider.read_blob_sequences, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
+        datums = _last_per_step(datums)
         timeline = Timeline(
             version,
             tuple(datum.step for datum in datums),
@@ -145,12 +178,19 @@ class SeriesReader:
             keys = self.timeline(ctx, eid, run, tag).keys_at(step)
         return keys
 
-    def blob(self, ctx: tb_context.RequestContext, key: str) -> bytes:
-        """One blob; NotFoundError if it has gone (a run removed since it was listed) or is not a byte string."""
+    def blob(self, ctx: tb_context.RequestContext, run: str, tag: str, key: str) -> bytes:
+        """One blob of the run's series ``tag``.
+
+        Raises NotFoundError if it has gone (a run removed since it was listed) or is not a
+        byte string, UnreadableError if the provider fails to read it back.
+        """
         try:
             blob = self._provider.read_blob(ctx, blob_key=key)
         except (KeyError, IndexError):
             raise errors.NotFoundError("the requested data is no longer loaded") from None
+        except errors.InvalidArgumentError as error:  # the data server's own key, which it fails to parse
+            escaped = needs_escaping(run) or needs_escaping(tag)
+            raise UnreadableError(run, tag, ESCAPED_NAMES if escaped else str(error).removeprefix("Invalid argument: ")[:_REASON_LENGTH]) from None
         if not isinstance(blob, bytes):  # a hand-made series of numbers: the Python loader returns an element of its array
             raise errors.NotFoundError("the requested data is not an image")
         return blob
@@ -171,7 +211,7 @@ class SeriesReader:
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
-        datums = [datum for datum in datums if _is_stats_array(datum.numpy)]
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum in datums if _is_stats_array(datum.numpy)])
         shape = datums[-1].numpy.shape if datums else (0, 0, len(metadata.STATS_FIELDS))
         datums = [datum for datum in datums if datum.numpy.shape == shape]  # the callback never changes it
         values = np.stack([datum.numpy for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
@@ -187,6 +227,25 @@ class SeriesReader:
         if value is None:
             value = self.stats(ctx, eid, run, layer).at(step)
         return value
+
+    def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list) -> list:
+        """Stats ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's grid.
+
+        The callback writes a layer's grid and stats in one event, so they share its wall
+        time; without a match, the datum given last. The grid series decides because the
+        Python loader's provider serves a blob sequence's first event at a step but every
+        tensor event.
+        """
+        steps = [datum.step for datum in datums]
+        if len(set(steps)) == len(steps):
+            return sorted(datums, key=lambda datum: datum.step)
+        try:
+            timeline = self.timeline(ctx, eid, run, metadata.tag_for(metadata.KIND_ACTIVATIONS, layer))
+            grid_times = dict(zip(timeline.steps, timeline.wall_times))
+        except errors.NotFoundError:  # stats without grids
+            grid_times = {}
+        # A stable sort puts a step's matching datum after the others, which keep their order: it is the last one.
+        return _last_per_step(sorted(datums, key=lambda datum: (datum.step, datum.wall_time == grid_times.get(datum.step))))
 
     def _read(self, method: Callable, ctx: tb_context.RequestContext, eid: str, run: str, tag: str) -> Optional[list]:
         """One series' data from ``read_blob_sequences`` or ``read_tensors``, or None if it does not exist."""
