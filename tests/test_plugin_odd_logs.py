@@ -68,8 +68,9 @@ def write_training(run_dir: Path, staging: Path, file_name: str, seed: int, step
     grids, stats = {}, {}
     for step in steps:
         maps = rng.normal(size=(len(LABELS), 5, 5, 3)).astype(np.float32)
-        stats[step] = grid.filter_stats(maps)
-        grids[step] = grid.render(maps, metadata.GridLayout.for_tiles(3, 5, 5), stats[step])
+        drawn = grid.draw(maps)
+        stats[step] = drawn.stats
+        grids[step] = grid.render(drawn, drawn.layout())
         write_layer_step(writer, step, "conv", 0, maps, LABELS)
     writer.close()
     (written,) = staging.iterdir()
