@@ -83,7 +83,7 @@ class SummaryWriter:
             values.append(self._value(metadata.tag_for(metadata.KIND_STATS, info.layer), stats_tensor, metadata.stats_metadata(info.layer)))
         if images_copy:
             tag = f"{metadata.IMAGES_TAG_PREFIX}{info.kind}/{info.layer}"
-            description = f"{info.kind} of {info.layer} ({info.layer_class}), one image per probe"
+            description = f"{info.kind} of {metadata.markdown_text(info.layer)} ({metadata.markdown_text(info.layer_class)}), one image per probe"
             values.append(self._value(tag, tensor, image_metadata.create_summary_metadata(tag, description)))
         for name, number in (health or {}).items():
             tag = f"{metadata.SCALARS_TAG_PREFIX}{name}/{info.layer}"
