@@ -109,7 +109,8 @@ class EventFile:
 
     def __init__(self, run_dir: str):
         tb_tf.io.gfile.makedirs(run_dir)
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}"
+        # A zero-padded count keeps one process's files of one second in name order, the order readers take them in.
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS):06d}"
         self.path = os.path.join(run_dir, name)
         self._file = tb_tf.io.gfile.GFile(self.path, "wb")
         self.add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import itertools
 
 import numpy as np
 import pytest
@@ -40,6 +41,16 @@ def test_event_file_reads_back(tmp_path):
     assert events[0].file_version == "brain.Event:2"
     assert [event.step for event in events[1:]] == [0, 1, 2]
     assert events[-1].summary.value[0].tensor.string_val[0] == payload
+
+
+def test_files_sort_in_the_order_they_were_made(tmp_path, monkeypatch):
+    """Readers take a run's files in name order: the 10th file of a second must not sort before the 9th."""
+    monkeypatch.setattr(eventfile.time, "time", lambda: 1_700_000_000.0)
+    monkeypatch.setattr(eventfile, "_FILE_IDS", itertools.count(8))
+    made = [eventfile.EventFile(str(tmp_path)) for _ in range(4)]
+    for file in made:
+        file.close()
+    assert sorted(file.path for file in made) == [file.path for file in made]
 
 
 def test_descriptions_show_names_as_text(tmp_path):
