@@ -59,18 +59,28 @@ def _compact(steps: Sequence[int]) -> str:
     steps = [int(step) for step in steps]
     if len(steps) > 2 and steps == list(range(steps[0], steps[-1] + 1)):
         return f"{steps[0]}..{steps[-1]}"
-    return ", ".join(map(str, steps)) if len(steps) <= 8 else f"{', '.join(map(str, steps[:3]))}, ..., {steps[-1]} ({len(steps)} steps)"
+    return ", ".join(map(str, steps)) if len(steps) <= 8 else f"{', '.join(map(str, steps[:3]))}, ..., {steps[-1]}"
 
 
-def _load(logdir: str) -> dict:
+def _plural(unit: str) -> str:
+    """The plural of a step unit: ``epochs``, ``batches``."""
+    return "batches" if unit == "batch" else f"{unit}s"
+
+
+def _read(logdir: str, run: Optional[str] = None, layers: Optional[Sequence[str]] = None) -> dict:
     from . import reader
 
-    if "://" not in logdir and not os.path.isdir(logdir):
-        raise CliError(f"logdir {logdir!r} does not exist; pass the log_dir given to FeatureMapsCallback")
     try:
-        runs = reader.load(logdir)
+        return reader.load(logdir, run, layers)
     except metadata.FormatError as error:
         raise CliError(str(error)) from None
+
+
+def _load(logdir: str, layers: Optional[Sequence[str]] = None) -> dict:
+    """Every feature-map run of ``logdir`` (with only ``layers``); CliError if there is none."""
+    if "://" not in logdir and not os.path.isdir(logdir):
+        raise CliError(f"logdir {logdir!r} does not exist; pass the log_dir given to FeatureMapsCallback")
+    runs = _read(logdir, layers=layers)
     if not runs:
         raise CliError(f"no feature-map runs under {logdir!r}; train with FeatureMapsCallback({logdir!r}) first or pass the right logdir")
     return runs
@@ -95,8 +105,15 @@ def _layer(run, name: str, kind: str):
 
 
 def _selection(args):
-    """The run and the layer that ``--run``, ``--layer`` and ``--kind`` pick in ``logdir``."""
-    run = _run(_load(args.logdir), args.run)
+    """The run and the layer that ``--run``, ``--layer`` and ``--kind`` pick in ``logdir``.
+
+    Reads only that run (``--run``, else the default run if there is one) and
+    decodes only that layer; the whole logdir or run only to name what else there is.
+    """
+    runs = _read(args.logdir, args.run or metadata.DEFAULT_RUN_NAME, [args.layer]) or _load(args.logdir, [args.layer])
+    run = _run(runs, args.run)
+    if args.layer not in (run.weights if args.kind == metadata.KIND_WEIGHTS else run.layers):
+        run = _read(args.logdir, run.name)[run.name]
     return run, _layer(run, args.layer, args.kind)
 
 
@@ -109,18 +126,18 @@ def _probe(run, layer, probe: int) -> int:
     return probe
 
 
-def _index(layer, step: str) -> int:
+def _index(layer, step: str, choice: str = "--step last or one of") -> int:
     if step == "last":
         return len(layer.steps) - 1
     try:
         return layer.index_of(int(step))
     except (KeyError, ValueError):
-        raise CliError(f"step {step!r} is not logged for {layer.info.layer}; pass --step last or one of: {_compact(layer.steps)}") from None
+        raise CliError(f"{layer.info.step_unit} {step!r} is not logged for {layer.info.layer}; pass {choice}: {_compact(layer.steps)}") from None
 
 
 def _indices(layer, steps: Optional[str], max_steps: Optional[int]) -> list[int]:
     if steps:
-        return [_index(layer, step.strip()) for step in steps.split(",") if step.strip()]
+        return [_index(layer, step.strip(), "--steps with some of") for step in steps.split(",") if step.strip()]
     return export.sample_indices(len(layer.steps), max_steps or len(layer.steps))
 
 
@@ -147,9 +164,9 @@ def _progress(args, label: str, total: int) -> Progress:
 
 def cmd_list(args) -> None:
     for run in _load(args.logdir).values():
-        first = next(iter(run.layers.values()), None)
-        unit = first.info.step_unit if first else "epoch"
-        print(f"run {run.name}: {len(run.probe_labels)} probes ({' '.join(run.probe_labels)}), steps count {unit}s")
+        first = next(iter({**run.layers, **run.weights}.values()), None)
+        unit = f", steps count {_plural(first.info.step_unit)}" if first else ""
+        print(f"run {run.name}: {len(run.probe_labels)} probes ({' '.join(run.probe_labels)}){unit}")
         rows = [("layer", "class", "output", "filters", "steps")]
         for path, layer in run.layers.items():
             info = layer.info

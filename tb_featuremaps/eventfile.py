@@ -104,21 +104,107 @@ def record(data: bytes) -> bytes:
 class EventFile:
     """A new event file in ``run_dir``, named and started as TensorBoard's writer does.
 
-    Writes are synchronous and buffered; :meth:`flush` makes them visible.
+    :meth:`add` buffers events; :meth:`flush` appends them, whole or not at all:
+    when a write fails part-way, the file is cut back to its length before the
+    flush (where it cannot be, e.g. on a remote file system, it is closed, so that
+    nothing is ever appended after a partial record) and the ``OSError`` raised.
     """
 
     def __init__(self, run_dir: str):
         tb_tf.io.gfile.makedirs(run_dir)
-        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS)}"
+        # A zero-padded count keeps one process's files of one second in name order, the order readers take them in.
+        name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS):06d}"
         self.path = os.path.join(run_dir, name)
-        self._file = tb_tf.io.gfile.GFile(self.path, "wb")
-        self.add(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2"))
+        self._file = _LocalFile(self.path) if "://" not in self.path else _RemoteFile(self.path)
+        self._pending = [record(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())]
+        self._length = 0  # bytes known to be whole records
+
+    @property
+    def closed(self) -> bool:
+        """True once closed, by :meth:`close` or after a failed write that could not be undone."""
+        return self._file is None
 
     def add(self, event: event_pb2.Event) -> None:
-        self._file.write(record(event.SerializeToString()))
+        self._pending.append(record(event.SerializeToString()))
 
     def flush(self) -> None:
-        self._file.flush()
+        """Appends the events added since the last flush; on ``OSError`` none of them can be read (see the class)."""
+        if not self._pending:
+            return
+        if self._file is None:
+            raise ValueError(f"event file {self.path} is closed; write to a new EventFile")
+        data, self._pending = b"".join(self._pending), []
+        try:
+            self._file.write(data)
+        except OSError:
+            if not self._file.cut(self._length):
+                self._file.abandon()
+                self._file = None
+            raise
+        self._length += len(data)
+
+    def close(self) -> None:
+        """Flushes (see :meth:`flush`) and closes, also when the flush fails."""
+        try:
+            self.flush()
+        finally:
+            file, self._file, self._pending = self._file, None, []
+            if file is not None:
+                file.close()
+
+
+class _LocalFile:
+    """A local file written with unbuffered ``os.write`` calls, so that a failed write can be cut back."""
+
+    def __init__(self, path: str):
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o666)
+
+    def write(self, data: bytes) -> None:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view) :]
+
+    def cut(self, length: int) -> bool:
+        """Truncates the file to ``length`` bytes; False if that failed."""
+        try:
+            os.ftruncate(self._fd, length)
+        except OSError:
+            return False
+        return True
+
+    def abandon(self) -> None:
+        """Closes after a failure that could not be undone."""
+        try:
+            os.close(self._fd)
+        except OSError:
+            pass  # the write's own error is the one to report
+
+    def close(self) -> None:
+        os.close(self._fd)
+
+
+class _RemoteFile:
+    """A file of TensorFlow's file systems (``gs://``...), which cannot be truncated."""
+
+    def __init__(self, path: str):
+        self._path = path
+        self._file = tb_tf.io.gfile.GFile(path, "wb")
+
+    def write(self, data: bytes) -> None:
+        try:
+            self._file.write(data)
+            self._file.flush()
+        except Exception as error:  # TensorFlow's own error types: reported as the OSError they are
+            raise OSError(f"could not write {self._path}: {error}") from error
+
+    def cut(self, length: int) -> bool:
+        return False
+
+    def abandon(self) -> None:
+        try:
+            self._file.close()
+        except Exception:
+            pass  # the write's own error is the one to report
 
     def close(self) -> None:
         self._file.close()

@@ -62,11 +62,15 @@ def _describe(layer: LayerLog) -> str:
     return f"{info.layer_class}, {shown} filters, {what}; each tile scaled to its own min–max (dark = low)"
 
 
+def _step(layer: LayerLog, index: int) -> str:
+    """The step at position ``index`` as the panel names it: ``epoch 12``, ``batch 300``."""
+    return f"{layer.info.step_unit} {int(layer.steps[index])}"
+
+
 def _title(layer: LayerLog, index: int, labels: Sequence[str], probe: int) -> str:
-    step = int(layer.steps[index])
     if layer.info.kind == metadata.KIND_WEIGHTS:
-        return f"Kernels: {layer.info.layer} — step {step}"
-    return f"Hidden layer: {layer.info.layer} — step {step} — probe {labels[probe]}"
+        return f"Kernels: {layer.info.layer} — {_step(layer, index)}"
+    return f"Hidden layer: {layer.info.layer} — {_step(layer, index)} — probe {labels[probe]}"
 
 
 def _nonfinite_note(layer: LayerLog, index: int, probe: int, filter_index: int) -> str:
@@ -128,7 +132,7 @@ def contact_sheet(
     axes = figure.add_subplot()
     axes.imshow(image, cmap=_cmap(cmap), vmin=0, vmax=255, interpolation="nearest")
     axes.set_yticks([row * (tile_height + 2) + tile_height / 2 for row in range(len(indices))])
-    axes.set_yticklabels([f"step {int(layer.steps[index])}" for index in indices])
+    axes.set_yticklabels([_step(layer, index) for index in indices])
     axes.set_xticks([col * (tile_width + 2) + tile_width / 2 for col in range(filters)])
     axes.set_xticklabels([str(col) for col in range(filters)], fontsize=8)
     axes.xaxis.tick_top()
@@ -157,7 +161,7 @@ def write_gif(
 ) -> int:
     """Writes an animated GIF of ``layer``'s grid (or one filter, enlarged) over the step positions ``indices``.
 
-    Each frame carries its step in the title. Returns the number of frames.
+    Each frame carries its step (``epoch 12``) in the title. Returns the number of frames.
     """
     cols = layer.info.layout.cols
 
@@ -179,7 +183,7 @@ def write_gif(
     with writer.saving(figure, path, dpi):
         for index in indices:
             picture.set_data(frame(index))
-            title.set_text(f"{name} — step {int(layer.steps[index])}{what}")
+            title.set_text(f"{name} — {_step(layer, index)}{what}")
             writer.grab_frame()
             if tick:
                 tick()

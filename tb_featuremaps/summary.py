@@ -30,7 +30,8 @@ class SummaryWriter:
     """Appends feature-map summaries to one run directory.
 
     The event file is created on the first write (never for an idle writer) and
-    each series gets its metadata with its first value.
+    each series gets its metadata with its first value. Writes are buffered until
+    :meth:`flush`, which writes them whole or not at all.
     """
 
     def __init__(self, run_dir: str):
@@ -83,7 +84,7 @@ class SummaryWriter:
             values.append(self._value(metadata.tag_for(metadata.KIND_STATS, info.layer), stats_tensor, metadata.stats_metadata(info.layer)))
         if images_copy:
             tag = f"{metadata.IMAGES_TAG_PREFIX}{info.kind}/{info.layer}"
-            description = f"{info.kind} of {info.layer} ({info.layer_class}), one image per probe"
+            description = f"{info.kind} of {metadata.markdown_text(info.layer)} ({metadata.markdown_text(info.layer_class)}), one image per probe"
             values.append(self._value(tag, tensor, image_metadata.create_summary_metadata(tag, description)))
         for name, number in (health or {}).items():
             tag = f"{metadata.SCALARS_TAG_PREFIX}{name}/{info.layer}"
@@ -92,12 +93,26 @@ class SummaryWriter:
         self._add(step, values)
 
     def flush(self) -> None:
-        if self._writer is not None:
+        """Writes everything written since the last flush (the callback: one step), whole or not at all.
+
+        Raises ``OSError`` when the event file could not take it (a full disk): the
+        file is left as before the flush and those values are lost; the next
+        flush sends each series' metadata again, in a new event file if the old one
+        could not be cut back.
+        """
+        if self._writer is None:
+            return
+        try:
             self._writer.flush()
+        except OSError:
+            self._described.clear()  # the lost values may have carried a series' metadata
+            if self._writer.closed:
+                self._writer = None
+            raise
 
     def close(self) -> None:
-        """Flushes and closes the event file; a later write opens a new one."""
-        if self._writer is not None:
-            self._writer.close()
-            self._writer = None
-            self._described.clear()
+        """Flushes (see :meth:`flush`) and closes the event file; a later write opens a new one."""
+        writer, self._writer = self._writer, None
+        self._described.clear()
+        if writer is not None:
+            writer.close()

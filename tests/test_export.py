@@ -10,9 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+from conftest import write_layer_step
 from PIL import Image
 
-from tb_featuremaps import cli, export, reader
+from tb_featuremaps import cli, export, grid, metadata, reader
+from tb_featuremaps.summary import SummaryWriter
 
 
 def _gray(path) -> np.ndarray:
@@ -32,7 +34,7 @@ def _frames(path) -> list[np.ndarray]:
 def test_list_names_runs_layers_shapes_and_steps(trained_logdir, capsys):
     assert cli.main(["list", trained_logdir]) == 0
     out = capsys.readouterr().out
-    assert out.startswith("run feature_maps: 10 probes")
+    assert out.splitlines()[0] == "run feature_maps: 10 probes (0 1 2 3 4 5 6 7 8 9), steps count epochs"
     lines = {line.split()[0]: line for line in out.splitlines()[2:]}
     assert lines["conv1"].split() == ["conv1", "Conv2D", "28×28×8", "8", "0..12", "(13)"]
     assert lines["pool2"].split()[1:4] == ["MaxPooling2D", "7×7×16", "16"]
@@ -50,7 +52,7 @@ def test_figure_has_one_titled_subplot_per_filter(trained_logdir, tmp_path):
     figure = export.layer_figure(run, run.layers["conv2"], -1, probe=3)
     titles = [axes.get_title() for axes in figure.axes if axes.images]
     assert titles == ["Input (probe 3)"] + [f"Filter {i}" for i in range(16)]
-    assert figure.get_suptitle() == "Hidden layer: conv2 — step 12 — probe 3"
+    assert figure.get_suptitle() == "Hidden layer: conv2 — epoch 12 — probe 3"
 
 
 def test_weights_figure_at_a_given_step(trained_logdir, tmp_path):
@@ -73,8 +75,9 @@ def test_sheet_rows_are_steps_and_tiles_change_over_training(trained_logdir, tmp
     assert pixels.shape == (round(figure.bbox.height), round(figure.bbox.width))
     top, left = pixels.shape[0] - box.y1, box.x0
     cell_h, cell_w = box.height / 2, box.width / 8
-    first = pixels[int(top + 2) : int(top + cell_h - 4), int(left + 2) : int(left + cell_w - 4)]
-    last = pixels[int(top + cell_h + 2) : int(top + 2 * cell_h - 4), int(left + 2) : int(left + cell_w - 4)]
+    height, width = int(cell_h - 6), int(cell_w - 6)  # the same size in both rows, whatever the fractions
+    x = int(left + 2)
+    first, last = (pixels[y : y + height, x : x + width] for y in (int(top + row * cell_h + 2) for row in (0, 1)))
     assert first.std() > 10, "filter 0's tile is blank"
     assert np.abs(first - last).mean() > 2, "filter 0 looks the same at step 0 and step 12"
 
@@ -129,8 +132,8 @@ def test_command_runs_as_a_console_script(trained_logdir, tmp_path):
         (["figure", "{logdir}", "--layer", "dense"], "layer 'dense' in run 'feature_maps'; available: conv1, pool1, conv2, pool2 (pass"),
         (["figure", "{logdir}", "--layer", "pool1", "--kind", "weights"], "available: conv1, conv2"),
         (["figure", "{logdir}", "--layer", "conv1", "--run", "train"], "unknown run 'train'; available runs: feature_maps"),
-        (["figure", "{logdir}", "--layer", "conv1", "--step", "99"], "step '99' is not logged for conv1; pass --step last or one of: 0..12"),
-        (["sheet", "{logdir}", "--layer", "conv1", "--steps", "0,13"], "step '13' is not logged"),
+        (["figure", "{logdir}", "--layer", "conv1", "--step", "99"], "epoch '99' is not logged for conv1; pass --step last or one of: 0..12"),
+        (["sheet", "{logdir}", "--layer", "conv1", "--steps", "0,13"], "epoch '13' is not logged for conv1; pass --steps with some of: 0..12"),
         (["figure", "{logdir}", "--layer", "conv1", "--probe", "10"], "probe 10 does not exist"),
         (["gif", "{logdir}", "--layer", "conv1", "--filter", "8"], "pass --filter 0..7"),
         (["figure", "{empty}", "--layer", "conv1"], "no feature-map runs under"),
@@ -150,3 +153,55 @@ def test_errors_exit_2_with_one_line(trained_logdir, tmp_path, capsys, args, mes
     assert err.startswith("tb-featuremaps: error: ") and err.count("\n") == 1
     assert message in err
     assert not (tmp_path / "out.png").exists() and not (tmp_path / "out.gif").exists()
+
+
+def _batch_logdir(logdir) -> str:
+    """Run ``feature_maps`` logged per batch: layer ``conv`` at batches 0, 50 and 100."""
+    labels = ["a", "b"]
+    writer = SummaryWriter(str(logdir / "feature_maps"))
+    writer.write_probes(0, [grid.encode_png(np.full((8, 8), 128, np.uint8))] * 2, 8, 8, labels, [8, 8, 1])
+    for step in (0, 50, 100):
+        maps = np.random.default_rng(step).normal(size=(2, 6, 6, 4)).astype(np.float32)
+        write_layer_step(writer, step, "conv", 0, maps, labels, step_unit="batch")
+    writer.close()
+    return str(logdir)
+
+
+def test_steps_are_named_in_the_run_s_unit(tmp_path, capsys, monkeypatch):
+    logdir = _batch_logdir(tmp_path)
+    assert cli.main(["list", logdir]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == "run feature_maps: 2 probes (a b), steps count batches"
+    assert cli.main(["figure", logdir, "--layer", "conv", "--step", "7", "-o", str(tmp_path / "out.png")]) == 2
+    assert "error: batch '7' is not logged for conv; pass --step last or one of: 0, 50, 100" in capsys.readouterr().err
+
+    run = reader.load(logdir)["feature_maps"]
+    conv = run.layers["conv"]
+    assert export.layer_figure(run, conv, 2, probe=1).get_suptitle() == "Hidden layer: conv — batch 100 — probe b"
+    sheet = export.contact_sheet(run, conv, [0, 2])
+    assert [label.get_text() for label in sheet.axes[0].get_yticklabels()] == ["batch 0", "batch 100"]
+
+    titles = []
+
+    class RecordingWriter(export.PillowWriter):
+        def grab_frame(self, **kwargs):
+            titles.append(self.fig.axes[0].get_title())
+            super().grab_frame(**kwargs)
+
+    monkeypatch.setattr(export, "PillowWriter", RecordingWriter)
+    export.write_gif(run, conv, str(tmp_path / "anim.gif"), [0, 1, 2], probe=1)
+    assert titles == ["conv — batch 0 — probe b", "conv — batch 50 — probe b", "conv — batch 100 — probe b"]
+
+
+def test_a_picture_reads_only_its_run(trained_logdir, tmp_path, capsys):
+    """A run of a newer format beside the default run stops ``list``, not a figure of the default run."""
+    logdir = tmp_path / "logs"
+    shutil.copytree(trained_logdir, logdir)
+    layout = metadata.GridLayout.for_tiles(1, 2, 2)
+    newer = metadata.LayerInfo("activations", "new", "Conv2D", 0, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch", version=metadata.FORMAT_VERSION + 1)
+    writer = SummaryWriter(str(logdir / "future"))
+    writer.write_layer(0, newer, [grid.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
+    writer.close()
+    assert cli.main(["figure", str(logdir), "--layer", "conv1", "-o", str(tmp_path / "conv1.png")]) == 0
+    assert _gray(tmp_path / "conv1.png").std() > 20
+    assert cli.main(["list", str(logdir)]) == 2
+    assert f"format version {metadata.FORMAT_VERSION + 1} is newer than this reader's" in capsys.readouterr().err

@@ -1,0 +1,115 @@
+"""``reader.load`` on real event files: corrupt lengths, duplicated steps, run naming and filtering, values from gray levels."""
+
+from __future__ import annotations
+
+import shutil
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from conftest import write_layer_step
+from tensorboard.backend.event_processing import plugin_event_multiplexer
+
+from tb_featuremaps import eventfile, grid, metadata, reader
+from tb_featuremaps.summary import SummaryWriter
+
+LABELS = ["a", "b"]
+
+
+def maps_at(step: int, scale: float = 1.0) -> np.ndarray:
+    return (scale * np.random.default_rng(step).normal(size=(2, 6, 6, 4))).astype(np.float32)
+
+
+def write_run(run_dir, steps, scale: float = 1.0, layers=("conv",)) -> None:
+    """Steps of ``layers`` (4 filters, 2 probes) with the format's writer, flushed after each step as the callback does."""
+    writer = SummaryWriter(str(run_dir))
+    writer.write_probes(steps[0], [grid.encode_png(np.full((8, 8), 9, np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
+    for step in steps:
+        for index, layer in enumerate(layers):
+            write_layer_step(writer, step, layer, index, maps_at(step, scale), LABELS)
+        writer.flush()
+    writer.close()
+
+
+def test_a_huge_record_length_ends_the_file_without_crashing(tmp_path):
+    """A header claiming 2^40 bytes (valid CRC) after step 2: the earlier steps still read, in a process of its own."""
+    write_run(tmp_path / "feature_maps", [0, 1, 2])
+    (path,) = (tmp_path / "feature_maps").iterdir()
+    header = struct.pack("<Q", 1 << 40)
+    with open(path, "ab") as handle:
+        handle.write(header + struct.pack("<I", eventfile.masked_crc32c(header)) + bytes(64))
+    script = "import sys; from tb_featuremaps import reader; print(reader.load(sys.argv[1])['feature_maps'].layers['conv'].steps.tolist())"
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, f"exit status {done.returncode}: {done.stderr[-2000:]}"
+    assert done.stdout.splitlines()[-1] == "[0, 1, 2]"
+
+
+def test_a_step_written_again_keeps_its_last_value(tmp_path):
+    """Two trainings into one run directory (0..5, then 0..2 again): every step once, the later writing wins, grids and stats alike."""
+    run_dir = tmp_path / "feature_maps"
+    write_run(run_dir, range(6))
+    write_run(run_dir, range(3), scale=10.0)
+
+    def check(scale_of):
+        conv = reader.load(str(tmp_path))["feature_maps"].layers["conv"]
+        assert conv.steps.tolist() == [0, 1, 2, 3, 4, 5]
+        for position, step in enumerate(conv.steps.tolist()):
+            maps = maps_at(step, scale_of(step))
+            stats = grid.filter_stats(maps)
+            np.testing.assert_array_equal(conv.stats[position], stats)
+            assert conv.pngs[position] == grid.render(maps, conv.info.layout, stats)
+
+    check(lambda step: 10.0 if step < 3 else 1.0)
+    first = sorted(run_dir.iterdir())[0]
+    shutil.copy(first, run_dir / "events.out.tfevents.9999999999.copy")  # files are read in name order: this one last
+    check(lambda step: 1.0)
+
+
+def test_runs_are_named_as_tensorboard_names_them_and_read_only_when_asked(tmp_path, monkeypatch):
+    write_run(tmp_path, [0, 1], layers=("conv", "dense"))
+    write_run(tmp_path / "nested" / "run", [0])
+    (tmp_path / "train").mkdir()
+    SummaryWriter(str(tmp_path / "train")).close()  # no feature-map series: not a run
+    multiplexer = plugin_event_multiplexer.EventMultiplexer()
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    assert sorted(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == [".", "nested/run"]
+    assert list(reader.load(str(tmp_path))) == [".", "nested/run"]
+
+    opened = []
+    read_events = eventfile.read_events
+    monkeypatch.setattr(eventfile, "read_events", lambda path: opened.append(path) or read_events(path))
+    (top,) = reader.load(str(tmp_path), run=".", layers=["dense"]).values()
+    assert all("nested" not in path for path in opened) and opened
+    assert top.name == "." and list(top.layers) == ["dense"] and top.probe_labels == LABELS
+    whole = reader.load(str(tmp_path), run=".")["."].layers["dense"]
+    assert top.layers["dense"].pngs == whole.pngs and (top.layers["dense"].stats == whole.stats).all()
+    assert list(reader.load(str(tmp_path), run="nested/run")) == ["nested/run"]
+    assert reader.load(str(tmp_path), run="missing") == {}
+
+
+def test_values_come_back_from_the_gray_levels(tmp_path):
+    """Tile values from the PNG and the stats: min and max as logged, every value within a gray level, NaN as NaN."""
+    maps = np.random.default_rng(3).normal(size=(2, 9, 7, 5)).astype(np.float32)
+    maps[1, :3, :, 2] = np.nan
+    maps[0, 4, 4, 1] = np.inf
+    writer = SummaryWriter(str(tmp_path / "feature_maps"))
+    write_layer_step(writer, 0, "conv", 0, maps, LABELS)
+    writer.close()
+    conv = reader.load(str(tmp_path))["feature_maps"].layers["conv"]
+    stats = conv.stats[0]
+    for probe in range(2):
+        values = conv.values(0, probe)
+        truth = np.moveaxis(maps[probe], -1, 0)
+        assert values.dtype == np.float32 and values.shape == truth.shape
+        np.testing.assert_array_equal(np.isnan(values), ~np.isfinite(truth))
+        low, high = stats[probe, :, 0], stats[probe, :, 1]
+        level = (high - low) / 255 * (1 + 1e-6)
+        assert (np.abs(np.nanmin(values, axis=(1, 2)) - low) <= level / 2).all()
+        assert (np.abs(np.nanmax(values, axis=(1, 2)) - high) <= level).all()
+        finite = np.isfinite(truth)
+        assert (np.abs(values - truth)[finite] <= np.broadcast_to(level[:, None, None], truth.shape)[finite]).all()
+    with pytest.raises(ValueError, match="no stats"):
+        reader.LayerLog(conv.info, conv.steps, conv.wall_times, conv.pngs).values(0)
