@@ -419,6 +419,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
                 self._write(step)
         except Exception as error:  # the user's training matters more than one log event
+            if self._writer is not None:
+                self._writer.discard()  # a step is written whole or not at all
             kind = f"{type(error).__name__}: {error}"
             if kind not in self._failures:
                 warnings.warn(

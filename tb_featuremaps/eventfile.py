@@ -143,6 +143,10 @@ class EventFile:
             raise
         self._length += len(data)
 
+    def discard(self) -> None:
+        """Drops the events added since the last flush (a step that failed before it was whole)."""
+        self._pending = self._pending[:1] if self._length == 0 else []  # a new file keeps its first event
+
     def close(self) -> None:
         """Flushes (see :meth:`flush`) and closes, also when the flush fails."""
         try:

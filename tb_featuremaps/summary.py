@@ -110,6 +110,12 @@ class SummaryWriter:
                 self._writer = None
             raise
 
+    def discard(self) -> None:
+        """Drops everything written since the last flush: a step that failed part-way is never written in part."""
+        if self._writer is not None:
+            self._writer.discard()
+        self._described.clear()  # the dropped values may have carried a series' metadata
+
     def close(self) -> None:
         """Flushes (see :meth:`flush`) and closes the event file; a later write opens a new one."""
         writer, self._writer = self._writer, None

@@ -102,8 +102,9 @@ def test_a_step_that_could_not_be_written_is_lost_alone(tmp_path, monkeypatch, s
             assert steps == written
         for position, step in enumerate(steps):
             maps = maps_at(step, index)
-            np.testing.assert_array_equal(log.stats[position], grid.filter_stats(maps))
-            assert log.pngs[position] == grid.render(maps, log.info.layout)
+            drawn = grid.draw(maps)
+            np.testing.assert_array_equal(log.stats[position], drawn.stats)
+            assert log.pngs[position] == grid.render(drawn, log.info.layout)
         for kind in ("activations", "stats"):
             assert tensorboard_steps(tmp_path, ".", f"{kind}/{layer}") == steps
 
@@ -115,3 +116,20 @@ def test_the_callback_loses_only_the_epoch_the_disk_was_full(tmp_path, monkeypat
     run = reader.load(str(tmp_path))["feature_maps"]
     assert {layer: log.steps.tolist() for layer, log in run.layers.items()} == dict.fromkeys(["conv1", "pool1", "conv2", "pool2"], [0, 1, 3, 4])
     assert tensorboard_steps(tmp_path, "feature_maps", "activations/conv2") == [0, 1, 3, 4]
+
+
+def test_a_step_that_fails_part_way_through_its_layers_is_not_written_in_part(tmp_path, monkeypatch):
+    draw, calls = grid.draw, []
+
+    def failing_at_the_third_layer_of_step_1(values, *args):
+        calls.append(1)
+        if len(calls) == 6 + 3:  # step 0 draws 6 series (4 layers, 2 kernels); step 1 fails at its third
+            raise MemoryError("out of memory")
+        return draw(values, *args)
+
+    monkeypatch.setattr(grid, "draw", failing_at_the_third_layer_of_step_1)
+    with pytest.warns(UserWarning, match="could not log step 1: MemoryError"):
+        train_logdir(tmp_path, epochs=2)
+    run = reader.load(str(tmp_path))["feature_maps"]
+    assert {layer: log.steps.tolist() for layer, log in run.layers.items()} == dict.fromkeys(["conv1", "pool1", "conv2", "pool2"], [0, 2])
+    assert tensorboard_steps(tmp_path, "feature_maps", "activations/conv1") == [0, 2]
