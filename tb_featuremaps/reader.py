@@ -72,7 +72,7 @@ class LayerLog:
 
         Each tile's levels are mapped back to the range its stats give
         (:func:`metadata.tile_ranges`, :func:`metadata.levels_to_values`), exact to
-        about a gray level of that range; NaN where the value was NaN or ±Inf.
+        half a gray level of that range; NaN where the value was NaN or ±Inf.
         """
         if self.stats is None:
             raise ValueError(

@@ -6,16 +6,14 @@ import keras
 import numpy as np
 from conftest import mnist_digits
 
-from tb_featuremaps import FeatureMapsCallback, grid, metadata, reader
+from tb_featuremaps import FeatureMapsCallback, grid, reader
 
 layers = keras.layers
 
 
 def _decoded(layer: reader.LayerLog, index: int = -1) -> np.ndarray:
-    """Every probe's tiles at step position ``index`` decoded by the format's rule: float ``[P, F, h, w]``."""
-    lo, hi = metadata.tile_ranges(layer.info.normalization, layer.stats[index])
-    levels = np.stack([layer.tiles(index, probe) for probe in range(len(layer.info.probe_labels))])
-    return metadata.levels_to_values(levels, lo, hi)
+    """Every probe's tile values at step position ``index`` (``LayerLog.values``): float ``[P, F, h, w]``."""
+    return np.stack([layer.values(index, probe) for probe in range(len(layer.info.probe_labels))])
 
 
 def _outputs(model: keras.Model, names: list[str], probes: np.ndarray) -> dict[str, np.ndarray]:
