@@ -8,10 +8,10 @@ import { GridView } from "./grid.js";
 import { HeatStrip } from "./heatstrip.js";
 import { Legend } from "./legend.js";
 import { ProbePicker } from "./probes.js";
-import { paintTiles, unionRange, valueRange } from "./render.js";
+import { displayRange, paintTiles } from "./render.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
-import { Store } from "./store.js";
+import { frameSpec, Store } from "./store.js";
 import { fillSelect, Toolbar } from "./toolbar.js";
 
 const POLL_MS = 3000;
@@ -19,7 +19,6 @@ const PLAY_MS = 8000; // playback runs through all steps in about this long…
 const FRAME_MS = [80, 400]; // …showing each step at least / at most this long
 const PREFETCH_AROUND = 8;
 const PREFETCH_ALL = 64; // prefetch every step of layers with at most this many
-const NONFINITE = 4; // stats field: fraction of NaN / Inf values
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -150,7 +149,9 @@ class App {
     state.layer = layer.layer;
     // What is shown where the chosen view or scale does not exist for this layer; the choice itself is kept.
     this.view = layer.weights ? state.view : "activations";
-    this.norm = this.view === "activations" && layer.has_stats ? state.norm : "filter";
+    // Tiles logged on one scale per layer (1x1 maps) are shown on it: a per-filter scale would be that same one.
+    const perLayer = layer.normalization === "per_layer";
+    this.norm = this.view === "activations" && layer.has_stats ? (perLayer ? "layer" : state.norm) : "filter";
     const labels = run.probes ? run.probes.labels : layer.probe_labels;
     if (state.probe >= labels.length) state.probe = 0;
     this.run = run;
@@ -238,14 +239,14 @@ class App {
       const sources = await this.sources();
       const loads = sources.map(async (source) => {
         if (source.missing) return null;
-        const spec = { run: source.run, layer: source.layer.layer, kind, step: source.step, probe, withStats: kind === "activations" && source.layer.has_stats };
+        const spec = frameSpec(source.run, source.layer, kind, source.step, probe);
         const [frame, dead] = await Promise.all([this.store.frame(spec), this.deadAt(source)]);
         return { ...frame, dead };
       });
       const frames = await Promise.all(loads);
       if (seq !== this.seq) return;
       const map = colormap(state.cmap);
-      const range = this.norm === "layer" ? frames.reduce((all, frame) => unionRange(all, frame && valueRange(frame.stats)), null) : null;
+      const range = displayRange(frames, this.norm);
       const filters = Array.from({ length: count }, (_, index) => index);
       this.panes.forEach((pane, index) => {
         const source = sources[index];
@@ -256,7 +257,9 @@ class App {
         const frame = frames[index];
         if (!frame) return pane.message(source.missing);
         pane.show({
-          painted: paintTiles(frame.image, frame.stats, layout, filters, { map, norm: this.norm, range }),
+          painted: paintTiles(frame.image, frame.ranges, layout, filters, { map, range }),
+          image: frame.image,
+          ranges: frame.ranges,
           layout,
           count,
           stats: frame.stats,
@@ -304,7 +307,7 @@ class App {
     parts.push(shown < layout.filters_total ? `${shown} of ${layout.filters_total} filters shown` : `${shown} filters`);
     const dead = frame?.dead ? frame.dead.filter(Boolean).length : 0;
     if (dead) parts.push(`${dead} dead`);
-    const nonfinite = frame?.stats ? frame.stats.filter((row) => row[NONFINITE] > 0).length : 0;
+    const nonfinite = frame?.stats ? frame.stats.filter((row) => row.nonfinite > 0).length : 0;
     if (nonfinite) parts.push(`${nonfinite} with NaN / Inf`);
     this.summary.textContent = parts.join(" · ");
   }
@@ -361,8 +364,7 @@ class App {
     if (this.steps.length <= PREFETCH_ALL) order.push(...this.steps.keys());
     const wanted = [...new Set(order)].filter((position) => position >= 0 && position < this.steps.length);
     const probe = this.view === "weights" ? 0 : state.probe;
-    const withStats = this.view === "activations" && layer.has_stats;
-    this.store.prefetch(wanted.map((position) => ({ run: state.run, layer: layer.layer, kind: this.view, step: this.steps[position], probe, withStats })));
+    this.store.prefetch(wanted.map((position) => frameSpec(state.run, layer, this.view, this.steps[position], probe)));
   }
 
   /** Plays from the shown step (from the first when at the end) up to the last; a second call pauses. */

@@ -2,11 +2,12 @@
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { el, formatNumber, sizeCanvas } from "./dom.js";
-import { drawTile, paintTiles, valueRange } from "./render.js";
+import { displayRange, drawTile, paintTiles } from "./render.js";
+import { frameSpec } from "./store.js";
 
 const FILM_FRAMES = 14; // two rows of seven
 const FIELDS = ["min", "max", "mean", "std"];
-const MEAN = 2;
+const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
 
 /** At most `count` steps, evenly spread, first and last included. */
 function sample(steps, count) {
@@ -14,13 +15,13 @@ function sample(steps, count) {
   return Array.from({ length: count }, (_, index) => steps[Math.round((index * (steps.length - 1)) / (count - 1))]);
 }
 
-/** A canvas showing one coloured tile, scaled to fit `size` CSS pixels. */
+/** A canvas showing one coloured tile, scaled to fit `size` CSS pixels (a short side stretched to a readable size). */
 function tileCanvas(frame, layout, filter, options, size) {
-  const range = options.norm === "layer" ? valueRange(frame.stats) : null;
-  const painted = paintTiles(frame.image, frame.stats, layout, [filter], { ...options, range });
+  const painted = paintTiles(frame.image, frame.ranges, layout, [filter], { map: options.map, range: displayRange([frame], options.norm) });
   const zoom = size / Math.max(layout.tile_width, layout.tile_height);
-  const width = Math.max(1, Math.round(layout.tile_width * zoom));
-  const height = Math.max(1, Math.round(layout.tile_height * zoom));
+  const least = Math.min(size, MIN_SIDE);
+  const width = Math.max(least, Math.round(layout.tile_width * zoom));
+  const height = Math.max(least, Math.round(layout.tile_height * zoom));
   const canvas = el("canvas", { class: "fm-tile" });
   drawTile(sizeCanvas(canvas, width, height), painted, layout, filter, 0, 0, width, height);
   return canvas;
@@ -100,8 +101,7 @@ export class Detail {
   }
 
   frame(ctx, kind, step, probe) {
-    const withStats = kind === "activations" && ctx.layer.has_stats;
-    return this.store.frame({ run: ctx.run, layer: ctx.layer.layer, kind, step, probe, withStats });
+    return this.store.frame(frameSpec(ctx.run, ctx.layer, kind, step, probe));
   }
 
   layout(ctx, kind) {
@@ -114,7 +114,7 @@ export class Detail {
     const canvas = tileCanvas(frame, this.layout(ctx, ctx.view), ctx.filter, ctx, 168);
     const row = frame.stats?.[ctx.filter];
     const facts = row
-      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name, index) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[index]) })]))
+      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
       : el("p", { class: "fm-pane-note", text: ctx.view === "weights" ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
     return [el("div", { class: "fm-big" }, canvas, facts)];
   }
@@ -139,10 +139,11 @@ export class Detail {
 
   async meanChart(ctx) {
     const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, ctx.version);
-    const means = answer.values.map((probes) => probes.map((row) => row[MEAN]).filter(Number.isFinite));
+    const mean = answer.fields.indexOf("mean");
+    const means = answer.values.map((probes) => probes.map((row) => row[mean]).filter(Number.isFinite));
     const series = [
       { label: "all probes", className: "fm-line-all", values: means.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN)) },
-      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[MEAN] ?? NaN) },
+      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[mean] ?? NaN) },
     ];
     if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
     const label = `Mean activation of filter ${ctx.filter} over ${ctx.unit}s`;
@@ -166,7 +167,7 @@ export class Detail {
 
   async ranked(ctx) {
     const answer = await this.store.stats(ctx.run, ctx.layer.layer, ctx.step);
-    const rows = answer.values.map((filters, probe) => ({ probe, mean: filters[ctx.filter]?.[MEAN] ?? NaN }));
+    const rows = answer.records.map((filters, probe) => ({ probe, mean: filters[ctx.filter]?.mean ?? NaN }));
     rows.sort((a, b) => (Number.isFinite(b.mean) ? b.mean : -Infinity) - (Number.isFinite(a.mean) ? a.mean : -Infinity));
     const top = Math.max(...rows.map((row) => Math.abs(row.mean)).filter(Number.isFinite), 0) || 1;
     return [
