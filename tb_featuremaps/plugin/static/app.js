@@ -2,7 +2,7 @@
 import * as api from "./api.js";
 import { colormap } from "./colormaps.js";
 import { Detail } from "./detail.js";
-import { el, formatShape } from "./dom.js";
+import { el, formatShape, stepText } from "./dom.js";
 import { emptyState } from "./empty.js";
 import { GridView } from "./grid.js";
 import { HeatStrip } from "./heatstrip.js";
@@ -204,10 +204,10 @@ class App {
     const unit = layer.step_unit;
     const main = { run: state.run, layer, step: state.step, caption: [] };
     if (state.compare === "steps") {
-      fillSelect(this.compareStep, this.steps.map((step) => [String(step), `${unit} ${step}`]), String(state.compareStep));
+      fillSelect(this.compareStep, this.steps.map((step) => [String(step), stepText(unit, step)]), String(state.compareStep));
       return [
         { ...main, step: state.compareStep, caption: [el("span", { text: "Compare with" }), this.compareStep] },
-        { ...main, caption: [el("span", { text: `${unit} ${state.step} (slider)` })] },
+        { ...main, caption: [el("span", { text: `${stepText(unit, state.step)} (slider)` })] },
       ];
     }
     if (state.compare !== "runs") return [main];
@@ -222,8 +222,9 @@ class App {
     const { steps } = await this.store.steps(other.run, layer.layer, this.view, version(otherLayer));
     other.layer = otherLayer;
     other.step = steps[nearestIndex(steps, state.step)];
-    const note = other.step === state.step ? "" : ` (nearest to ${state.step})`;
-    other.caption.push(el("span", { text: `${unit} ${other.step}${note}` }));
+    const same = other.step === state.step && otherLayer.step_unit === unit;
+    const note = same ? "" : ` (nearest to ${stepText(unit, state.step)})`;
+    other.caption.push(el("span", { text: `${stepText(otherLayer.step_unit, other.step)}${note}` }));
     return [main, other];
   }
 
@@ -267,7 +268,7 @@ class App {
           selected: state.filter,
           kind,
           step: source.step,
-          label: `${count} ${kind === "weights" ? "kernels" : "feature maps"} of ${source.layer.layer} at ${source.layer.step_unit} ${source.step}`,
+          label: `${count} ${kind === "weights" ? "kernels" : "feature maps"} of ${source.layer.layer} at ${stepText(source.layer.step_unit, source.step)}`,
         });
       });
       const withStats = frames.some((frame) => frame?.stats);
@@ -277,7 +278,7 @@ class App {
       if (!this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
     } catch (error) {
       if (seq !== this.seq) return;
-      this.report("grid", new Error(`Couldn't load the grid of ${this.layer.layer} at ${this.layer.step_unit} ${state.step} (${error.message}).`));
+      this.report("grid", new Error(`Couldn't load the grid of ${this.layer.layer} at ${stepText(this.layer.step_unit, state.step)} (${error.message}).`));
       this.panes[0].message("Couldn't load this grid.");
       this.panes[1].root.hidden = true;
     } finally {

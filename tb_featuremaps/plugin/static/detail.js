@@ -1,7 +1,7 @@
 // The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
-import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
 import { frameSpec } from "./store.js";
 
@@ -79,7 +79,7 @@ export class Detail {
     this.root.dataset.filter = String(ctx.filter);
     this.title.textContent = `Filter ${ctx.filter}`;
     const kind = ctx.view === "weights" ? "kernel" : `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})`;
-    this.subtitle.textContent = `${ctx.layer.layer} · ${ctx.unit} ${ctx.step} · ${kind}`;
+    this.subtitle.textContent = `${ctx.layer.layer} · ${stepText(ctx.unit, ctx.step)} · ${kind}`;
     const fill = (part, build) =>
       build().then(
         (nodes) => current() && part.body.replaceChildren(...nodes),
@@ -93,10 +93,11 @@ export class Detail {
     this.chart.root.hidden = !stats;
     this.ranking.root.hidden = !stats;
     this.probes.root.hidden = !activations;
+    this.chart.heading.textContent = `Mean activation over ${unitPlural(ctx.unit)}`;
     if (stats) fill(this.chart, () => this.meanChart(ctx));
     this.probes.heading.textContent = ctx.view === "weights" ? "Activations for every probe" : "Every probe";
     if (activations) fill(this.probes, () => this.everyProbe(ctx));
-    this.ranking.heading.textContent = `Probes ranked by mean activation at ${ctx.unit} ${ctx.step}`;
+    this.ranking.heading.textContent = `Probes ranked by mean activation at ${stepText(ctx.unit, ctx.step)}`;
     if (stats) fill(this.ranking, () => this.ranked(ctx));
   }
 
@@ -128,9 +129,9 @@ export class Detail {
       thumbStrip(
         steps.map((step, index) => ({
           pressed: step === ctx.step,
-          label: `${ctx.unit} ${step}`,
+          label: stepText(ctx.unit, step),
           canvas: tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
-          caption: String(step),
+          caption: stepText(ctx.unit, step),
           pick: () => this.onPick({ step }),
         })),
       ),
@@ -146,8 +147,9 @@ export class Detail {
       { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[mean] ?? NaN) },
     ];
     if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
-    const label = `Mean activation of filter ${ctx.filter} over ${ctx.unit}s`;
-    return [lineChart({ xs: answer.steps, series, marker: ctx.step, onPick: (step) => this.onPick({ step }), label, height: 130 })];
+    const label = `Mean activation of filter ${ctx.filter} over ${unitPlural(ctx.unit)}`;
+    const tick = (step) => stepText(ctx.unit, step);
+    return [lineChart({ xs: answer.steps, series, marker: ctx.step, onPick: (step) => this.onPick({ step }), label, tick, height: 130 })];
   }
 
   async everyProbe(ctx) {

@@ -1,6 +1,6 @@
 // Filters × steps heat strip of mean activation (activity route); dead cells in the marker colour.
 import { tableColour } from "./colormaps.js";
-import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
 
 const MAX_HEIGHT = 200;
 
@@ -99,9 +99,9 @@ export class HeatStrip {
     }
     if (selected != null && selected < count) context.strokeRect(1, selected * rowHeight + 1, width - 2, rowHeight - 2);
     this.axis.replaceChildren(
-      el("span", { text: `${unit} ${activity.steps[0]}` }),
-      el("span", { text: `filters 0–${count - 1} ↓, ${unit}s →` }),
-      el("span", { text: `${unit} ${activity.steps[steps - 1]}` }),
+      el("span", { text: stepText(unit, activity.steps[0]) }),
+      el("span", { text: `filters 0–${count - 1} ↓, ${unitPlural(unit)} →` }),
+      el("span", { text: stepText(unit, activity.steps[steps - 1]) }),
     );
   }
 
@@ -124,7 +124,7 @@ export class HeatStrip {
     const { activity, unit } = this.data;
     const value = activity.mean[cell.stepIndex][cell.filter];
     const dead = activity.dead?.[cell.stepIndex]?.[cell.filter] ? " · dead" : "";
-    this.tip.textContent = `filter ${cell.filter} · ${unit} ${activity.steps[cell.stepIndex]} · mean ${formatNumber(value)}${dead}`;
+    this.tip.textContent = `filter ${cell.filter} · ${stepText(unit, activity.steps[cell.stepIndex])} · mean ${formatNumber(value)}${dead}`;
     this.tip.hidden = false;
     const box = this.canvas.getBoundingClientRect();
     this.tip.style.left = `${Math.min(event.clientX - box.left + 12, box.width - 220)}px`;
