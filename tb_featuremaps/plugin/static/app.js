@@ -13,6 +13,7 @@ import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { frameSpec, Store } from "./store.js";
 import { fillSelect, Toolbar } from "./toolbar.js";
+import { followTheme } from "./theme.js";
 
 const POLL_MS = 3000;
 const PLAY_MS = 8000; // playback runs through all steps in about this long…
@@ -33,7 +34,9 @@ function nearestIndex(steps, step) {
 }
 
 export function startApp(root) {
-  new App(root).poll();
+  const app = new App(root);
+  followTheme(() => app.redraw()); // canvases take their colours from the theme when drawn
+  app.poll();
 }
 
 class App {
@@ -98,6 +101,12 @@ class App {
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.state.filter != null) this.set({ filter: null });
     });
+  }
+
+  /** Draws the grids and the heat strip again (new size or theme). */
+  redraw() {
+    this.panes.forEach((pane) => pane.draw());
+    this.heat.draw();
   }
 
   /** Shows (or clears, with null) the error of one source; several sources can fail at once. */
