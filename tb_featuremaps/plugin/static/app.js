@@ -12,8 +12,8 @@ import { displayRange, paintTiles } from "./render.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { frameSpec, Store } from "./store.js";
-import { fillSelect, Toolbar } from "./toolbar.js";
 import { followTheme } from "./theme.js";
+import { fillSelect, Toolbar } from "./toolbar.js";
 
 const POLL_MS = 3000;
 const PLAY_MS = 8000; // playback runs through all steps in about this long…
@@ -81,19 +81,12 @@ class App {
       this.legend.root,
       el("section", { class: "fm-activity" }, el("h2", { text: "Mean activation per filter over steps" }), this.heat.root),
     );
-    this.shell = el(
-      "div",
-      { class: "fm-shell", hidden: true },
-      this.toolbar.root,
-      this.probes.root,
-      this.stepbar.root,
-      el("div", { class: "fm-body" }, this.main, this.detail.root),
-    );
+    // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
+    const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
+    this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
     this.root.append(this.message, this.loading, this.empty, this.shell);
-    new ResizeObserver(() => {
-      this.panes.forEach((pane) => pane.draw());
-      this.heat.draw();
-    }).observe(this.main);
+    new ResizeObserver(() => this.root.style.setProperty("--fm-controls-height", `${controls.offsetHeight}px`)).observe(controls);
+    new ResizeObserver(() => this.redraw()).observe(this.main);
     window.addEventListener("hashchange", () => {
       this.state = readHash();
       this.update();
