@@ -7,6 +7,7 @@ import { emptyState } from "./empty.js";
 import { GridView } from "./grid.js";
 import { HeatStrip } from "./heatstrip.js";
 import { Legend } from "./legend.js";
+import { Notice } from "./notice.js";
 import { ProbePicker } from "./probes.js";
 import { displayRange, paintTiles } from "./render.js";
 import { readHash, writeHash } from "./state.js";
@@ -56,6 +57,7 @@ class App {
 
   build() {
     this.message = el("p", { class: "fm-message", role: "alert", hidden: true });
+    this.notice = new Notice();
     this.loading = el("p", { class: "fm-loading", text: "Loading feature maps…" });
     this.empty = emptyState();
     this.empty.hidden = true;
@@ -84,7 +86,7 @@ class App {
     // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
     const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
     this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
-    this.root.append(this.message, this.loading, this.empty, this.shell);
+    this.root.append(this.message, this.notice.root, this.loading, this.empty, this.shell);
     new ResizeObserver(() => this.root.style.setProperty("--fm-controls-height", `${controls.offsetHeight}px`)).observe(controls);
     new ResizeObserver(() => this.redraw()).observe(this.main);
     window.addEventListener("hashchange", () => {
@@ -114,8 +116,9 @@ class App {
   async poll() {
     if (document.hidden && this.runs) return setTimeout(() => this.poll(), POLL_MS);
     try {
-      const { runs } = await api.runs();
+      const { runs, errors } = await api.runs();
       this.report("runs", null);
+      this.notice.show(errors);
       const key = JSON.stringify(runs);
       if (key !== this.runsKey) {
         this.runsKey = key;
