@@ -2,16 +2,18 @@
 import * as api from "./api.js";
 import { colormap } from "./colormaps.js";
 import { Detail } from "./detail.js";
-import { el, formatShape } from "./dom.js";
+import { el, formatShape, stepText } from "./dom.js";
 import { emptyState } from "./empty.js";
 import { GridView } from "./grid.js";
 import { HeatStrip } from "./heatstrip.js";
 import { Legend } from "./legend.js";
+import { Notice } from "./notice.js";
 import { ProbePicker } from "./probes.js";
-import { paintTiles, unionRange, valueRange } from "./render.js";
+import { displayRange, paintTiles } from "./render.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
-import { Store } from "./store.js";
+import { frameSpec, Store } from "./store.js";
+import { followTheme } from "./theme.js";
 import { fillSelect, Toolbar } from "./toolbar.js";
 
 const POLL_MS = 3000;
@@ -19,7 +21,6 @@ const PLAY_MS = 8000; // playback runs through all steps in about this long…
 const FRAME_MS = [80, 400]; // …showing each step at least / at most this long
 const PREFETCH_AROUND = 8;
 const PREFETCH_ALL = 64; // prefetch every step of layers with at most this many
-const NONFINITE = 4; // stats field: fraction of NaN / Inf values
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -34,7 +35,9 @@ function nearestIndex(steps, step) {
 }
 
 export function startApp(root) {
-  new App(root).poll();
+  const app = new App(root);
+  followTheme(() => app.redraw()); // canvases take their colours from the theme when drawn
+  app.poll();
 }
 
 class App {
@@ -54,6 +57,7 @@ class App {
 
   build() {
     this.message = el("p", { class: "fm-message", role: "alert", hidden: true });
+    this.notice = new Notice();
     this.loading = el("p", { class: "fm-loading", text: "Loading feature maps…" });
     this.empty = emptyState();
     this.empty.hidden = true;
@@ -79,19 +83,12 @@ class App {
       this.legend.root,
       el("section", { class: "fm-activity" }, el("h2", { text: "Mean activation per filter over steps" }), this.heat.root),
     );
-    this.shell = el(
-      "div",
-      { class: "fm-shell", hidden: true },
-      this.toolbar.root,
-      this.probes.root,
-      this.stepbar.root,
-      el("div", { class: "fm-body" }, this.main, this.detail.root),
-    );
-    this.root.append(this.message, this.loading, this.empty, this.shell);
-    new ResizeObserver(() => {
-      this.panes.forEach((pane) => pane.draw());
-      this.heat.draw();
-    }).observe(this.main);
+    // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
+    const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
+    this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
+    this.root.append(this.message, this.notice.root, this.loading, this.empty, this.shell);
+    new ResizeObserver(() => this.root.style.setProperty("--fm-controls-height", `${controls.offsetHeight}px`)).observe(controls);
+    new ResizeObserver(() => this.redraw()).observe(this.main);
     window.addEventListener("hashchange", () => {
       this.state = readHash();
       this.update();
@@ -99,6 +96,12 @@ class App {
     document.addEventListener("keydown", (event) => {
       if (event.key === "Escape" && this.state.filter != null) this.set({ filter: null });
     });
+  }
+
+  /** Draws the grids and the heat strip again (new size or theme). */
+  redraw() {
+    this.panes.forEach((pane) => pane.draw());
+    this.heat.draw();
   }
 
   /** Shows (or clears, with null) the error of one source; several sources can fail at once. */
@@ -113,8 +116,9 @@ class App {
   async poll() {
     if (document.hidden && this.runs) return setTimeout(() => this.poll(), POLL_MS);
     try {
-      const { runs } = await api.runs();
+      const { runs, errors } = await api.runs();
       this.report("runs", null);
+      this.notice.show(errors);
       const key = JSON.stringify(runs);
       if (key !== this.runsKey) {
         this.runsKey = key;
@@ -150,7 +154,9 @@ class App {
     state.layer = layer.layer;
     // What is shown where the chosen view or scale does not exist for this layer; the choice itself is kept.
     this.view = layer.weights ? state.view : "activations";
-    this.norm = this.view === "activations" && layer.has_stats ? state.norm : "filter";
+    // Tiles logged on one scale per layer (1x1 maps) are shown on it: a per-filter scale would be that same one.
+    const perLayer = layer.normalization === "per_layer";
+    this.norm = this.view === "activations" && layer.has_stats ? (perLayer ? "layer" : state.norm) : "filter";
     const labels = run.probes ? run.probes.labels : layer.probe_labels;
     if (state.probe >= labels.length) state.probe = 0;
     this.run = run;
@@ -203,10 +209,10 @@ class App {
     const unit = layer.step_unit;
     const main = { run: state.run, layer, step: state.step, caption: [] };
     if (state.compare === "steps") {
-      fillSelect(this.compareStep, this.steps.map((step) => [String(step), `${unit} ${step}`]), String(state.compareStep));
+      fillSelect(this.compareStep, this.steps.map((step) => [String(step), stepText(unit, step)]), String(state.compareStep));
       return [
         { ...main, step: state.compareStep, caption: [el("span", { text: "Compare with" }), this.compareStep] },
-        { ...main, caption: [el("span", { text: `${unit} ${state.step} (slider)` })] },
+        { ...main, caption: [el("span", { text: `${stepText(unit, state.step)} (slider)` })] },
       ];
     }
     if (state.compare !== "runs") return [main];
@@ -221,8 +227,9 @@ class App {
     const { steps } = await this.store.steps(other.run, layer.layer, this.view, version(otherLayer));
     other.layer = otherLayer;
     other.step = steps[nearestIndex(steps, state.step)];
-    const note = other.step === state.step ? "" : ` (nearest to ${state.step})`;
-    other.caption.push(el("span", { text: `${unit} ${other.step}${note}` }));
+    const same = other.step === state.step && otherLayer.step_unit === unit;
+    const note = same ? "" : ` (nearest to ${stepText(unit, state.step)})`;
+    other.caption.push(el("span", { text: `${stepText(otherLayer.step_unit, other.step)}${note}` }));
     return [main, other];
   }
 
@@ -238,14 +245,14 @@ class App {
       const sources = await this.sources();
       const loads = sources.map(async (source) => {
         if (source.missing) return null;
-        const spec = { run: source.run, layer: source.layer.layer, kind, step: source.step, probe, withStats: kind === "activations" && source.layer.has_stats };
+        const spec = frameSpec(source.run, source.layer, kind, source.step, probe);
         const [frame, dead] = await Promise.all([this.store.frame(spec), this.deadAt(source)]);
         return { ...frame, dead };
       });
       const frames = await Promise.all(loads);
       if (seq !== this.seq) return;
       const map = colormap(state.cmap);
-      const range = this.norm === "layer" ? frames.reduce((all, frame) => unionRange(all, frame && valueRange(frame.stats)), null) : null;
+      const range = displayRange(frames, this.norm);
       const filters = Array.from({ length: count }, (_, index) => index);
       this.panes.forEach((pane, index) => {
         const source = sources[index];
@@ -256,7 +263,9 @@ class App {
         const frame = frames[index];
         if (!frame) return pane.message(source.missing);
         pane.show({
-          painted: paintTiles(frame.image, frame.stats, layout, filters, { map, norm: this.norm, range }),
+          painted: paintTiles(frame.image, frame.ranges, layout, filters, { map, range }),
+          image: frame.image,
+          ranges: frame.ranges,
           layout,
           count,
           stats: frame.stats,
@@ -264,7 +273,7 @@ class App {
           selected: state.filter,
           kind,
           step: source.step,
-          label: `${count} ${kind === "weights" ? "kernels" : "feature maps"} of ${source.layer.layer} at ${source.layer.step_unit} ${source.step}`,
+          label: `${count} ${kind === "weights" ? "kernels" : "feature maps"} of ${source.layer.layer} at ${stepText(source.layer.step_unit, source.step)}`,
         });
       });
       const withStats = frames.some((frame) => frame?.stats);
@@ -274,7 +283,7 @@ class App {
       if (!this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
     } catch (error) {
       if (seq !== this.seq) return;
-      this.report("grid", new Error(`Couldn't load the grid of ${this.layer.layer} at ${this.layer.step_unit} ${state.step} (${error.message}).`));
+      this.report("grid", new Error(`Couldn't load the grid of ${this.layer.layer} at ${stepText(this.layer.step_unit, state.step)} (${error.message}).`));
       this.panes[0].message("Couldn't load this grid.");
       this.panes[1].root.hidden = true;
     } finally {
@@ -304,7 +313,7 @@ class App {
     parts.push(shown < layout.filters_total ? `${shown} of ${layout.filters_total} filters shown` : `${shown} filters`);
     const dead = frame?.dead ? frame.dead.filter(Boolean).length : 0;
     if (dead) parts.push(`${dead} dead`);
-    const nonfinite = frame?.stats ? frame.stats.filter((row) => row[NONFINITE] > 0).length : 0;
+    const nonfinite = frame?.stats ? frame.stats.filter((row) => row.nonfinite > 0).length : 0;
     if (nonfinite) parts.push(`${nonfinite} with NaN / Inf`);
     this.summary.textContent = parts.join(" · ");
   }
@@ -361,8 +370,7 @@ class App {
     if (this.steps.length <= PREFETCH_ALL) order.push(...this.steps.keys());
     const wanted = [...new Set(order)].filter((position) => position >= 0 && position < this.steps.length);
     const probe = this.view === "weights" ? 0 : state.probe;
-    const withStats = this.view === "activations" && layer.has_stats;
-    this.store.prefetch(wanted.map((position) => ({ run: state.run, layer: layer.layer, kind: this.view, step: this.steps[position], probe, withStats })));
+    this.store.prefetch(wanted.map((position) => frameSpec(state.run, layer, this.view, this.steps[position], probe)));
   }
 
   /** Plays from the shown step (from the first when at the end) up to the last; a second call pauses. */

@@ -5,9 +5,9 @@ const PAD = { left: 46, right: 10, top: 18, bottom: 22 };
 
 /**
  * `xs`: steps; `series`: [{label, values, className}]; `marker`: the current step;
- * `onPick(step)`: called with the nearest step when the chart is clicked.
+ * `onPick(step)`: called with the nearest step when the chart is clicked; `tick(step)`: a step's text on the axis.
  */
-export function lineChart({ xs, series, marker, width = 360, height = 150, onPick, label }) {
+export function lineChart({ xs, series, marker, width = 360, height = 150, onPick, label, tick = String }) {
   const finite = series.flatMap((line) => line.values.filter(Number.isFinite));
   let lo = finite.length ? Math.min(...finite) : 0;
   let hi = finite.length ? Math.max(...finite) : 1;
@@ -25,8 +25,8 @@ export function lineChart({ xs, series, marker, width = 360, height = 150, onPic
     svg("rect", { class: "fm-chart-frame", x: PAD.left, y: PAD.top, width: plotWidth, height: plotHeight }),
     svg("text", { class: "fm-chart-tick", x: PAD.left - 4, y: PAD.top + 4, "text-anchor": "end", text: formatNumber(hi) }),
     svg("text", { class: "fm-chart-tick", x: PAD.left - 4, y: PAD.top + plotHeight, "text-anchor": "end", text: formatNumber(lo) }),
-    svg("text", { class: "fm-chart-tick", x: PAD.left, y: height - 6, text: String(xs[0]) }),
-    svg("text", { class: "fm-chart-tick", x: PAD.left + plotWidth, y: height - 6, "text-anchor": "end", text: String(xs[xs.length - 1]) }),
+    svg("text", { class: "fm-chart-tick", x: PAD.left, y: height - 6, text: tick(xs[0]) }),
+    svg("text", { class: "fm-chart-tick", x: PAD.left + plotWidth, y: height - 6, "text-anchor": "end", text: tick(xs[xs.length - 1]) }),
   );
   if (marker != null) {
     root.append(svg("line", { class: "fm-chart-marker", x1: x(marker), x2: x(marker), y1: PAD.top, y2: PAD.top + plotHeight }));

@@ -1,12 +1,13 @@
 // The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
-import { el, formatNumber, sizeCanvas } from "./dom.js";
-import { drawTile, paintTiles, valueRange } from "./render.js";
+import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
+import { displayRange, drawTile, paintTiles } from "./render.js";
+import { frameSpec } from "./store.js";
 
 const FILM_FRAMES = 14; // two rows of seven
 const FIELDS = ["min", "max", "mean", "std"];
-const MEAN = 2;
+const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
 
 /** At most `count` steps, evenly spread, first and last included. */
 function sample(steps, count) {
@@ -14,13 +15,13 @@ function sample(steps, count) {
   return Array.from({ length: count }, (_, index) => steps[Math.round((index * (steps.length - 1)) / (count - 1))]);
 }
 
-/** A canvas showing one coloured tile, scaled to fit `size` CSS pixels. */
+/** A canvas showing one coloured tile, scaled to fit `size` CSS pixels (a short side stretched to a readable size). */
 function tileCanvas(frame, layout, filter, options, size) {
-  const range = options.norm === "layer" ? valueRange(frame.stats) : null;
-  const painted = paintTiles(frame.image, frame.stats, layout, [filter], { ...options, range });
+  const painted = paintTiles(frame.image, frame.ranges, layout, [filter], { map: options.map, range: displayRange([frame], options.norm) });
   const zoom = size / Math.max(layout.tile_width, layout.tile_height);
-  const width = Math.max(1, Math.round(layout.tile_width * zoom));
-  const height = Math.max(1, Math.round(layout.tile_height * zoom));
+  const least = Math.min(size, MIN_SIDE);
+  const width = Math.max(least, Math.round(layout.tile_width * zoom));
+  const height = Math.max(least, Math.round(layout.tile_height * zoom));
   const canvas = el("canvas", { class: "fm-tile" });
   drawTile(sizeCanvas(canvas, width, height), painted, layout, filter, 0, 0, width, height);
   return canvas;
@@ -78,7 +79,7 @@ export class Detail {
     this.root.dataset.filter = String(ctx.filter);
     this.title.textContent = `Filter ${ctx.filter}`;
     const kind = ctx.view === "weights" ? "kernel" : `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})`;
-    this.subtitle.textContent = `${ctx.layer.layer} · ${ctx.unit} ${ctx.step} · ${kind}`;
+    this.subtitle.textContent = `${ctx.layer.layer} · ${stepText(ctx.unit, ctx.step)} · ${kind}`;
     const fill = (part, build) =>
       build().then(
         (nodes) => current() && part.body.replaceChildren(...nodes),
@@ -92,16 +93,16 @@ export class Detail {
     this.chart.root.hidden = !stats;
     this.ranking.root.hidden = !stats;
     this.probes.root.hidden = !activations;
+    this.chart.heading.textContent = `Mean activation over ${unitPlural(ctx.unit)}`;
     if (stats) fill(this.chart, () => this.meanChart(ctx));
     this.probes.heading.textContent = ctx.view === "weights" ? "Activations for every probe" : "Every probe";
     if (activations) fill(this.probes, () => this.everyProbe(ctx));
-    this.ranking.heading.textContent = `Probes ranked by mean activation at ${ctx.unit} ${ctx.step}`;
+    this.ranking.heading.textContent = `Probes ranked by mean activation at ${stepText(ctx.unit, ctx.step)}`;
     if (stats) fill(this.ranking, () => this.ranked(ctx));
   }
 
   frame(ctx, kind, step, probe) {
-    const withStats = kind === "activations" && ctx.layer.has_stats;
-    return this.store.frame({ run: ctx.run, layer: ctx.layer.layer, kind, step, probe, withStats });
+    return this.store.frame(frameSpec(ctx.run, ctx.layer, kind, step, probe));
   }
 
   layout(ctx, kind) {
@@ -114,7 +115,7 @@ export class Detail {
     const canvas = tileCanvas(frame, this.layout(ctx, ctx.view), ctx.filter, ctx, 168);
     const row = frame.stats?.[ctx.filter];
     const facts = row
-      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name, index) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[index]) })]))
+      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
       : el("p", { class: "fm-pane-note", text: ctx.view === "weights" ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
     return [el("div", { class: "fm-big" }, canvas, facts)];
   }
@@ -128,9 +129,9 @@ export class Detail {
       thumbStrip(
         steps.map((step, index) => ({
           pressed: step === ctx.step,
-          label: `${ctx.unit} ${step}`,
+          label: stepText(ctx.unit, step),
           canvas: tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
-          caption: String(step),
+          caption: stepText(ctx.unit, step),
           pick: () => this.onPick({ step }),
         })),
       ),
@@ -139,14 +140,16 @@ export class Detail {
 
   async meanChart(ctx) {
     const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, ctx.version);
-    const means = answer.values.map((probes) => probes.map((row) => row[MEAN]).filter(Number.isFinite));
+    const mean = answer.fields.indexOf("mean");
+    const means = answer.values.map((probes) => probes.map((row) => row[mean]).filter(Number.isFinite));
     const series = [
       { label: "all probes", className: "fm-line-all", values: means.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN)) },
-      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[MEAN] ?? NaN) },
+      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[mean] ?? NaN) },
     ];
     if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
-    const label = `Mean activation of filter ${ctx.filter} over ${ctx.unit}s`;
-    return [lineChart({ xs: answer.steps, series, marker: ctx.step, onPick: (step) => this.onPick({ step }), label, height: 130 })];
+    const label = `Mean activation of filter ${ctx.filter} over ${unitPlural(ctx.unit)}`;
+    const tick = (step) => stepText(ctx.unit, step);
+    return [lineChart({ xs: answer.steps, series, marker: ctx.step, onPick: (step) => this.onPick({ step }), label, tick, height: 130 })];
   }
 
   async everyProbe(ctx) {
@@ -166,7 +169,7 @@ export class Detail {
 
   async ranked(ctx) {
     const answer = await this.store.stats(ctx.run, ctx.layer.layer, ctx.step);
-    const rows = answer.values.map((filters, probe) => ({ probe, mean: filters[ctx.filter]?.[MEAN] ?? NaN }));
+    const rows = answer.records.map((filters, probe) => ({ probe, mean: filters[ctx.filter]?.mean ?? NaN }));
     rows.sort((a, b) => (Number.isFinite(b.mean) ? b.mean : -Infinity) - (Number.isFinite(a.mean) ? a.mean : -Infinity));
     const top = Math.max(...rows.map((row) => Math.abs(row.mean)).filter(Number.isFinite), 0) || 1;
     return [

@@ -56,3 +56,15 @@ export function sizeCanvas(canvas, width, height) {
   context.imageSmoothingEnabled = false;
   return context;
 }
+
+/** A step as the panel shows it everywhere: "epoch 3", "batch 200" (`unit`: the layer's step_unit). */
+export function stepText(unit, step) {
+  return `${unit} ${step}`;
+}
+
+const PLURALS = { epoch: "epochs", batch: "batches" };
+
+/** The plural of a step unit: "epochs", "batches" (any other unit gets an "s"). */
+export function unitPlural(unit) {
+  return PLURALS[unit] || `${unit}s`;
+}

@@ -1,12 +1,8 @@
-// One grid of filter tiles on a canvas, laid out to fit the pane: hover shows a filter's stats, click or Enter selects it.
+// One grid of filter tiles on a canvas, scaled to the pane: hover shows a filter's stats and the value under the
+// pointer, click or Enter selects it.
 import { el, formatNumber, sizeCanvas } from "./dom.js";
-import { drawTile } from "./render.js";
-
-const GAP = 6; // CSS pixels between tiles, room for the selection outline
-const MAX_TILE = 192; // CSS pixels
-const MIN = 0;
-const MAX = 1;
-const MEAN = 2;
+import { fitGrid } from "./layout.js";
+import { drawTile, valueAt } from "./render.js";
 
 export class GridView {
   /** `onSelect(filter)` is called when a tile is clicked or chosen with the keyboard. */
@@ -19,19 +15,22 @@ export class GridView {
     this.tip = el("div", { class: "fm-tip", hidden: true });
     this.note = el("p", { class: "fm-pane-note", hidden: true });
     this.root = el("figure", { class: "fm-pane" }, this.caption, el("div", { class: "fm-grid-wrap" }, this.canvas, this.tip), this.note);
-    this.canvas.addEventListener("mousemove", (event) => this.hover(this.hit(event)));
+    this.canvas.addEventListener("mousemove", (event) => {
+      const hit = this.hit(event);
+      this.hover(hit ? hit.filter : null, hit);
+    });
     this.canvas.addEventListener("mouseleave", () => this.hover(null));
     this.canvas.addEventListener("click", (event) => {
-      const filter = this.hit(event);
-      if (filter != null) this.onSelect(filter);
+      const hit = this.hit(event);
+      if (hit) this.onSelect(hit.filter);
     });
     this.canvas.addEventListener("keydown", (event) => this.key(event));
     this.canvas.addEventListener("blur", () => this.hover(null));
   }
 
   /**
-   * Shows a painted grid. `view`: {painted, layout, count, stats ([F][5] or null), dead (bool[F] or null),
-   * selected, kind, step, label (for screen readers)}.
+   * Shows a painted grid. `view`: {painted, image (decoded PNG), ranges ([F] {lo, hi} or null), layout, count,
+   * stats ([F] records or null), dead (bool[F] or null), selected, kind, step, label (for screen readers)}.
    */
   show(view) {
     this.view = view;
@@ -42,7 +41,7 @@ export class GridView {
     this.canvas.dataset.filters = String(view.count);
     this.canvas.setAttribute("aria-label", `${view.label}. Arrow keys move between filters, Enter opens one.`);
     this.draw();
-    if (this.cursor != null) this.hover(this.cursor);
+    if (this.cursor != null) this.hover(this.cursor, this.point);
   }
 
   /** Replaces the grid by a short message (missing data, an error). */
@@ -54,24 +53,15 @@ export class GridView {
     this.note.hidden = false;
   }
 
-  /** Picks the column count that gives the largest integer zoom fitting the pane's width and the window, then draws. */
+  /** Lays the tiles out to fill the pane's width (and fit the window when they can), then draws. */
   draw() {
     const view = this.view;
     if (!view) return;
-    const { tile_width: width, tile_height: height } = view.layout;
-    const availableWidth = Math.max(160, this.root.clientWidth - 2);
-    const availableHeight = Math.max(200, window.innerHeight - 330);
-    let best = null;
-    for (let columns = 1; columns <= view.count; columns++) {
-      const rows = Math.ceil(view.count / columns);
-      const fit = Math.min((availableWidth - GAP * (columns + 1)) / (columns * width), (availableHeight - GAP * (rows + 1)) / (rows * height));
-      const zoom = Math.max(1, Math.floor(Math.min(MAX_TILE / Math.max(width, height), fit)));
-      const empty = rows * columns - view.count;
-      if (!best || zoom > best.zoom || (zoom === best.zoom && empty < best.empty)) best = { columns, rows, zoom, empty };
-    }
-    this.columns = best.columns;
-    this.cell = { width: width * best.zoom, height: height * best.zoom };
-    const context = sizeCanvas(this.canvas, best.columns * (this.cell.width + GAP) + GAP, best.rows * (this.cell.height + GAP) + GAP);
+    const fit = fitGrid(view.count, view.layout, Math.max(160, this.root.clientWidth - 2), window.innerHeight);
+    this.columns = fit.columns;
+    this.cell = fit.cell;
+    this.gap = fit.gap;
+    const context = sizeCanvas(this.canvas, fit.width, fit.height);
     const style = getComputedStyle(this.root);
     for (let filter = 0; filter < view.count; filter++) {
       const { x, y } = this.origin(filter);
@@ -90,7 +80,7 @@ export class GridView {
   origin(filter) {
     const col = filter % this.columns;
     const row = Math.floor(filter / this.columns);
-    return { x: GAP + col * (this.cell.width + GAP), y: GAP + row * (this.cell.height + GAP) };
+    return { x: this.gap + col * (this.cell.width + this.gap), y: this.gap + row * (this.cell.height + this.gap) };
   }
 
   outline(context, filter, colour, lineWidth) {
@@ -117,33 +107,46 @@ export class GridView {
     context.restore();
   }
 
-  /** The filter under a mouse event, or null. */
+  /** The filter under a mouse event and the tile pixel {x, y} it points at, or null. */
   hit(event) {
     if (!this.view) return null;
     const box = this.canvas.getBoundingClientRect();
-    const x = event.clientX - box.left - GAP;
-    const y = event.clientY - box.top - GAP;
-    const col = Math.floor(x / (this.cell.width + GAP));
-    const row = Math.floor(y / (this.cell.height + GAP));
+    const { width, height } = this.cell;
+    const x = event.clientX - box.left - this.gap;
+    const y = event.clientY - box.top - this.gap;
+    const col = Math.floor(x / (width + this.gap));
+    const row = Math.floor(y / (height + this.gap));
     if (x < 0 || y < 0 || col >= this.columns) return null;
-    if (x - col * (this.cell.width + GAP) >= this.cell.width || y - row * (this.cell.height + GAP) >= this.cell.height) return null;
+    const inX = x - col * (width + this.gap);
+    const inY = y - row * (height + this.gap);
+    if (inX >= width || inY >= height) return null;
     const filter = row * this.columns + col;
-    return filter < this.view.count ? filter : null;
+    if (filter >= this.view.count) return null;
+    const { tile_width: tileWidth, tile_height: tileHeight } = this.view.layout;
+    return { filter, x: Math.floor((inX / width) * tileWidth), y: Math.floor((inY / height) * tileHeight) };
   }
 
-  /** Moves the cursor to `filter` (or clears it) and shows its index and stats beside the tile. */
-  hover(filter) {
+  /**
+   * Moves the cursor to `filter` (or clears it) and shows its index, stats and the value at tile pixel `point`
+   * (the pointer's; for the keyboard, only 1x1 tiles have one) beside the tile.
+   */
+  hover(filter, point = null) {
     const changed = filter !== this.cursor;
     this.cursor = filter;
+    this.point = point;
     if (changed) this.draw();
     if (filter == null || !this.view) {
       this.tip.hidden = true;
       return;
     }
-    const row = this.view.stats?.[filter];
+    const { stats, dead, layout, image, ranges } = this.view;
+    const row = stats?.[filter];
     const parts = [`filter ${filter}`];
-    if (row) parts.push(`min ${formatNumber(row[MIN])}`, `max ${formatNumber(row[MAX])}`, `mean ${formatNumber(row[MEAN])}`);
-    if (this.view.dead?.[filter]) parts.push("dead");
+    if (row) parts.push(`min ${formatNumber(row.min)}`, `max ${formatNumber(row.max)}`, `mean ${formatNumber(row.mean)}`);
+    const at = point || (layout.tile_width === 1 && layout.tile_height === 1 ? { x: 0, y: 0 } : null);
+    const value = at && image ? valueAt(image, ranges, layout, filter, at.x, at.y) : null;
+    if (value != null) parts.push(`value ${formatNumber(value)}`);
+    if (dead?.[filter]) parts.push("dead");
     this.tip.textContent = parts.join(" · ");
     this.tip.hidden = false;
     const { x, y } = this.origin(filter);

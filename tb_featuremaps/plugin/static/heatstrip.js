@@ -1,6 +1,7 @@
-// Filters × steps heat strip of mean activation (activity route); dead cells in the marker colour.
+// Filters × steps heat strip of mean activation (activity route) with its colour scale; dead cells striped.
 import { tableColour } from "./colormaps.js";
-import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
+import { ScaleBar } from "./scalebar.js";
 
 const MAX_HEIGHT = 200;
 
@@ -30,7 +31,9 @@ export class HeatStrip {
     this.tip = el("div", { class: "fm-tip", hidden: true });
     this.note = el("p", { class: "fm-pane-note", hidden: true });
     this.axis = el("div", { class: "fm-heat-axis" });
-    this.root = el("div", { class: "fm-heat-wrap" }, this.canvas, this.tip, this.axis, this.note);
+    this.scale = new ScaleBar();
+    this.legend = el("div", { class: "fm-heat-scale" }, el("span", { text: "mean activation" }), this.scale.root);
+    this.root = el("div", { class: "fm-heat-wrap" }, this.canvas, this.tip, this.axis, this.legend, this.note);
     this.canvas.addEventListener("mousemove", (event) => this.hover(event));
     this.canvas.addEventListener("mouseleave", () => (this.tip.hidden = true));
     this.canvas.addEventListener("click", (event) => {
@@ -44,12 +47,14 @@ export class HeatStrip {
     this.data = data;
     this.note.hidden = true;
     this.canvas.hidden = false;
+    this.legend.hidden = false;
     this.draw();
   }
 
   message(text) {
     this.data = null;
     this.canvas.hidden = true;
+    this.legend.hidden = true;
     this.note.textContent = text;
     this.note.hidden = false;
   }
@@ -71,10 +76,14 @@ export class HeatStrip {
         if (Number.isFinite(value)) [lo, hi] = [Math.min(lo, value), Math.max(hi, value)];
       }
     }
+    const magnitude = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
     const scale = (value) => {
-      if (map.diverging) return 0.5 + value / (2 * (Math.max(Math.abs(lo), Math.abs(hi)) || 1));
+      if (map.diverging) return 0.5 + value / (2 * magnitude);
       return hi > lo ? (value - lo) / (hi - lo) : 0;
     };
+    if (lo > hi) this.scale.show(map, "–", "–");
+    else if (map.diverging) this.scale.show(map, -magnitude, magnitude, 0);
+    else this.scale.show(map, lo, hi);
     const style = getComputedStyle(this.root);
     const dead = deadPattern(context, style.getPropertyValue("--fm-dead"));
     for (let s = 0; s < steps; s++) {
@@ -99,9 +108,9 @@ export class HeatStrip {
     }
     if (selected != null && selected < count) context.strokeRect(1, selected * rowHeight + 1, width - 2, rowHeight - 2);
     this.axis.replaceChildren(
-      el("span", { text: `${unit} ${activity.steps[0]}` }),
-      el("span", { text: `filters 0–${count - 1} ↓, ${unit}s →` }),
-      el("span", { text: `${unit} ${activity.steps[steps - 1]}` }),
+      el("span", { text: stepText(unit, activity.steps[0]) }),
+      el("span", { text: `filters 0–${count - 1} ↓, ${unitPlural(unit)} →` }),
+      el("span", { text: stepText(unit, activity.steps[steps - 1]) }),
     );
   }
 
@@ -124,7 +133,7 @@ export class HeatStrip {
     const { activity, unit } = this.data;
     const value = activity.mean[cell.stepIndex][cell.filter];
     const dead = activity.dead?.[cell.stepIndex]?.[cell.filter] ? " · dead" : "";
-    this.tip.textContent = `filter ${cell.filter} · ${unit} ${activity.steps[cell.stepIndex]} · mean ${formatNumber(value)}${dead}`;
+    this.tip.textContent = `filter ${cell.filter} · ${stepText(unit, activity.steps[cell.stepIndex])} · mean ${formatNumber(value)}${dead}`;
     this.tip.hidden = false;
     const box = this.canvas.getBoundingClientRect();
     this.tip.style.left = `${Math.min(event.clientX - box.left + 12, box.width - 220)}px`;

@@ -1,20 +1,19 @@
 // The colour bar under the grid: what the colours mean for the chosen colormap and normalisation.
 import { cssColour } from "./colormaps.js";
-import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { el } from "./dom.js";
+import { ScaleBar } from "./scalebar.js";
 
 export class Legend {
   constructor() {
-    this.bar = el("canvas", { class: "fm-legend-bar", "aria-hidden": "true" });
-    this.low = el("span");
-    this.high = el("span");
+    this.scale = new ScaleBar();
+    this.note = el("span", { class: "fm-legend-note" });
     this.swatch = el("span", { class: "fm-swatch" });
     this.dead = el("span", { class: "fm-legend-item" }, el("span", { class: "fm-swatch fm-swatch-dead" }), el("span", { text: "dead filter" }));
     this.root = el(
       "div",
       { class: "fm-legend" },
-      this.low,
-      this.bar,
-      this.high,
+      this.scale.root,
+      this.note,
       el("span", { class: "fm-legend-item" }, this.swatch, el("span", { text: "NaN / Inf" })),
       this.dead,
     );
@@ -26,23 +25,15 @@ export class Legend {
    */
   show(map, range, centred, deadShown) {
     this.dead.hidden = !deadShown;
-    const context = sizeCanvas(this.bar, 160, 10);
-    for (let x = 0; x < 160; x++) {
-      const index = Math.round((x / 159) * 255) * 3;
-      context.fillStyle = cssColour(map.table.subarray(index, index + 3));
-      context.fillRect(x, 0, 1, 10);
-    }
     this.swatch.style.background = cssColour(map.marker);
     if (range && centred) {
       const magnitude = Math.max(Math.abs(range.lo), Math.abs(range.hi));
-      this.low.textContent = formatNumber(-magnitude);
-      this.high.textContent = `${formatNumber(magnitude)} (layer)`;
+      this.scale.show(map, -magnitude, magnitude, 0);
     } else if (range) {
-      this.low.textContent = formatNumber(range.lo);
-      this.high.textContent = `${formatNumber(range.hi)} (layer)`;
+      this.scale.show(map, range.lo, range.hi);
     } else {
-      this.low.textContent = centred ? "−|max|" : "min";
-      this.high.textContent = `${centred ? "+|max|" : "max"} of each filter`;
+      this.scale.show(map, centred ? "−|max|" : "min", centred ? "+|max|" : "max", centred ? 0 : null);
     }
+    this.note.textContent = range ? "(layer)" : "of each filter";
   }
 }

@@ -1,7 +1,6 @@
-// Turns decoded grid PNGs into coloured tiles: per-filter or per-layer normalisation, colour table, NaN marker.
-
-const MIN = 0;
-const MAX = 1;
+// Turns decoded grid PNGs into coloured tiles (display scale, colour table, NaN marker) and reads values back,
+// decoding gray levels only through levels.js.
+import { known, levelValue, unionRange } from "./levels.js";
 
 /** Where tile `filter` lies in the grid PNG (docs/format.md). */
 function tileRect(layout, filter) {
@@ -15,56 +14,58 @@ function tileRect(layout, filter) {
   };
 }
 
-/** {lo, hi} over the finite min / max of every filter in `rows` ([F][5] stats of one probe), or null. */
-export function valueRange(rows) {
-  let lo = Infinity;
-  let hi = -Infinity;
-  for (const row of rows || []) {
-    if (Number.isFinite(row[MIN])) lo = Math.min(lo, row[MIN]);
-    if (Number.isFinite(row[MAX])) hi = Math.max(hi, row[MAX]);
-  }
-  return lo <= hi ? { lo, hi } : null;
-}
-
-/** The range covering both (either may be null). */
-export function unionRange(a, b) {
-  if (!a || !b) return a || b;
-  return { lo: Math.min(a.lo, b.lo), hi: Math.max(a.hi, b.hi) };
+/**
+ * The display scale of the shown frames: for "layer", one {lo, hi} over every probe and filter of each frame's step
+ * (of both panes when comparing); otherwise null, each tile on its own range.
+ */
+export function displayRange(frames, norm) {
+  if (norm !== "layer") return null;
+  return frames.reduce((all, frame) => unionRange(all, frame?.layerRange), null);
 }
 
 /**
- * Gray level → colour-table index for one tile. A stored level g stands for min + g/255·(max − min);
- * per-layer normalisation rescales that value to the layer's range, diverging maps centre it on zero.
+ * Gray level → colour-table index for one tile. `tile` is its {lo, hi} (levels.js), or null: levels shown as stored.
+ * Each level's value is placed on the display scale (`range`, else the tile's own); diverging maps centre it on zero.
  */
-function levelTable(stat, { map, norm, range }) {
+function levelTable(tile, { map, range }) {
   const table = new Uint8Array(256);
-  const known = stat && Number.isFinite(stat[MIN]) && Number.isFinite(stat[MAX]);
-  const layer = norm === "layer" && range;
+  const decode = known(tile);
+  const scale = known(range) ? range : tile;
+  const magnitude = decode ? Math.max(Math.abs(scale.lo), Math.abs(scale.hi)) || 1 : 1;
   for (let level = 0; level < 256; level++) {
     let t = level / 255;
-    if (known && (layer || map.diverging)) {
-      const value = stat[MIN] + t * (stat[MAX] - stat[MIN]);
-      const lo = layer ? range.lo : stat[MIN];
-      const hi = layer ? range.hi : stat[MAX];
-      if (map.diverging) t = 0.5 + value / (2 * (Math.max(Math.abs(lo), Math.abs(hi)) || 1));
-      else t = hi > lo ? (value - lo) / (hi - lo) : 0;
+    if (decode) {
+      const value = levelValue(level, tile);
+      if (map.diverging) t = 0.5 + value / (2 * magnitude);
+      else t = scale.hi > scale.lo ? (value - scale.lo) / (scale.hi - scale.lo) : 0;
     }
     table[level] = Math.round(Math.min(1, Math.max(0, t)) * 255);
   }
   return table;
 }
 
+/** The value at pixel (x, y) of tile `filter`: NaN for a NaN / Inf pixel, null when unknown (no stats, outside). */
+export function valueAt(image, ranges, layout, filter, x, y) {
+  const rect = tileRect(layout, filter);
+  if (x < 0 || y < 0 || x >= rect.width || y >= rect.height || rect.x + x >= image.width || rect.y + y >= image.height) return null;
+  const index = (rect.y + y) * image.width + rect.x + x;
+  if (image.nan?.[index]) return NaN;
+  const tile = ranges?.[filter];
+  return known(tile) ? levelValue(image.gray[index], tile) : null;
+}
+
 /**
- * Colours the tiles `filters` of a decoded grid (`image` from store.js, `stats` [F][5] of its probe or null).
- * Returns a canvas the size of the grid PNG; gutters and tiles not asked for stay transparent.
+ * Colours the tiles `filters` of a decoded grid (`image` from store.js; `ranges` its tiles' [F] {lo, hi} or null).
+ * `options`: {map, range (displayRange)}. Returns a canvas the size of the grid PNG; gutters and tiles not asked
+ * for stay transparent.
  */
-export function paintTiles(image, stats, layout, filters, options) {
+export function paintTiles(image, ranges, layout, filters, options) {
   const { width, height, gray, nan } = image;
   const pixels = new ImageData(width, height);
   const out = pixels.data;
   const { table: colours, marker } = options.map;
   for (const filter of filters) {
-    const levels = levelTable(stats?.[filter], options);
+    const levels = levelTable(ranges?.[filter], options);
     const rect = tileRect(layout, filter);
     const bottom = Math.min(rect.y + rect.height, height);
     const right = Math.min(rect.x + rect.width, width);

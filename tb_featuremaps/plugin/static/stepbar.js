@@ -1,5 +1,5 @@
 // The step slider with first / play-pause / last buttons and the "follow latest" switch.
-import { el, svg } from "./dom.js";
+import { el, stepText, svg } from "./dom.js";
 
 const ICONS = {
   first: "M5 4h2v12H5zM16 4v12L8 10z",
@@ -45,7 +45,7 @@ export class StepBar {
     this.steps = steps;
     this.slider.max = String(Math.max(0, steps.length - 1));
     this.slider.value = String(index);
-    const text = `${unit} ${steps[index]}`;
+    const text = stepText(unit, steps[index]);
     this.slider.setAttribute("aria-valuetext", text);
     this.label.textContent = text;
     const when = wallTime ? ` · ${new Date(wallTime * 1000).toLocaleTimeString()}` : "";

@@ -1,5 +1,6 @@
 // Cached data: decoded grid images (LRU by bytes) and route answers (LRU by entries), plus prefetching.
 import * as api from "./api.js";
+import { layerRange, statRecords, tileRanges } from "./levels.js";
 import { LRU } from "./lru.js";
 
 const IMAGE_BYTES = 192 * 1024 * 1024;
@@ -21,6 +22,12 @@ async function decodeGrid(blob) {
     if (rgba[index * 4 + 3] < 128) (nan ||= new Uint8Array(gray.length))[index] = 1;
   }
   return { width, height, gray, nan };
+}
+
+/** The frame() request for one probe's grid of `layer` (an entry of the runs route) at `step`. */
+export function frameSpec(run, layer, kind, step, probe) {
+  const withStats = kind === "activations" && Boolean(layer.has_stats);
+  return { run, layer: layer.layer, kind, step, probe, withStats, normalization: layer.normalization || "per_filter" };
 }
 
 export class Store {
@@ -58,9 +65,13 @@ export class Store {
     return this.answer(["filter_stats", run, layer, filter, version], () => api.filterStats(run, layer, filter));
   }
 
+  /** One step's stats answer plus `records`: [P][F] of {min, max, mean, std, nonfinite}, by the answer's field names. */
   stats(run, layer, step) {
     const time = this.wallTime(run, layer, "activations", step);
-    return this.answer(["stats", run, layer, step, time], () => api.stats(run, layer, step));
+    return this.answer(["stats", run, layer, step, time], async () => {
+      const answer = await api.stats(run, layer, step);
+      return { ...answer, records: statRecords(answer) };
+    });
   }
 
   image(run, layer, kind, step, probe) {
@@ -70,11 +81,21 @@ export class Store {
     return this.images.get(key, load, (image) => image.gray.length * 2);
   }
 
-  /** One probe's grid at one step with its stats rows ([F][5], or null for kernels and layers without stats). */
-  async frame({ run, layer, kind, step, probe, withStats }) {
+  /**
+   * One probe's grid at one step: `stats` its [F] records, `ranges` its tiles' [F] {lo, hi} by the layer's
+   * `normalization`, `layerRange` the step's {lo, hi} over every probe and filter; all null for kernels and
+   * layers without stats.
+   */
+  async frame({ run, layer, kind, step, probe, withStats, normalization }) {
     const stats = withStats ? this.stats(run, layer, step) : null;
     const [image, answer] = await Promise.all([this.image(run, layer, kind, step, probe), stats]);
-    return { image, stats: answer ? answer.values[probe] || null : null };
+    const records = answer?.records[probe] ? answer.records : null;
+    return {
+      image,
+      stats: records ? records[probe] : null,
+      ranges: records ? tileRanges(normalization, records)?.[probe] || null : null,
+      layerRange: records ? layerRange(records) : null,
+    };
   }
 
   /** Loads these frames in the background, a few at a time; a new call replaces the pending list. */

@@ -73,9 +73,12 @@ export class Toolbar {
     weights.title = layer.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
     fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), state.cmap);
     press(this.norm.buttons, state.norm);
-    const perLayer = this.norm.buttons[1];
+    const [perFilter, perLayer] = this.norm.buttons;
     perLayer.disabled = state.view === "weights" || !layer.has_stats;
     perLayer.title = perLayer.disabled ? "Needs activation stats: kernels are scaled per filter" : "One scale for all filters (from the stats' min / max)";
+    const oneScale = state.view === "activations" && layer.has_stats && layer.normalization === "per_layer";
+    perFilter.disabled = oneScale;
+    perFilter.title = oneScale ? `${layer.layer}'s maps were logged on one scale for the whole layer` : "Each filter scaled to its own min / max";
     fillSelect(
       this.compare.select,
       [
