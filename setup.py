@@ -26,6 +26,7 @@ setup(
     ],
     extras_require={
         "train": ["mlxtend"],
+        "torch": ["torch"],
         "test": [
             "mlxtend",
             "pytest",
@@ -40,7 +41,7 @@ setup(
             "feature_maps = tb_featuremaps.plugin.loader:FeatureMapsLoader",
         ],
         "console_scripts": [
-            "tb-featuremaps = tb_featuremaps.cli:main",
+            "tb-featuremaps = tb_featuremaps.export.cli:main",
         ],
     },
 )

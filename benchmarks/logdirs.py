@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from tb_featuremaps import grid, metadata
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.writer.summary import SummaryWriter
 
 RUN = "feature_maps"
 VARIANTS = 8
@@ -35,7 +36,7 @@ def seed_layers() -> tuple[LogLayer, ...]:
     """The seed model's four logged layers on the ten default probes (after a short training)."""
     import keras
 
-    from tb_featuremaps.extractor import Extractor, select_layers
+    from tb_featuremaps.keras.extractor import Extractor, select_layers
     from training import data
     from training.model import build_model
 
@@ -86,11 +87,11 @@ def write_log(logdir: str, layers: Sequence[LogLayer], steps: int, seed: int = 0
         for _ in range(VARIANTS):
             gain = rng.uniform(0.5, 1.5, size=(1, 1, 1, filters)) * rng.uniform(0.9, 1.1, size=layer.maps.shape)
             maps = layer.maps * gain.astype(np.float32)  # zeros stay zeros, as after a ReLU
-            drawn = grid.draw(maps, max_filters=filters, max_tile_size=max(height, width))
-            variants.append((grid.render(drawn, info.layout), drawn.stats, grid.filter_health(drawn.stats)))
+            drawn = render.draw(maps, max_filters=filters, max_tile_size=max(height, width))
+            variants.append((render.to_pngs(drawn, info.layout), drawn.stats, render.filter_health(drawn.stats)))
         rendered.append((info, variants))
     pictures = [np.full((8, 8), 128, np.uint8)] * len(labels)
-    writer.write_probes(0, [grid.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
+    writer.write_probes(0, [render.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
     for step in range(steps):
         for info, variants in rendered:
             pngs, stats, health = variants[step % VARIANTS]

@@ -13,8 +13,8 @@ import keras
 import numpy as np
 
 from tb_featuremaps import FeatureMapsCallback, reader
-from tb_featuremaps import probes as probes_lib
-from tb_featuremaps.extractor import select_layers
+from tb_featuremaps.keras.extractor import select_layers
+from tb_featuremaps.writer import probes as probes_lib
 from training import data
 from training.model import build_model
 from training.train import POST_BATCH_SIZE

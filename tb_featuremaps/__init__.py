@@ -1,18 +1,25 @@
 """tb-featuremaps: watch what a convolutional network sees while it trains.
 
-``FeatureMapsCallback`` (a Keras callback) writes feature-map grids to a
-TensorBoard logdir; the ``feature_maps`` TensorBoard plugin shows them. Importing
-this package does not import Keras or TensorFlow until the callback is used, so
-TensorBoard loads the plugin quickly.
+Producers write feature-map grids to a TensorBoard logdir in one format
+(``docs/format.md``): ``FeatureMapsCallback`` for Keras' ``fit``,
+``FeatureMapsLogger`` for a Keras model in any loop, ``tb_featuremaps.torch``
+for PyTorch modules, and ``FeatureMapsWriter`` for arrays from anywhere. The
+``feature_maps`` TensorBoard plugin shows them; ``tb_featuremaps.reader`` reads
+them back. Importing this package imports neither Keras nor TensorFlow until a
+Keras producer is used, so TensorBoard loads the plugin quickly.
 """
 
 __version__ = "0.1.0"
-__all__ = ["FeatureMapsCallback"]
+__all__ = ["FeatureMapsCallback", "FeatureMapsLogger", "FeatureMapsWriter"]
 
 
 def __getattr__(name: str):
-    if name == "FeatureMapsCallback":
-        from .callback import FeatureMapsCallback
+    if name in ("FeatureMapsCallback", "FeatureMapsLogger"):
+        from . import keras
 
-        return FeatureMapsCallback
+        return getattr(keras, name)
+    if name == "FeatureMapsWriter":
+        from .writer import FeatureMapsWriter
+
+        return FeatureMapsWriter
     raise AttributeError(f"module 'tb_featuremaps' has no attribute {name!r}")

@@ -54,9 +54,10 @@ def write_layer_step(
     writer, step: int, layer: str, index: int, maps: np.ndarray, labels: list, layer_class: str = "Conv2D", step_unit: str = "epoch"
 ):
     """Writes ``maps`` ``[probes, h, w, filters]`` as ``layer``'s grids and stats at ``step`` (no Images copies)."""
-    from tb_featuremaps import grid, metadata
+    from tb_featuremaps import render
+    from tb_featuremaps.format import metadata
 
-    drawn = grid.draw(maps, max_filters=maps.shape[-1], max_tile_size=max(maps.shape[1:3]))
+    drawn = render.draw(maps, max_filters=maps.shape[-1], max_tile_size=max(maps.shape[1:3]))
     _, height, width, filters = maps.shape
     info = metadata.LayerInfo(
         "activations",
@@ -71,7 +72,7 @@ def write_layer_step(
         step_unit,
         normalization=drawn.normalization,
     )
-    writer.write_layer(step, info, grid.render(drawn, info.layout), stats=drawn.stats, images_copy=False)
+    writer.write_layer(step, info, render.to_pngs(drawn, info.layout), stats=drawn.stats, images_copy=False)
 
 
 def channels_first_fit(logdir) -> None:

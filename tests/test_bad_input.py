@@ -10,7 +10,7 @@ import pytest
 from conftest import mnist_digits, small_cnn
 
 from tb_featuremaps import FeatureMapsCallback, reader
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps.writer.summary import SummaryWriter
 
 layers = keras.layers
 
@@ -149,10 +149,9 @@ def test_a_failing_writer_warns_and_training_goes_on(tmp_path, monkeypatch):
     assert len(history.history["loss"]) == 2
     messages = [str(w.message) for w in caught if "FeatureMapsCallback" in str(w.message)]
     assert messages == [  # once per kind of failure, then a count at the end, not a warning at every step
-        "FeatureMapsCallback could not log step 0: OSError: disk full. Training goes on; "
-        "later steps that fail the same way are counted at the end of the fit.",
+        "FeatureMapsCallback could not log step 0: OSError: disk full. Training goes on; later steps that fail the same way are counted at the end.",
         "FeatureMapsCallback could not close its event file: OSError: disk full.",
-        "FeatureMapsCallback could not log 3 steps (0, 1, 2) in this fit: OSError: disk full.",
+        "FeatureMapsCallback could not log 3 steps (0, 1, 2): OSError: disk full.",
     ]
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from benchmarks import run
-from benchmarks.stages import STAGES
+from tb_featuremaps.writer import STAGES
 
 
 def test_quick_stages_write_json(tmp_path):

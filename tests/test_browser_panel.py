@@ -21,8 +21,9 @@ from playwright.sync_api import expect
 from test_browser import CHROMIUM, WAIT_MS, open_panel, wait_grid
 from test_tensorboard_process import TensorBoard, fetch_json, stop
 
-from tb_featuremaps import grid, metadata
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.writer.summary import SummaryWriter
 
 browser, page = test_browser.browser, test_browser.page  # its fixtures, for the tests here
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
@@ -81,7 +82,7 @@ def dense_maps(step: int) -> np.ndarray:
 
 def levels_for(maps: np.ndarray, normalization: str) -> tuple[np.ndarray, np.ndarray]:
     """The stored gray levels [P, h, w, F] by the format's rule, and the stats [P, F, 5]."""
-    stats = grid.filter_stats(maps)
+    stats = render.filter_stats(maps)
     lo, hi = (value[:, None, None, :] for value in metadata.tile_ranges(normalization, stats))
     scale = np.where(hi > lo, 255.0 / np.where(hi > lo, hi - lo, 1), 0.0)
     return np.clip(np.floor((maps - lo) * scale), 0, 255).astype(np.uint8), stats
@@ -101,13 +102,13 @@ def write_layer(writer, step, name, index, maps, layer_class, output_shape, step
         "activations", name, layer_class, index, output_shape, layout, filters, filters, LABELS, step_unit, normalization=normalization
     )
     levels, stats = levels_for(maps, normalization)
-    writer.write_layer(step, info, grid.encode_all(grid.tile(levels, layout)), stats=stats, images_copy=False)
+    writer.write_layer(step, info, render.encode_all(render.tile(levels, layout)), stats=stats, images_copy=False)
 
 
 def write_run(run_dir: Path, steps, step_unit: str, layers) -> None:
     writer = SummaryWriter(str(run_dir))
     pictures = np.random.default_rng(0).integers(0, 256, (len(LABELS), 4, 4), dtype=np.uint8)
-    writer.write_probes(steps[0], [grid.encode_png(picture) for picture in pictures], 4, 4, LABELS, [4, 4, 1])
+    writer.write_probes(steps[0], [render.encode_png(picture) for picture in pictures], 4, 4, LABELS, [4, 4, 1])
     for position, step in enumerate(steps):
         for index, (name, make, layer_class, shape, normalization) in enumerate(layers):
             write_layer(writer, step, name, index, make(position), layer_class, shape, step_unit, normalization)
@@ -264,7 +265,7 @@ def test_per_filter_tiles_decode_by_their_stats(page, server):
     last = len(STEPS) - 1
     maps = conv_maps(last)
     values = decoded(maps, "per_filter")  # [P, 4, 4, 3]
-    stats = grid.filter_stats(maps)
+    stats = render.filter_stats(maps)
     lo, hi = float(np.nanmin(stats[..., 0])), float(np.nanmax(stats[..., 1]))  # over every probe and filter
     open_panel(page, server, "run=levels&layer=conv&norm=layer&cmap=rdbu&probe=0")
     page.mouse.move(0, 0)

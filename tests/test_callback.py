@@ -11,8 +11,9 @@ from conftest import mnist_digits, small_cnn
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.util import tensor_util
 
-from tb_featuremaps import FeatureMapsCallback, grid, metadata, reader
-from tb_featuremaps.probes import default_digits
+from tb_featuremaps import FeatureMapsCallback, reader, render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.writer.probes import default_digits
 
 
 def fit(model, logdir, epochs=2, samples=100, **callback_args) -> reader.RunLog:
@@ -262,12 +263,12 @@ def test_nonfinite_values_are_marked_and_counted():
     maps = np.ones((2, 4, 4, 3), np.float32)
     maps[0, 1, 1, 0] = np.nan
     maps[1, ..., 2] = np.inf
-    drawn = grid.draw(maps)
+    drawn = render.draw(maps)
     stats = drawn.stats
     assert stats[0, 0, 4] == pytest.approx(1 / 16)
     assert stats[1, 2, 4] == 1.0 and np.isnan(stats[1, 2, 0])
     layout = drawn.layout()
-    image = grid.decode_png(grid.render(drawn, layout)[0])
+    image = render.decode_png(render.to_pngs(drawn, layout)[0])
     assert image.shape == (layout.height, layout.width, 2)
     assert image[1, 1, 1] == 0 and image[0, 0, 1] == 255
 

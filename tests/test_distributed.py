@@ -18,7 +18,7 @@ import pytest
 from conftest import mnist_digits, small_cnn
 
 from tb_featuremaps import FeatureMapsCallback, reader
-from tb_featuremaps.callback import is_chief
+from tb_featuremaps.keras import is_chief
 
 TESTS = Path(__file__).resolve().parent
 TIMEOUT = 240

@@ -6,7 +6,7 @@ import keras
 import numpy as np
 from conftest import mnist_digits
 
-from tb_featuremaps import FeatureMapsCallback, grid, reader
+from tb_featuremaps import FeatureMapsCallback, reader, render
 
 layers = keras.layers
 
@@ -77,7 +77,7 @@ def test_one_dimensional_maps_are_strips_of_a_readable_height(tmp_path):
     model = keras.Sequential([keras.Input((100, 2)), layers.Conv1D(4, 1, name="conv1d"), layers.Flatten(), layers.Dense(10)])
     run = _fit(model, x, tmp_path)
     strip = run.layers["conv1d"]
-    assert (strip.info.layout.tile_height, strip.info.layout.tile_width) == (grid.STRIP_HEIGHT, 50)  # 100 → block mean 1x2
+    assert (strip.info.layout.tile_height, strip.info.layout.tile_width) == (render.STRIP_HEIGHT, 50)  # 100 → block mean 1x2
     tiles = strip.tiles(-1, 0)
     assert (tiles == tiles[:, :1, :]).all()  # each row repeats the map
     truth = _outputs(model, ["conv1d"], x[:3])["conv1d"][0]  # [100, 4]

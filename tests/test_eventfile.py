@@ -12,8 +12,9 @@ from tensorboard.backend.event_processing import event_file_loader
 from tensorboard.compat.proto import event_pb2
 from tensorboard.compat.tensorflow_stub.pywrap_tensorflow import masked_crc32c as reference_masked_crc32c
 
-from tb_featuremaps import eventfile, grid, metadata
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import render
+from tb_featuremaps.format import eventfile, metadata
+from tb_featuremaps.writer.summary import SummaryWriter
 
 
 @pytest.mark.parametrize("size", [0, 1, 3, 4, 5, 127, 128, 129, 1000, 4095, 65536, 262143, 262144, 262145, 300001])
@@ -59,7 +60,7 @@ def test_descriptions_show_names_as_text(tmp_path):
     info = metadata.LayerInfo("activations", "<img src=x>", "My_Odd_Layer", 0, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch")
     writer = SummaryWriter(str(tmp_path))
     stats = np.zeros((1, 1, len(metadata.STATS_FIELDS)), np.float32)
-    writer.write_layer(0, info, [grid.encode_png(np.zeros((2, 2), np.uint8))], stats=stats, health={"dead_filters": 1})
+    writer.write_layer(0, info, [render.encode_png(np.zeros((2, 2), np.uint8))], stats=stats, health={"dead_filters": 1})
     writer.close()
     (path,) = tmp_path.iterdir()
     (event,) = [event for event in eventfile.read_events(str(path)) if event.HasField("summary")]
@@ -77,10 +78,10 @@ def test_encode_png_round_trips(mode):
     pixels = rng.integers(0, 256, (37, 53) if mode != "RGB" else (37, 53, 3), dtype=np.uint8)
     pixels[:10] = 0  # a flat area, as after a ReLU
     alpha = rng.choice(np.array([0, 255], np.uint8), size=(37, 53)) if mode == "LA" else None
-    data = grid.encode_png(pixels, alpha)
+    data = render.encode_png(pixels, alpha)
     with Image.open(io.BytesIO(data)) as image:
         assert image.mode == mode
         decoded = np.asarray(image)
     expected = pixels if alpha is None else np.stack([pixels, alpha], axis=-1)
     np.testing.assert_array_equal(decoded, expected)
-    assert grid.encode_all(np.stack([pixels, pixels]), None if alpha is None else np.stack([alpha, alpha])) == [data, data]
+    assert render.encode_all(np.stack([pixels, pixels]), None if alpha is None else np.stack([alpha, alpha])) == [data, data]

@@ -21,8 +21,8 @@ from test_browser import CHROMIUM, open_panel, wait_grid
 from test_plugin_routes import write_log
 from test_tensorboard_process import TensorBoard, fetch_json, stop
 
-from tb_featuremaps import grid
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import render
+from tb_featuremaps.writer.summary import SummaryWriter
 
 RUNS = ["<img src=x onerror=alert(1)>", "quo\"te's & <b>amp</b>", "ünï côdé ☃ 層/<svg onload=alert(2)>"]
 LAYERS = ["<img src=x onerror=alert(3)>", "../../etc/passwd", "a\"b'c\\d", "層/ü sp"]
@@ -40,7 +40,7 @@ def write_hostile_run(run_dir: Path) -> None:
     """Steps 0..2 of the four hostile layers, with hostile probe labels, class and step unit."""
     rng = np.random.default_rng(0)
     writer = SummaryWriter(str(run_dir))
-    pictures = [grid.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
+    pictures = [render.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
     writer.write_probes(0, pictures, 8, 8, LABELS, [8, 8, 1])
     for step in range(STEP + 1):
         for index, layer in enumerate(LAYERS):

@@ -24,10 +24,11 @@ from tensorboard.util import tensor_util
 from test_plugin_routes import get, get_json, make_client, multiplexer_for, write_log
 from test_tensorboard_process import DEADLINE, TensorBoard, fetch, fetch_json, stop
 
-from tb_featuremaps import grid, metadata
-from tb_featuremaps.eventfile import EventFile
+from tb_featuremaps import render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.format.eventfile import EventFile
 from tb_featuremaps.plugin.series import FRESH_SECONDS
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps.writer.summary import SummaryWriter
 
 LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 MANY = 100
@@ -247,7 +248,7 @@ def write_series(run_dir: Path, series: list[tuple[str, np.ndarray, object]]) ->
 
 def test_malformed_series_never_break_the_listing(tmp_path):
     """Series no version of the callback writes are left out of ``runs`` (they made it a 500 for every run)."""
-    image = np.array([b"2", b"2", grid.encode_png(np.zeros((2, 2), np.uint8))], dtype=object)
+    image = np.array([b"2", b"2", render.encode_png(np.zeros((2, 2), np.uint8))], dtype=object)
     write_log(tmp_path / "good", steps=[0])
     write_series(tmp_path / "labels_not_a_list", [("probes", image, {"version": 1, "kind": "probes", "labels": 5})])
     write_series(tmp_path / "version_null", [("probes", image, {"version": None, "kind": "probes"})])

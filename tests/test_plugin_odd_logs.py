@@ -20,8 +20,9 @@ from conftest import write_layer_step
 from test_plugin_routes import finite, get, make_client, write_log
 from test_tensorboard_process import DEADLINE, TensorBoard, stop
 
-from tb_featuremaps import grid, metadata
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.writer.summary import SummaryWriter
 
 LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 ROUTES = "/data/plugin/feature_maps/"
@@ -62,15 +63,15 @@ class Training:
 def write_training(run_dir: Path, staging: Path, file_name: str, seed: int, steps: range) -> Training:
     """Writes one training of layer ``conv`` as the event file ``run_dir/file_name`` (loaders read a run's files in name order)."""
     rng = np.random.default_rng(seed)
-    probes = [grid.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
+    probes = [render.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
     writer = SummaryWriter(str(staging))
     writer.write_probes(steps[0], probes, 8, 8, LABELS, [8, 8, 1])
     grids, stats = {}, {}
     for step in steps:
         maps = rng.normal(size=(len(LABELS), 5, 5, 3)).astype(np.float32)
-        drawn = grid.draw(maps)
+        drawn = render.draw(maps)
         stats[step] = drawn.stats
-        grids[step] = grid.render(drawn, drawn.layout())
+        grids[step] = render.to_pngs(drawn, drawn.layout())
         write_layer_step(writer, step, "conv", 0, maps, LABELS)
     writer.close()
     (written,) = staging.iterdir()

@@ -24,7 +24,8 @@ from tensorboard.plugins import base_plugin
 from tensorboard.util import tensor_util
 from werkzeug.test import Client
 
-from tb_featuremaps import grid, metadata, reader
+from tb_featuremaps import reader, render
+from tb_featuremaps.format import metadata
 from tb_featuremaps.plugin.loader import FeatureMapsLoader
 from tb_featuremaps.plugin.plugin import FeatureMapsPlugin
 from tb_featuremaps.plugin.static import StaticFiles
@@ -45,13 +46,13 @@ STATIC_NAMES = {"index.js": "text/javascript", "style.css": "text/css", "icon.pn
 
 def write_log(run_dir, layers: Sequence[str] = ("conv",), steps: Sequence[int] = range(3), probes: int = 3, nan_probe: bool = False) -> None:
     """Writes a small feature-maps run directly with the format's writer (no training)."""
-    from tb_featuremaps.summary import SummaryWriter
+    from tb_featuremaps.writer.summary import SummaryWriter
 
     rng = np.random.default_rng(len(steps))
     labels = [f"p{i}" for i in range(probes)]
     writer = SummaryWriter(str(run_dir))
     pictures = rng.integers(0, 256, (probes, 8, 8), dtype=np.uint8)
-    writer.write_probes(steps[0], [grid.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
+    writer.write_probes(steps[0], [render.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
     for step in steps:
         for index, layer in enumerate(layers):
             maps = rng.normal(size=(probes, 6, 6, 4)).astype(np.float32)
@@ -388,13 +389,13 @@ def test_nan_stats_are_served_as_json(tmp_path):
 
 
 def test_series_of_a_newer_format_are_left_out(tmp_path):
-    from tb_featuremaps.summary import SummaryWriter
+    from tb_featuremaps.writer.summary import SummaryWriter
 
     write_log(tmp_path / "run", layers=["old"], steps=[0])
     layout = metadata.GridLayout.for_tiles(1, 2, 2)
     newer = metadata.LayerInfo("activations", "new", "Conv2D", 1, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch", version=metadata.FORMAT_VERSION + 1)
     writer = SummaryWriter(str(tmp_path / "future"))
-    writer.write_layer(0, newer, [grid.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
+    writer.write_layer(0, newer, [render.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
     writer.close()
     runs = get_json(make_client(tmp_path), "runs")["runs"]
     assert [(run["run"], run["probes"], [layer["layer"] for layer in run["layers"]]) for run in runs] == [

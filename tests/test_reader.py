@@ -12,8 +12,9 @@ import pytest
 from conftest import write_layer_step
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 
-from tb_featuremaps import eventfile, grid, metadata, reader
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import reader, render
+from tb_featuremaps.format import eventfile, metadata
+from tb_featuremaps.writer.summary import SummaryWriter
 
 LABELS = ["a", "b"]
 
@@ -25,7 +26,7 @@ def maps_at(step: int, scale: float = 1.0) -> np.ndarray:
 def write_run(run_dir, steps, scale: float = 1.0, layers=("conv",)) -> None:
     """Steps of ``layers`` (4 filters, 2 probes) with the format's writer, flushed after each step as the callback does."""
     writer = SummaryWriter(str(run_dir))
-    writer.write_probes(steps[0], [grid.encode_png(np.full((8, 8), 9, np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
+    writer.write_probes(steps[0], [render.encode_png(np.full((8, 8), 9, np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
     for step in steps:
         for index, layer in enumerate(layers):
             write_layer_step(writer, step, layer, index, maps_at(step, scale), LABELS)
@@ -57,10 +58,10 @@ def test_a_step_written_again_keeps_its_last_value(tmp_path):
         assert conv.steps.tolist() == [0, 1, 2, 3, 4, 5]
         for position, step in enumerate(conv.steps.tolist()):
             maps = maps_at(step, scale_of(step))
-            drawn = grid.draw(maps)
+            drawn = render.draw(maps)
             stats = drawn.stats
             np.testing.assert_array_equal(conv.stats[position], stats)
-            assert conv.pngs[position] == grid.render(drawn, conv.info.layout)
+            assert conv.pngs[position] == render.to_pngs(drawn, conv.info.layout)
 
     check(lambda step: 10.0 if step < 3 else 1.0)
     first = sorted(run_dir.iterdir())[0]

@@ -10,8 +10,10 @@ import pytest
 from conftest import train_logdir, write_layer_step
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 
-from tb_featuremaps import eventfile, grid, metadata, reader
-from tb_featuremaps.summary import SummaryWriter
+from tb_featuremaps import reader, render
+from tb_featuremaps.format import eventfile, metadata
+from tb_featuremaps.writer import writer as writer_module
+from tb_featuremaps.writer.summary import SummaryWriter
 
 LABELS = ["a", "b"]
 LAYERS = ("conv", "dense")
@@ -69,7 +71,7 @@ def tensorboard_steps(logdir, run: str, tag: str) -> list[int]:
 def test_a_step_that_could_not_be_written_is_lost_alone(tmp_path, monkeypatch, stuck):
     disk = FullDisk(monkeypatch, tmp_path, fail_at=3, stuck=stuck)  # the third flush: step 2
     writer = SummaryWriter(str(tmp_path))
-    writer.write_probes(0, [grid.encode_png(np.zeros((8, 8), np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
+    writer.write_probes(0, [render.encode_png(np.zeros((8, 8), np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
     written = []
     for step in range(6):
         for index, layer in enumerate(LAYERS):
@@ -102,9 +104,9 @@ def test_a_step_that_could_not_be_written_is_lost_alone(tmp_path, monkeypatch, s
             assert steps == written
         for position, step in enumerate(steps):
             maps = maps_at(step, index)
-            drawn = grid.draw(maps)
+            drawn = render.draw(maps)
             np.testing.assert_array_equal(log.stats[position], drawn.stats)
-            assert log.pngs[position] == grid.render(drawn, log.info.layout)
+            assert log.pngs[position] == render.to_pngs(drawn, log.info.layout)
         for kind in ("activations", "stats"):
             assert tensorboard_steps(tmp_path, ".", f"{kind}/{layer}") == steps
 
@@ -119,7 +121,7 @@ def test_the_callback_loses_only_the_epoch_the_disk_was_full(tmp_path, monkeypat
 
 
 def test_a_step_that_fails_part_way_through_its_layers_is_not_written_in_part(tmp_path, monkeypatch):
-    draw, calls = grid.draw, []
+    draw, calls = render.draw, []
 
     def failing_at_the_third_layer_of_step_1(values, *args):
         calls.append(1)
@@ -127,7 +129,7 @@ def test_a_step_that_fails_part_way_through_its_layers_is_not_written_in_part(tm
             raise MemoryError("out of memory")
         return draw(values, *args)
 
-    monkeypatch.setattr(grid, "draw", failing_at_the_third_layer_of_step_1)
+    monkeypatch.setattr(writer_module, "draw", failing_at_the_third_layer_of_step_1)
     with pytest.warns(UserWarning, match="could not log step 1: MemoryError"):
         train_logdir(tmp_path, epochs=2)
     run = reader.load(str(tmp_path))["feature_maps"]

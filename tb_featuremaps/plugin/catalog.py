@@ -14,7 +14,7 @@ from tensorboard import context as tb_context
 from tensorboard import errors
 from tensorboard.data import provider
 
-from .. import metadata
+from ..format import metadata
 from .cache import BudgetCache
 from .series import SeriesReader, UnreadableError, Version, needs_escaping, version_of
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from tensorboard.plugins import base_plugin
 
-from ..metadata import PLUGIN_NAME
+from ..format.metadata import PLUGIN_NAME
 
 DEFAULT_SAMPLES = 0
 """Default ``--samples_per_plugin feature_maps=N``: 0 keeps every step.

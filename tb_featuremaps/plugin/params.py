@@ -8,7 +8,7 @@ from typing import Optional
 
 from tensorboard import errors
 
-from .. import metadata
+from ..format import metadata
 
 _INTEGER = re.compile(r"[0-9]{1,15}")
 """Non-negative decimal integers, ASCII digits only (``int()`` would also take ``+1``, `` 1``, ``1_0`` and other scripts' digits)."""

@@ -11,7 +11,7 @@ from tensorboard.backend import http_util
 from tensorboard.plugins import base_plugin
 from werkzeug import wrappers
 
-from .. import metadata
+from ..format import metadata
 from . import params
 from .catalog import Catalog
 from .series import ALL_STEPS, SeriesReader

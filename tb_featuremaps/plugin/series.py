@@ -30,7 +30,7 @@ from tensorboard import context as tb_context
 from tensorboard import errors
 from tensorboard.data import provider
 
-from .. import metadata
+from ..format import metadata
 from . import params
 from .cache import BudgetCache
 

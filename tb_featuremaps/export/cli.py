@@ -12,7 +12,8 @@ import sys
 from collections.abc import Sequence
 from typing import Optional, TextIO
 
-from . import export, metadata
+from ..format import metadata
+from . import figures as export
 
 PROG = "tb-featuremaps"
 
@@ -68,7 +69,7 @@ def _plural(unit: str) -> str:
 
 
 def _read(logdir: str, run: Optional[str] = None, layers: Optional[Sequence[str]] = None) -> dict:
-    from . import reader
+    from ..format import reader
 
     try:
         return reader.load(logdir, run, layers)

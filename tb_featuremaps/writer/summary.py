@@ -16,8 +16,8 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.util import tensor_util
 
-from . import metadata
-from .eventfile import EventFile
+from ..format import metadata
+from ..format.eventfile import EventFile
 
 
 def _image_tensor(pngs: Sequence[bytes], width: int, height: int):

@@ -15,7 +15,7 @@ from typing import Optional
 
 from tensorboard.compat import tf as tb_tf
 
-from .eventfile import read_events
+from ..format.eventfile import read_events
 
 _EVENT_FILE = "events.out.tfevents."
 

@@ -15,8 +15,8 @@ import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 
-from . import metadata
-from .reader import LayerLog, RunLog
+from ..format import metadata
+from ..format.reader import LayerLog, RunLog
 
 Tick = Optional[Callable[[], None]]
 """Called once per step drawn (drives a progress bar)."""

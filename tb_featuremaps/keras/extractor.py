@@ -235,25 +235,21 @@ class Extractor:
         return {item.path: results[item.path].astype(np.float32, copy=False) for item in self.layers}
 
 
-def kernel_maps(layer: keras.layers.Layer) -> np.ndarray | None:
-    """A convolution's kernel as maps ``[1, kh, kw, filters]``, or None for other layers.
+def layer_kernel(layer: keras.layers.Layer) -> np.ndarray | None:
+    """A convolution's kernel as ``[*spatial, in, out]`` (``writer.kernel_maps`` draws it), or None for other layers.
 
-    Each output filter's kernel is averaged over its input channels (for the
-    first layer of a gray-image model that is the kernel itself). Depthwise and
-    separable layers show their depthwise kernels, one per input channel and
-    multiplier; transposed convolutions their output filters.
+    Depthwise and separable layers give their depthwise kernels (one "output"
+    per input channel and multiplier, over one "input"); transposed
+    convolutions their kernels with the in and out axes swapped back.
     """
     if isinstance(layer, (keras.layers.DepthwiseConv1D, keras.layers.DepthwiseConv2D)):
         kernel = keras.ops.convert_to_numpy(layer.kernel)
-        kernel = kernel.reshape(*kernel.shape[:-2], 1, -1)
-    elif isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
+        return kernel.reshape(*kernel.shape[:-2], 1, -1)
+    if isinstance(layer, (keras.layers.SeparableConv1D, keras.layers.SeparableConv2D)):
         kernel = keras.ops.convert_to_numpy(layer.depthwise_kernel)
-        kernel = kernel.reshape(*kernel.shape[:-2], 1, -1)
-    elif isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
-        kernel = np.swapaxes(keras.ops.convert_to_numpy(layer.kernel), -1, -2)
-    elif isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
-        kernel = keras.ops.convert_to_numpy(layer.kernel)
-    else:
-        return None
-    kernel = kernel.astype(np.float32).mean(axis=-2)  # [*spatial, filters]
-    return kernel[None]
+        return kernel.reshape(*kernel.shape[:-2], 1, -1)
+    if isinstance(layer, (keras.layers.Conv1DTranspose, keras.layers.Conv2DTranspose, keras.layers.Conv3DTranspose)):
+        return np.swapaxes(keras.ops.convert_to_numpy(layer.kernel), -1, -2)
+    if isinstance(layer, (keras.layers.Conv1D, keras.layers.Conv2D, keras.layers.Conv3D)):
+        return keras.ops.convert_to_numpy(layer.kernel)
+    return None

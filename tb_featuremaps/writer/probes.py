@@ -34,7 +34,8 @@ def default_digits() -> tuple[np.ndarray, np.ndarray]:
         return data["images"], data["labels"]
 
 
-def _to_numpy(value: Any) -> np.ndarray:
+def to_numpy(value: Any) -> np.ndarray:
+    """``value`` as a NumPy array: TF/JAX arrays, and torch tensors (detached, on the CPU) too."""
     if hasattr(value, "detach"):  # a PyTorch tensor that may require grad or live on a GPU
         value = value.detach().cpu()
     if hasattr(value, "numpy"):
@@ -42,14 +43,12 @@ def _to_numpy(value: Any) -> np.ndarray:
     return np.asarray(value)
 
 
-def _from_dataset(dataset: Any) -> tuple[Any, Any]:
+def _from_dataset(dataset: Any, owner: str) -> tuple[Any, Any]:
     """The first batch of a ``tf.data.Dataset`` (or any iterator of batches) as (x, y)."""
     try:
         batch = next(iter(dataset))
     except StopIteration:
-        raise ValueError(
-            f"FeatureMapsCallback: probes is an empty {type(dataset).__name__}; pass a dataset or iterator that yields a batch."
-        ) from None
+        raise ValueError(f"{owner}: probes is an empty {type(dataset).__name__}; pass a dataset or iterator that yields a batch.") from None
     if isinstance(batch, tuple) and len(batch) in (2, 3):
         return batch[0], batch[1]
     return batch, None
@@ -61,30 +60,29 @@ def _first(value: Any, count: int) -> Any:
         return {key: _first(item, count) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
         return [_first(item, count) for item in value]
-    return _to_numpy(value)[:count]
+    return to_numpy(value)[:count]
 
 
-def _labels_argument(labels: Any) -> list:
+def _labels_argument(labels: Any, owner: str) -> list:
     """User labels as a list of strings; refuses a bare string, a mapping or a scalar."""
     if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__len__") and not hasattr(labels, "numpy"):
         raise ValueError(
-            f"FeatureMapsCallback: labels must be a sequence with one label per probe (e.g. a list of strings), got {type(labels).__name__} "
-            f"{labels!r:.60}."
+            f"{owner}: labels must be a sequence with one label per probe (e.g. a list of strings), got {type(labels).__name__} {labels!r:.60}."
         )
-    values = labels if isinstance(labels, (list, tuple)) else _to_numpy(labels).tolist()
+    values = labels if isinstance(labels, (list, tuple)) else to_numpy(labels).tolist()
     if not isinstance(values, list):
-        raise ValueError(f"FeatureMapsCallback: labels must be a sequence with one label per probe, got the scalar {values!r}.")
+        raise ValueError(f"{owner}: labels must be a sequence with one label per probe, got the scalar {values!r}.")
     return [str(label) for label in values]
 
 
 def _labels_from(targets: Any, count: int) -> list:
-    targets = _to_numpy(targets)
+    targets = to_numpy(targets)
     if targets.ndim == 2 and targets.shape[1] > 1:  # one-hot
         targets = targets.argmax(axis=1)
     return [str(v) for v in targets.reshape(count, -1)[:, 0].tolist()]
 
 
-def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
+def prepare(probes: Any, labels: Optional[Sequence] = None, owner: str = "FeatureMapsWriter") -> Probes:
     """Normalises user probes (array, tensor, list or dict per input, or a dataset).
 
     Raises ValueError for empty, non-numeric, ragged or too many probes, or a bad label count.
@@ -94,11 +92,11 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
         return Probes([images.astype(np.float32) / 255.0], [str(d) for d in digits.tolist()])
     targets = None
     if hasattr(probes, "element_spec") or (hasattr(probes, "__iter__") and hasattr(probes, "__next__")):
-        probes, targets = _from_dataset(probes)
+        probes, targets = _from_dataset(probes, owner)
         count = _batch_size(probes)
         if count is not None and count > MAX_PROBES:
             warnings.warn(
-                f"FeatureMapsCallback: the dataset's first batch holds {count} examples; the first {MAX_PROBES} are the probes.",
+                f"{owner}: the dataset's first batch holds {count} examples; the first {MAX_PROBES} are the probes.",
                 stacklevel=3,
             )
             probes = _first(probes, MAX_PROBES)
@@ -106,28 +104,28 @@ def prepare(probes: Any, labels: Optional[Sequence] = None) -> Probes:
     names = [str(name) for name in probes] if isinstance(probes, dict) else None
     if isinstance(probes, dict):
         probes = list(probes.values())
-    arrays = [_to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [_to_numpy(probes)]
+    arrays = [to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [to_numpy(probes)]
     if not arrays:
-        raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
+        raise ValueError(f"{owner}: probes is empty; pass at least one input example.")
     for array in arrays:
         if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
             raise ValueError(
-                f"FeatureMapsCallback: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
+                f"{owner}: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
                 "pass the model's input tensors (e.g. preprocessed real-valued images), not raw strings, objects or complex numbers."
             )
     counts = {int(a.shape[0]) for a in arrays}
     if len(counts) != 1:
-        raise ValueError(f"FeatureMapsCallback: every input's probes need the same batch size, got {sorted(counts)}.")
+        raise ValueError(f"{owner}: every input's probes need the same batch size, got {sorted(counts)}.")
     count = counts.pop()
     if count == 0:
-        raise ValueError("FeatureMapsCallback: probes is empty; pass at least one input example.")
+        raise ValueError(f"{owner}: probes is empty; pass at least one input example.")
     if count > MAX_PROBES:
-        raise ValueError(f"FeatureMapsCallback: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer.")
+        raise ValueError(f"{owner}: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer.")
     if labels is None:
         labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
-    labels = _labels_argument(labels)
+    labels = _labels_argument(labels, owner)
     if len(labels) != count:
-        raise ValueError(f"FeatureMapsCallback: got {len(labels)} labels for {count} probes; pass one label per probe.")
+        raise ValueError(f"{owner}: got {len(labels)} labels for {count} probes; pass one label per probe.")
     return Probes(arrays, labels, names)
 
 
@@ -139,12 +137,12 @@ def _batch_size(value: Any) -> Optional[int]:
     return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
-def _order_by_name(probes: Probes, input_names: Sequence[str]) -> Probes:
+def _order_by_name(probes: Probes, input_names: Sequence[str], owner: str) -> Probes:
     """Orders probes given as a dict like the model's inputs."""
     given = dict(zip(probes.names, probes.inputs))
     if sorted(given) != sorted(input_names):
         raise ValueError(
-            f"FeatureMapsCallback: probes are keyed {sorted(given)} but the model's inputs are named {list(input_names)}; "
+            f"{owner}: probes are keyed {sorted(given)} but the model's inputs are named {list(input_names)}; "
             "pass one array per input, keyed by input name."
         )
     return Probes([given[name] for name in input_names], probes.labels)
@@ -155,13 +153,14 @@ def fit_to_model(
     input_shapes: Sequence[Sequence[Optional[int]]],
     default: bool,
     input_names: Optional[Sequence[str]] = None,
+    owner: str = "FeatureMapsLogger",
 ) -> Probes:
     """Checks (and, for the default digits, reshapes) probes against the model's inputs.
 
     Probes given as a dict are ordered by ``input_names`` first.
     """
     if probes.names is not None:
-        probes = _order_by_name(probes, input_names or [])
+        probes = _order_by_name(probes, input_names or [], owner)
     expected = [tuple(shape) for shape in input_shapes]
     if default and len(expected) == 1:
         shape = expected[0][1:]
@@ -170,14 +169,14 @@ def fit_to_model(
             return Probes([digits.reshape((len(digits), *shape))], probes.labels)
     if len(probes.inputs) != len(expected):
         raise ValueError(
-            f"FeatureMapsCallback: the model has {len(expected)} inputs {expected} but {len(probes.inputs)} probe "
+            f"{owner}: the model has {len(expected)} inputs {expected} but {len(probes.inputs)} probe "
             "arrays were given; pass probes= as a list with one array per model input."
         )
     for array, shape in zip(probes.inputs, expected):
         if len(array.shape) != len(shape) or any(e is not None and e != a for e, a in zip(shape[1:], array.shape[1:])):
             hint = "the default probes are 28x28 MNIST digits; " if default else ""
             raise ValueError(
-                f"FeatureMapsCallback: probes have shape {tuple(array.shape)} but the model expects {shape}; "
+                f"{owner}: probes have shape {tuple(array.shape)} but the model expects {shape}; "
                 f"{hint}pass probes= shaped like a batch of the model's input."
             )
     return probes

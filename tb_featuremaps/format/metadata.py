@@ -28,6 +28,9 @@ FORMAT_VERSION = 1
 DEFAULT_RUN_NAME = "feature_maps"
 """Sub-directory of ``log_dir`` the callback writes to by default."""
 
+STEP_UNITS = ("epoch", "batch", "step")
+"""What a step counts (``LayerInfo.step_unit``): epochs or batches (the Keras callback), or a loop's own steps."""
+
 # Kinds of series, each a prefix of the tag followed by the layer path.
 KIND_ACTIVATIONS = "activations"
 KIND_STATS = "stats"

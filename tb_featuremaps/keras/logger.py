@@ -1,0 +1,202 @@
+"""``FeatureMapsLogger``: logs a Keras model's feature maps from any training loop, one line per step."""
+
+from __future__ import annotations
+
+import os
+import re
+import warnings
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional, Union
+
+import keras
+import numpy as np
+
+from ..format import metadata
+from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
+from ..writer import probes as probes_lib
+from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
+
+
+def _symbolic_inputs(model: keras.Model) -> Optional[list]:
+    """The model's symbolic inputs, or None while it has none (unbuilt Sequential, subclassed)."""
+    try:
+        return list(model.inputs) or None
+    except (AttributeError, ValueError):
+        return None
+
+
+def layers_argument(owner: str, value: Any) -> Optional[list]:
+    """``layers=``: None, one spec, or a non-empty iterable of specs (names, regexes, classes, layers)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, type, re.Pattern, keras.layers.Layer)):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise ValueError(f"{owner}: layers must be a list of layer names, regexes, classes or layers, got {value!r}.")
+    value = list(value)
+    if not value:
+        raise ValueError(f"{owner}: layers is empty; pass layers=None for every convolution and pooling layer, or name at least one.")
+    for spec in value:
+        if not isinstance(spec, (str, type, re.Pattern, keras.layers.Layer)):
+            raise ValueError(f"{owner}: layers= holds {spec!r}; each entry must be a layer name or path, a compiled regex, a layer class or a layer.")
+    return value
+
+
+class FeatureMapsLogger:
+    """Logs the feature maps of a Keras model's layers for fixed probes, from any training loop.
+
+    Each :meth:`log` call runs the probes through the model once (inference mode)
+    and writes every selected layer's grids, statistics and kernels through a
+    :class:`~tb_featuremaps.FeatureMapsWriter`. It selects layers, traces nested
+    functional models and handles probes as ``FeatureMapsCallback`` does (which
+    is this logger driven by ``fit``'s hooks). A failure while logging warns and
+    returns False; training goes on.
+
+    Example (a ``tf.GradientTape`` or any custom loop):
+
+    ```python
+    from tb_featuremaps import FeatureMapsLogger
+
+    logger = FeatureMapsLogger(model, "logs", probes=x_val[:8])
+    for step, (x, y) in enumerate(dataset):
+        train_step(x, y)
+        if step % 100 == 0:
+            logger.log(step)
+    logger.close()
+    # then: tensorboard --logdir logs
+    ```
+
+    Args:
+        model: A Sequential or Functional Keras model (or None, then :meth:`set_model`).
+        log_dir, probes, labels, run_name, max_filters, max_tile_size, write_images,
+            step_unit, resume, timer: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
+            the default probes (ten MNIST digits) are reshaped to the model's input
+            when it holds 784 values.
+        layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
+            classes or layer objects; default: every convolution and (non-global)
+            pooling layer, including those inside nested functional models.
+        write_weights: Also log the kernels of convolution layers as grids.
+    """
+
+    def __init__(
+        self,
+        model: Optional[keras.Model],
+        log_dir: Union[str, os.PathLike],
+        probes: Any = None,
+        labels: Optional[Sequence] = None,
+        layers: Optional[Sequence[LayerSpec]] = None,
+        *,
+        run_name: str = metadata.DEFAULT_RUN_NAME,
+        step_unit: str = "step",
+        resume: bool = False,
+        max_filters: int = 128,
+        max_tile_size: int = 64,
+        write_weights: bool = True,
+        write_images: bool = True,
+        timer: Optional[StageTimer] = None,
+        owner: str = "FeatureMapsLogger",
+    ):
+        if labels is not None and probes is None:
+            raise ValueError(
+                f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
+                "Pass probes= together with labels=, one label per probe."
+            )
+        self.layers = layers_argument(owner, layers)
+        self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
+        self.writer = FeatureMapsWriter(
+            log_dir,
+            probes_lib.prepare(probes, labels, owner),
+            run_name=run_name,
+            step_unit=step_unit,
+            resume=resume,
+            max_filters=max_filters,
+            max_tile_size=max_tile_size,
+            write_images=write_images,
+            timer=timer,
+            owner=owner,
+        )
+        self._owner = owner
+        self._timer = timer
+        self._default_probes = probes is None
+        self.model: Optional[keras.Model] = None
+        self._extractor: Optional[Extractor] = None  # None until the model is traced
+        if model is not None:
+            self.set_model(model)
+
+    def set_model(self, model: keras.Model) -> None:
+        """Logs ``model`` from now on; a model after another one starts a new run folder."""
+        if not isinstance(model, keras.Sequential) and not _symbolic_inputs(model):
+            raise ValueError(
+                f"{self._owner} cannot trace the {type(model).__name__} model: it has no symbolic inputs "
+                "(a subclassed model). Build the network with the Sequential or Functional API, "
+                "or wrap its layers in keras.Model(inputs, outputs)."
+            )
+        if self.model is not None and model is not self.model:
+            self.writer.new_run()
+        self.model, self._extractor = model, None
+
+    @property
+    def layer_paths(self) -> list[str]:
+        """The paths of the logged layers (their tags), in model order; traces the model if needed."""
+        self.trace()
+        return [item.path for item in self._extractor.layers]
+
+    def trace(self) -> None:
+        """Selects the layers and builds the extractor (done by the first :meth:`log`); raises ``ValueError`` for what cannot be logged."""
+        if self._extractor is not None:
+            return
+        model = self.model
+        if isinstance(model, keras.Sequential) and not model.built:
+            # Keras builds a Sequential model without an Input only when it traces the first batch;
+            # build it now, from the probes' shape, so that step 0 shows the initial state.
+            # The default digits build it for 28x28x1 images.
+            shape = self.writer.probes.inputs[0].shape[1:]
+            model.build((None, *shape, 1) if self._default_probes else (None, *shape))
+        inputs = _symbolic_inputs(model)
+        if not inputs:
+            raise ValueError(
+                f"{self._owner} cannot trace the {type(model).__name__} model: building it for the probes' shape gave it no "
+                "symbolic inputs; start it with keras.Input(shape)."
+            )
+        shapes, names = [tuple(tensor.shape) for tensor in inputs], [tensor.name for tensor in inputs]
+        self.writer.probes = probes_lib.fit_to_model(self.writer.probes, shapes, self._default_probes, names, self._owner)
+        selected = select_layers(model, self.layers)
+        self._extractor = Extractor(model, selected)
+        formats = [item.channels_first for item in self._extractor.layers if hasattr(item.layer, "data_format")]
+        self.writer.probes_channels_first = formats[0] if formats else keras.config.image_data_format() == "channels_first"
+        self._descriptions = {
+            item.path: LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape) for item in self._extractor.layers
+        }
+        max_filters = self.writer.max_filters
+        capped = [f"{item.path} ({_filters(item)})" for item, _ in selected if _filters(item) > max_filters]
+        if capped:
+            warnings.warn(
+                f"{self._owner} draws the first {max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
+                stacklevel=3,
+            )
+
+    def log(self, step: int) -> bool:
+        """Writes the selected layers at ``step`` (growing); returns whether it was written (a failure warns)."""
+        if self.model is None:
+            raise ValueError(f"{self._owner} has no model to log; pass one to the constructor or to set_model().")
+        self.trace()
+        try:
+            outputs = timed(self._timer, "forward", self._extractor, self.writer.probes.inputs)
+            kernels = timed(self._timer, "kernels", self._kernels) if self.write_weights else {}
+        except Exception as error:  # a training loop matters more than one log event
+            self.writer.report_failure(step, error)
+            return False
+        return self.writer.write(step, outputs, kernels, self._descriptions)
+
+    def _kernels(self) -> dict[str, np.ndarray]:
+        found = {item.path: layer_kernel(item.layer) for item in self._extractor.layers}
+        return {path: kernel for path, kernel in found.items() if kernel is not None}
+
+    def close(self) -> None:
+        """Closes the event file (a later :meth:`log` opens a new one) and reports the steps failures cost."""
+        self.writer.close()
+
+
+def _filters(item: SelectedLayer) -> int:
+    shape = item.output_shape
+    return int(shape[1] if item.channels_first and len(shape) >= 3 else shape[-1])

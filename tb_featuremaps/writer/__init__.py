@@ -1,0 +1,10 @@
+"""The framework-neutral producer: ``FeatureMapsWriter`` takes arrays and writes the format.
+
+Its parts: :mod:`.writer` (the writer), :mod:`.runs` (which run folder),
+:mod:`.probes` (probe inputs), :mod:`.summary` (events of one step),
+:mod:`.arguments` (validated constructor arguments).
+"""
+
+from .writer import STAGES, FeatureMapsWriter, LayerDescription, StageTimer, kernel_maps, timed
+
+__all__ = ["STAGES", "FeatureMapsWriter", "LayerDescription", "StageTimer", "kernel_maps", "timed"]

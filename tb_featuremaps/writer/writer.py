@@ -1,0 +1,306 @@
+"""``FeatureMapsWriter``: the framework-neutral producer of the format: arrays in, a TensorBoard run out."""
+
+from __future__ import annotations
+
+import os
+import time
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Callable, Optional, Union
+
+import numpy as np
+
+from ..format import metadata
+from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels
+from . import arguments, runs
+from . import probes as probes_lib
+from .summary import SummaryWriter
+
+StageTimer = Callable[[str, float], None]
+"""Called as ``timer(stage, seconds)`` after each stage of a log event (benchmarks)."""
+
+STAGES = ("forward", "kernels", "stats", "normalise_tile", "png", "write")
+"""The stages of a log event, in order: producers time ``forward`` and ``kernels``, the writer the rest."""
+
+
+@dataclass(frozen=True)
+class LayerDescription:
+    """What a producer knows of a logged layer beyond its output array (all optional)."""
+
+    layer_class: str = ""
+    """The layer's class name, shown in the panel (e.g. ``"Conv2D"``)."""
+    channels_first: bool = False
+    """Whether the output's channel axis is axis 1 (PyTorch's NCHW, Keras ``channels_first``)."""
+    output_shape: Optional[list] = None
+    """The output shape with ``None`` for the batch axis; default: the first output's shape."""
+
+
+class FeatureMapsWriter:
+    """Writes feature maps of any training loop to a TensorBoard run in the tb-featuremaps format.
+
+    Give it the probe inputs once and, at each step, every layer's output for those
+    probes (NumPy arrays or anything ``np.asarray`` takes: TensorFlow, JAX, CPU torch
+    tensors); it draws the grids, statistics, Images and Scalars copies and writes
+    them, one step whole or not at all. It owns the run folder (a new training takes
+    a new folder, ``resume=True`` continues the newest), keeps steps growing and
+    warns (once per kind of failure) instead of raising when a step cannot be
+    written. The Keras callback, ``FeatureMapsLogger`` and ``tb_featuremaps.torch``
+    all write through it.
+
+    Example (a JAX, NumPy or any other loop):
+
+    ```python
+    from tb_featuremaps import FeatureMapsWriter
+
+    writer = FeatureMapsWriter("logs", probes=x_val[:8], labels=y_val[:8], step_unit="step")
+    for step in range(10_000):
+        params = train_step(params, next(batches))
+        if step % 500 == 0:
+            conv1, conv2 = features(params, x_val[:8])  # [8, H, W, C] each
+            writer.write(step, {"conv1": conv1, "conv2": conv2}, kernels={"conv1": params["conv1"]["w"]})
+    writer.close()
+    # then: tensorboard --logdir logs
+    ```
+
+    Args:
+        log_dir: Directory TensorBoard reads; the run is ``log_dir/run_name``.
+        probes: The inputs the activations are of, shaped like one batch (at most 32),
+            or a list/dict of arrays for several inputs, or a dataset (its first batch):
+            drawn once as the run's probe pictures. Default: ten shipped MNIST digits.
+        labels: One label per probe (default: dataset targets or the probe index).
+        run_name: The run's folder name (``docs/format.md``, "Where").
+        step_unit: What a step counts, shown in the panel: ``"epoch"``, ``"batch"`` or ``"step"``.
+        resume: Continue the newest run of this name after its last logged step,
+            instead of starting a new folder when it already holds a training.
+        max_filters: At most this many filters (the first ones) are drawn per layer.
+        max_tile_size: Maps larger than this (pixels per side) are block-averaged to fit.
+        write_images: Also write the grids for TensorBoard's stock Images dashboard.
+        probes_channels_first: Whether the probe inputs are channels-first (for their pictures).
+        timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
+    """
+
+    def __init__(
+        self,
+        log_dir: Union[str, os.PathLike],
+        probes: Any = None,
+        labels: Any = None,
+        *,
+        run_name: str = metadata.DEFAULT_RUN_NAME,
+        step_unit: str = "step",
+        resume: bool = False,
+        max_filters: int = 128,
+        max_tile_size: int = 64,
+        write_images: bool = True,
+        probes_channels_first: bool = False,
+        timer: Optional[StageTimer] = None,
+        owner: str = "FeatureMapsWriter",
+    ):
+        self.owner = owner
+        self.log_dir = arguments.path(owner, "log_dir", log_dir)
+        self.run_name = arguments.run_name(owner, run_name)
+        self.step_unit = arguments.choice(owner, "step_unit", step_unit, metadata.STEP_UNITS)
+        self.resume = arguments.boolean(owner, "resume", resume)
+        self.max_filters = arguments.positive_integer(owner, "max_filters", max_filters)
+        self.max_tile_size = arguments.positive_integer(owner, "max_tile_size", max_tile_size)
+        self.write_images = arguments.boolean(owner, "write_images", write_images)
+        self.probes = probes if isinstance(probes, probes_lib.Probes) else probes_lib.prepare(probes, labels, owner)
+        self.probes_channels_first = bool(probes_channels_first)
+        self._timer = timer
+        self._summary: Optional[SummaryWriter] = None
+        self._run: Optional[runs.RunChoice] = None
+        self._after = 0  # run folders up to this number are never taken by a new run of this writer
+        self._infos: dict[str, metadata.LayerInfo] = {}
+        self._last_step: Optional[int] = None
+        self._probes_written = False
+        self._failures: dict[str, list[int]] = {}
+
+    # Where ----------------------------------------------------------------
+
+    @property
+    def run_dir(self) -> str:
+        """The run folder: chosen at the first write (``docs/format.md``, "Where")."""
+        return self._run.run_dir if self._run is not None else os.path.join(self.log_dir, self.run_name)
+
+    @property
+    def last_step(self) -> Optional[int]:
+        """The last step written (or, after a resume, the last the folder held), or None."""
+        self.open()
+        return self._last_step
+
+    def open(self) -> None:
+        """Chooses the run folder now (the first write does it otherwise); raises ``OSError`` if it cannot be made."""
+        if self._run is not None:
+            return
+        choice = runs.choose_run_dir(self.log_dir, self.run_name, resume=self.resume, after=self._after)
+        if self._after:
+            warnings.warn(
+                f"{self.owner} is used with a new model; it logs to {choice.run_dir!r} so the earlier run's series stay intact.",
+                stacklevel=3,
+            )
+        elif choice.taken:
+            warnings.warn(
+                f"{self.owner}: {choice.taken[-1]!r} already holds another training's feature maps; this training logs to "
+                f"{choice.run_dir!r} so both stay intact. To continue that run instead, resume it "
+                "(fit(..., initial_epoch=N), or resume=True); to name the run, pass run_name=.",
+                stacklevel=3,
+            )
+        try:
+            from tensorboard.compat import tf as tb_tf
+
+            tb_tf.io.gfile.makedirs(choice.run_dir)
+        except Exception as error:
+            raise OSError(f"{self.owner} cannot create its log directory {choice.run_dir!r} ({error}); pass a log_dir you can write to.") from error
+        self._run = choice
+        self._last_step = choice.last_step
+        self._summary = SummaryWriter(choice.run_dir)
+
+    def new_run(self) -> None:
+        """Makes the next write start a new run folder (the same writer used for another model)."""
+        self.close()
+        self._after = max(self._after, self._run.number if self._run is not None else 1)
+        self._run, self._infos, self._last_step, self._probes_written, self.resume = None, {}, None, False, False
+
+    # Writing --------------------------------------------------------------
+
+    def write(
+        self,
+        step: int,
+        activations: Mapping[str, Any],
+        kernels: Optional[Mapping[str, Any]] = None,
+        layers: Optional[Mapping[str, LayerDescription]] = None,
+    ) -> bool:
+        """Writes one step; returns whether it was written (a failure warns, once per kind, and returns False).
+
+        Args:
+            step: The step (growing: a step not after :attr:`last_step` is a ``ValueError``).
+            activations: Layer path → its output for the probes, ``[probes, ...]`` with
+                the channel axis last (or first, see ``layers``).
+            kernels: Layer path → its convolution kernel, ``[*spatial, in, out]``
+                (Keras' layout; each output filter is drawn averaged over its inputs).
+            layers: Layer path → :class:`LayerDescription`, read at a layer's first step.
+        """
+        step = arguments.step(self.owner, step)
+        self.open()
+        if self._last_step is not None and step <= self._last_step:
+            raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
+        try:
+            with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
+                self._write(step, activations, kernels or {}, layers or {})
+        except Exception as error:  # a training loop matters more than one log event
+            self._summary.discard()  # a step is written whole or not at all
+            self.report_failure(step, error)
+            return False
+        self._last_step = step
+        return True
+
+    def report_failure(self, step: int, error: Exception) -> None:
+        """Warns that ``step`` could not be logged: once per kind of failure, the rest counted at :meth:`close`."""
+        kind = f"{type(error).__name__}: {error}"
+        if kind not in self._failures:
+            warnings.warn(
+                f"{self.owner} could not log step {step}: {kind}. Training goes on; later steps that fail the same way are counted at the end.",
+                stacklevel=3,
+            )
+        self._failures.setdefault(kind, []).append(step)
+
+    def _time(self, stage: str, function: Callable, *args) -> Any:
+        return timed(self._timer, stage, function, *args)
+
+    def _write(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping) -> None:
+        if not self._probes_written:
+            self._write_probes(step)
+        for path, values in activations.items():
+            description = layers.get(path, LayerDescription())
+            self._write_series(step, metadata.KIND_ACTIVATIONS, path, values, description, description.channels_first)
+            if path in kernels:
+                self._write_series(step, metadata.KIND_WEIGHTS, path, kernel_maps(kernels[path]), description, False)
+        self._time("write", self._summary.flush)
+        self._probes_written = True
+
+    def _write_series(self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool) -> None:
+        drawn = self._time("stats", draw, probes_lib.to_numpy(values), channels_first, self.max_filters, self.max_tile_size)
+        info = self._info(kind, path, drawn, description, values)
+        grids, masks = self._time("normalise_tile", gray_levels, drawn, info.layout)
+        pngs = self._time("png", encode_all, grids, masks)
+        activations = kind == metadata.KIND_ACTIVATIONS
+        self._time(
+            "write",
+            self._summary.write_layer,
+            step,
+            info,
+            pngs,
+            drawn.stats if activations else None,
+            self.write_images,
+            filter_health(drawn.stats) if activations else None,
+        )
+
+    def _info(self, kind: str, path: str, drawn: DrawnLayer, description: LayerDescription, values: Any) -> metadata.LayerInfo:
+        key = metadata.tag_for(kind, path)
+        if key not in self._infos:
+            index = sum(1 for info in self._infos.values() if info.kind == metadata.KIND_ACTIVATIONS)
+            if kind == metadata.KIND_WEIGHTS:
+                index = self._infos[metadata.tag_for(metadata.KIND_ACTIVATIONS, path)].index
+            shape = description.output_shape or [None, *[int(size) for size in np.shape(values)[1:]]]
+            self._infos[key] = metadata.LayerInfo(
+                kind=kind,
+                layer=path,
+                layer_class=description.layer_class,
+                index=index,
+                output_shape=list(shape),
+                layout=drawn.layout(),
+                filters_shown=int(drawn.maps.shape[-1]),
+                filters_total=drawn.filters_total,
+                probe_labels=self.probes.labels if kind == metadata.KIND_ACTIVATIONS else ["kernel"],
+                step_unit=self.step_unit,
+                reduction=drawn.reduction,
+                normalization=drawn.normalization,
+            )
+        return self._infos[key]
+
+    def _write_probes(self, step: int) -> None:
+        first = self.probes.inputs[0]
+        pictures = [probes_lib.probe_image(example, self.probes_channels_first) for example in first]
+        height, width = pictures[0].shape[:2]
+        self._summary.write_probes(step, [encode_png(picture) for picture in pictures], width, height, self.probes.labels, list(first.shape[1:]))
+
+    # Closing --------------------------------------------------------------
+
+    def close(self) -> None:
+        """Closes the event file (a later write opens a new one) and reports the steps failures cost."""
+        summary = self._summary
+        if summary is not None:
+            self._summary = SummaryWriter(summary.run_dir)
+            try:
+                summary.close()
+            except Exception as error:
+                warnings.warn(f"{self.owner} could not close its event file: {type(error).__name__}: {error}.", stacklevel=2)
+        for kind, steps in self._failures.items():
+            if len(steps) > 1:
+                shown = ", ".join(map(str, steps[:10])) + (", ..." if len(steps) > 10 else "")
+                warnings.warn(f"{self.owner} could not log {len(steps)} steps ({shown}): {kind}.", stacklevel=2)
+        self._failures = {}
+
+    def __enter__(self) -> FeatureMapsWriter:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) -> Any:
+    """``function(*args)``, reporting its duration to ``timer`` as ``stage`` (when there is a timer)."""
+    if timer is None:
+        return function(*args)
+    started = time.perf_counter()
+    result = function(*args)
+    timer(stage, time.perf_counter() - started)
+    return result
+
+
+def kernel_maps(kernel: Any) -> np.ndarray:
+    """A kernel ``[*spatial, in, out]`` as maps ``[1, *spatial, out]``: each output filter averaged over its inputs."""
+    kernel = probes_lib.to_numpy(kernel).astype(np.float32)
+    if kernel.ndim < 3:
+        raise ValueError(f"a kernel needs spatial, input and output axes ([*spatial, in, out]); got shape {kernel.shape}")
+    return kernel.mean(axis=-2)[None]
