@@ -226,7 +226,7 @@ def test_activity_means_and_dead_filters(client, logged, trained_logdir, layer):
     dead = np.array(answer["dead"])
     assert dead.shape == (stats.shape[0], stats.shape[2]) and dead.dtype == bool
     # The callback's own "dead filters" scalars count the same filters.
-    events = multiplexer_for(trained_logdir).Tensors(RUN, f"{metadata.SCALARS_TAG_PREFIX}dead_filters/{layer}")
+    events = multiplexer_for(trained_logdir).Tensors(RUN, metadata.scalars_tag("dead_filters", layer))
     assert dead.sum(axis=1).tolist() == [int(tensor_util.make_ndarray(event.tensor_proto)) for event in events]
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import html
 import json
 import re
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, Optional
 
@@ -41,11 +42,47 @@ GRID_KINDS = (KIND_ACTIVATIONS, KIND_WEIGHTS)
 PROBES_TAG = KIND_PROBES
 """Tag of the single series holding the probe inputs as images."""
 
-IMAGES_TAG_PREFIX = "feature_maps/"
-"""Prefix of the copies written for TensorBoard's stock Images dashboard."""
+IMAGE_HEADER = 2
+"""Entries before the PNGs in an image value ``[width, height, png_0, png_1, ...]`` (the layout of ``tf.summary.image``)."""
 
-SCALARS_TAG_PREFIX = "feature_maps/"
-"""Prefix of the per-layer filter-health scalars (Scalars dashboard)."""
+
+def image_value(pngs: Sequence[bytes], width: int, height: int) -> list[bytes]:
+    """The image value ``[width, height, png...]`` of ``pngs`` (decimal width and height)."""
+    return [str(width).encode(), str(height).encode(), *pngs]
+
+
+def pngs_of(value: Sequence) -> Sequence:
+    """The PNGs (or their blob keys) of an image value: what follows its :data:`IMAGE_HEADER`."""
+    return value[IMAGE_HEADER:]
+
+
+def images_tag(kind: str, layer_path: str) -> str:
+    """Tag of the copy of a grid series for TensorBoard's stock Images dashboard."""
+    return f"feature_maps/{kind}/{layer_path}"
+
+
+def scalars_tag(name: str, layer_path: str) -> str:
+    """Tag of a per-layer filter-health scalar (``dead_filters``, ``saturated_filters``) for the Scalars dashboard."""
+    return f"feature_maps/{name}/{layer_path}"
+
+
+NO_REDUCTION = "none"
+
+
+def middle_slice(index: int, depth: int) -> str:
+    """The ``reduction`` text of a 3-D map drawn as its slice ``index`` of ``depth``."""
+    return f"middle slice {index} of depth {depth}"
+
+
+def block_mean(factor_height: int, factor_width: int) -> str:
+    """The ``reduction`` text of a map block-averaged by these factors."""
+    return f"block mean {factor_height}x{factor_width}"
+
+
+def joined(*reductions: str) -> str:
+    """Several reductions applied in turn, as one ``reduction`` text (``"none"`` for none)."""
+    return "; ".join(reduction for reduction in reductions if reduction != NO_REDUCTION) or NO_REDUCTION
+
 
 STATS_FIELDS = ("min", "max", "mean", "std", "nonfinite")
 """Last axis of a stats tensor ``[probes, filters, len(STATS_FIELDS)]``.
@@ -57,6 +94,25 @@ fraction of NaN/Inf values.
 
 DEAD_THRESHOLD = 1e-6
 """A filter is dead at a step when ``max(|min|, |max|)`` is below this for every probe."""
+
+
+def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
+    """Stats stored with ``fields`` as their last axis, in :data:`STATS_FIELDS` order.
+
+    A field the log lacks is NaN, one this version does not know is dropped: so a
+    field can be added without breaking older logs or older readers
+    (docs/format.md, "Adding a field").
+    """
+    values = np.asarray(values, np.float32)
+    if values.shape[-1:] != (len(fields),):
+        raise FormatError(f"stats have {values.shape[-1] if values.ndim else 0} fields but their metadata names {len(fields)}: {list(fields)}")
+    if tuple(fields) == STATS_FIELDS:
+        return values
+    aligned = np.full((*values.shape[:-1], len(STATS_FIELDS)), np.nan, np.float32)
+    for position, name in enumerate(STATS_FIELDS):
+        if name in fields:
+            aligned[..., position] = values[..., list(fields).index(name)]
+    return aligned
 
 
 def dead_filters(stats: np.ndarray) -> np.ndarray:
@@ -131,6 +187,11 @@ class GridLayout:
     cols: int
     gutter: int
 
+    def tile_origin(self, index: int) -> tuple[int, int]:
+        """``(top, left)`` pixel of tile ``index`` in the grid."""
+        row, col = divmod(index, self.cols)
+        return row * (self.tile_height + self.gutter), col * (self.tile_width + self.gutter)
+
     @property
     def height(self) -> int:
         return self.rows * (self.tile_height + self.gutter) - self.gutter
@@ -175,7 +236,7 @@ class LayerInfo:
     filters_total: int
     probe_labels: list
     step_unit: str
-    reduction: str = "none"
+    reduction: str = NO_REDUCTION
     normalization: str = "per_filter"
     version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
@@ -267,14 +328,46 @@ def parse_content(content: bytes) -> dict[str, Any]:
         raise FormatError(f"feature_maps metadata is not JSON: {error}") from None
     if not isinstance(data, dict) or "kind" not in data or "version" not in data:
         raise FormatError("feature_maps metadata lacks 'kind' or 'version'")
-    if int(data["version"]) > FORMAT_VERSION:
+    if not isinstance(data["version"], int) or isinstance(data["version"], bool):
+        raise FormatError(f"feature_maps metadata has version {data['version']!r}, not an integer")
+    if data["version"] > FORMAT_VERSION:
         raise FormatError(f"feature_maps format version {data['version']} is newer than this reader's ({FORMAT_VERSION}); upgrade tb-featuremaps")
     return data
 
 
-def parse_layer_info(content: bytes) -> Optional[LayerInfo]:
-    """The :class:`LayerInfo` of a grid series' content, or None for other kinds."""
+@dataclass(frozen=True)
+class Series:
+    """What one series of the plugin is, from its tag and content (:func:`classify`)."""
+
+    kind: str
+    content: dict
+    info: Optional[LayerInfo] = None
+    """For grid kinds (activations, weights): the layer's description."""
+
+    @property
+    def layer(self) -> Optional[str]:
+        return self.content.get("layer")
+
+
+def classify(tag: str, content: bytes) -> Optional[Series]:
+    """What the plugin's series ``tag`` holds; None for kinds this version does not know (they are skipped).
+
+    Raises :class:`FormatError` for content it cannot read or that does not match
+    its tag (a grid or stats series named for another layer).
+    """
     data = parse_content(content)
-    if data["kind"] not in GRID_KINDS:
+    kind = data["kind"]
+    if kind == KIND_PROBES:
+        return Series(kind, data) if tag == PROBES_TAG else None
+    if kind not in (*GRID_KINDS, KIND_STATS):
         return None
-    return LayerInfo.from_json(data)
+    layer = data.get("layer")
+    if not isinstance(layer, str) or tag != tag_for(kind, layer):
+        raise FormatError(f"feature_maps series {tag!r} describes layer {layer!r} of kind {kind!r}; its tag should be {kind}/<layer>")
+    try:
+        info = LayerInfo.from_json(data) if kind in GRID_KINDS else None
+    except (KeyError, TypeError, ValueError) as error:
+        if isinstance(error, FormatError):
+            raise
+        raise FormatError(f"feature_maps series {tag!r} has unreadable metadata: {type(error).__name__}: {error}") from None
+    return Series(kind, data, info)

@@ -58,8 +58,7 @@ class LayerLog:
         layout = self.info.layout
         tiles = []
         for filter_index in range(self.info.filters_shown):
-            row, col = divmod(filter_index, layout.cols)
-            top, left = row * (layout.tile_height + layout.gutter), col * (layout.tile_width + layout.gutter)
+            top, left = layout.tile_origin(filter_index)
             tiles.append(image[top : top + layout.tile_height, left : left + layout.tile_width])
         return np.stack(tiles)
 
@@ -139,28 +138,27 @@ def _read_series(files: list[str], layers: Optional[Collection[str]]) -> Optiona
                     plugin_data = value.metadata.plugin_data
                     mine = plugin_data.plugin_name == metadata.PLUGIN_NAME
                     ours |= mine
-                    series[value.tag] = _new_series(plugin_data.content, layers) if mine else None
+                    series[value.tag] = _new_series(value.tag, plugin_data.content, layers) if mine else None
                 found = series[value.tag]
                 if found is not None:
                     found.values[event.step] = (event.wall_time, value.tensor)
     return {tag: found for tag, found in series.items() if found is not None} if ours else None
 
 
-def _new_series(content: bytes, layers: Optional[Collection[str]]) -> Optional[_Series]:
-    data = metadata.parse_content(content)
-    if data["kind"] == metadata.KIND_PROBES:
-        return _Series(data)
-    if data["kind"] not in (*metadata.GRID_KINDS, metadata.KIND_STATS):
-        return None  # skipped, as in the plugin's listing
-    info = metadata.LayerInfo.from_json(data) if data["kind"] in metadata.GRID_KINDS else None  # checked whichever layers are asked for
-    return _Series(data, info) if layers is None or data["layer"] in layers else None
+def _new_series(tag: str, content: bytes, layers: Optional[Collection[str]]) -> Optional[_Series]:
+    found = metadata.classify(tag, content)  # checked whichever layers are asked for
+    if found is None:
+        return None  # a kind this version does not know: skipped, as in the plugin's listing
+    if found.kind == metadata.KIND_PROBES or layers is None or found.layer in layers:
+        return _Series(found.content, found.info)
+    return None
 
 
 def _pngs(tag: str, step: int, tensor) -> list:
     """The PNGs of a ``[width, height, png...]`` value."""
-    if tensor.dtype != types_pb2.DT_STRING or len(tensor.string_val) < 3:
+    if tensor.dtype != types_pb2.DT_STRING or len(tensor.string_val) <= metadata.IMAGE_HEADER:
         raise metadata.FormatError(f"feature_maps series {tag!r} at step {step} is not a [width, height, png, ...] string tensor; rewrite the log")
-    return tensor.string_val[2:]
+    return metadata.pngs_of(tensor.string_val)
 
 
 def _layer_log(tag: str, grids: _Series, stats: Optional[_Series]) -> LayerLog:
@@ -172,7 +170,7 @@ def _layer_log(tag: str, grids: _Series, stats: Optional[_Series]) -> LayerLog:
         log.stats = np.full((len(steps), *shape), np.nan, np.float32)  # NaN at a step logged without stats
         for position, step in enumerate(steps.tolist()):
             if step in stats.values:
-                array = tensor_util.make_ndarray(stats.values[step][1])
+                array = metadata.align_stats(tensor_util.make_ndarray(stats.values[step][1]), stats.data.get("fields", metadata.STATS_FIELDS))
                 if array.shape != shape:
                     raise metadata.FormatError(f"stats of {info.layer!r} at step {step} have shape {array.shape}, not {shape}; rewrite the log")
                 log.stats[position] = array

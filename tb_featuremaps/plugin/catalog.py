@@ -38,12 +38,10 @@ of milliseconds, and a run new to the listing costs four (100 new runs: 9 s one 
 def _grid_info(tag: str, content: bytes) -> Optional[metadata.LayerInfo]:
     """The layer of a grid series, or None for other series and unreadable or inconsistent content."""
     try:
-        info = metadata.parse_layer_info(content)
-    except (KeyError, TypeError, ValueError):  # metadata.FormatError is a ValueError
+        series = metadata.classify(tag, content)
+    except metadata.FormatError:
         return None
-    if info is None or not isinstance(info.layer, str) or tag != metadata.tag_for(info.kind, info.layer):
-        return None
-    return info
+    return series.info if series is not None else None
 
 
 class Catalog:
@@ -182,7 +180,10 @@ class Catalog:
                 last = timeline.keys[-1] if timeline.keys else ()
                 if len(last) < 2:
                     return None
-                size = (len(last) - 2, *(_decimal(self._reader.blob(ctx, run, metadata.PROBES_TAG, blob_key)) for blob_key in last[:2]))
+                size = (
+                    len(metadata.pngs_of(last)),
+                    *(_decimal(self._reader.blob(ctx, run, metadata.PROBES_TAG, blob_key)) for blob_key in last[: metadata.IMAGE_HEADER]),
+                )
             except errors.NotFoundError:  # unloaded since it was listed
                 return None
             self._memo.put(key, size, 1)

@@ -104,9 +104,10 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         keys = self._reader.keys_at(ctx, eid, run, tag, step)
         if keys is None:
             raise params.not_found("step", step)
-        if probe + 2 >= len(keys):  # keys: width, height, one PNG per probe
+        pngs = metadata.pngs_of(keys)
+        if probe >= len(pngs):
             raise params.not_found("probe", probe)
-        return http_util.Respond(request, self._reader.blob(ctx, run, tag, keys[probe + 2]), "image/png", expires=IMAGE_EXPIRES)
+        return http_util.Respond(request, self._reader.blob(ctx, run, tag, pngs[probe]), "image/png", expires=IMAGE_EXPIRES)
 
     @wrappers.Request.application
     def _serve_stats(self, request: wrappers.Request) -> wrappers.Response:
@@ -146,6 +147,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         run, index = params.name(request.args, "run"), params.integer(request.args, "index")
         timeline = self._reader.timeline(ctx, eid, run, metadata.PROBES_TAG)
         keys = timeline.keys[-1] if timeline.keys else ()
-        if index + 2 >= len(keys):
+        pngs = metadata.pngs_of(keys)
+        if index >= len(pngs):
             raise params.not_found("probe", index)
-        return http_util.Respond(request, self._reader.blob(ctx, run, metadata.PROBES_TAG, keys[index + 2]), "image/png", expires=IMAGE_EXPIRES)
+        return http_util.Respond(request, self._reader.blob(ctx, run, metadata.PROBES_TAG, pngs[index]), "image/png", expires=IMAGE_EXPIRES)

@@ -119,8 +119,23 @@ class StatsSeries:
         return None if position is None else self.values[position]
 
 
-def _is_stats_array(value: np.ndarray) -> bool:
-    return value.ndim == 3 and value.shape[-1] == len(metadata.STATS_FIELDS) and value.dtype.kind == "f"
+def _stats_fields(content: bytes) -> Optional[list]:
+    """The field names a stats series was written with (its metadata), or None if unreadable."""
+    try:
+        fields = metadata.parse_content(content).get("fields")
+    except metadata.FormatError:
+        return None
+    return fields if isinstance(fields, list) and all(isinstance(name, str) for name in fields) else None
+
+
+def _aligned(value: np.ndarray, fields: list) -> Optional[np.ndarray]:
+    """A stored stats array in ``STATS_FIELDS`` order (:func:`metadata.align_stats`), or None if it is not one."""
+    if value.ndim != 3 or value.dtype.kind != "f":
+        return None
+    try:
+        return metadata.align_stats(value, fields)
+    except metadata.FormatError:
+        return None
 
 
 class SeriesReader:
@@ -211,10 +226,13 @@ class SeriesReader:
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
-        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum in datums if _is_stats_array(datum.numpy)])
-        shape = datums[-1].numpy.shape if datums else (0, 0, len(metadata.STATS_FIELDS))
-        datums = [datum for datum in datums if datum.numpy.shape == shape]  # the callback never changes it
-        values = np.stack([datum.numpy for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
+        fields = _stats_fields(series.plugin_content) or list(metadata.STATS_FIELDS)
+        readable = [(datum, _aligned(datum.numpy, fields)) for datum in datums]
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, array in readable if array is not None])
+        arrays = {id(datum): array for datum, array in readable}
+        shape = arrays[id(datums[-1])].shape if datums else (0, 0, len(metadata.STATS_FIELDS))
+        datums = [datum for datum in datums if arrays[id(datum)].shape == shape]  # the callback never changes it
+        values = np.stack([arrays[id(datum)] for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
         stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic())
         self._stats.put((eid, run, tag), stats, values.nbytes)
         return stats

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..format import metadata
 from ..format.metadata import GridLayout
 from .stats import filter_stats
 
@@ -28,7 +29,7 @@ def to_maps(values: np.ndarray, channels_first: bool = False) -> tuple[np.ndarra
         raise ValueError(f"expected a batched output with a channel axis, got shape {values.shape}")
     if channels_first and values.ndim >= 3:
         values = np.moveaxis(values, 1, -1)
-    reduction = "none"
+    reduction = metadata.NO_REDUCTION
     if values.ndim == 2:
         values = values[:, None, None, :]
     elif values.ndim == 3:
@@ -36,7 +37,7 @@ def to_maps(values: np.ndarray, channels_first: bool = False) -> tuple[np.ndarra
     elif values.ndim == 5:
         depth = values.shape[1]
         values = values[:, depth // 2]
-        reduction = f"middle slice {depth // 2} of depth {depth}"
+        reduction = metadata.middle_slice(depth // 2, depth)
     elif values.ndim > 5:
         raise ValueError(f"cannot draw outputs with {values.ndim - 2} spatial axes (shape {values.shape})")
     return values, reduction
@@ -87,8 +88,7 @@ def draw(values: np.ndarray, channels_first: bool = False, max_filters: int = 12
     one_dimensional = maps.shape[1] == 1 and np.ndim(values) == 3
     maps, factors = downsample(maps, max_tile_size)
     if factors != (1, 1):
-        block = f"block mean {factors[0]}x{factors[1]}"
-        reduction = block if reduction == "none" else f"{reduction}; {block}"
+        reduction = metadata.joined(reduction, metadata.block_mean(*factors))
     if one_dimensional:
         maps = np.repeat(maps, STRIP_HEIGHT, axis=1)
     normalization = "per_layer" if maps.shape[1:3] == (1, 1) else "per_filter"

@@ -21,9 +21,8 @@ from ..format.eventfile import EventFile
 
 
 def _image_tensor(pngs: Sequence[bytes], width: int, height: int):
-    """``[width, height, png...]``: the layout ``tf.summary.image`` writes."""
-    values = [str(width).encode(), str(height).encode(), *pngs]
-    return tensor_util.make_tensor_proto(np.array(values, dtype=object))
+    """The tensor of an image value (:func:`metadata.image_value`)."""
+    return tensor_util.make_tensor_proto(np.array(metadata.image_value(pngs, width, height), dtype=object))
 
 
 class SummaryWriter:
@@ -83,11 +82,11 @@ class SummaryWriter:
             stats_tensor = tensor_util.make_tensor_proto(np.asarray(stats, dtype=np.float32))
             values.append(self._value(metadata.tag_for(metadata.KIND_STATS, info.layer), stats_tensor, metadata.stats_metadata(info.layer)))
         if images_copy:
-            tag = f"{metadata.IMAGES_TAG_PREFIX}{info.kind}/{info.layer}"
+            tag = metadata.images_tag(info.kind, info.layer)
             description = f"{info.kind} of {metadata.markdown_text(info.layer)} ({metadata.markdown_text(info.layer_class)}), one image per probe"
             values.append(self._value(tag, tensor, image_metadata.create_summary_metadata(tag, description)))
         for name, number in (health or {}).items():
-            tag = f"{metadata.SCALARS_TAG_PREFIX}{name}/{info.layer}"
+            tag = metadata.scalars_tag(name, info.layer)
             scalar = tensor_util.make_tensor_proto(np.float32(number))
             values.append(self._value(tag, scalar, scalar_metadata.create_summary_metadata(tag, "")))
         self._add(step, values)
