@@ -6,7 +6,7 @@ import { displayRange, drawTile, paintTiles } from "./render.js";
 import { frameSpec } from "./store.js";
 
 const FILM_FRAMES = 14; // two rows of seven
-const FIELDS = ["min", "max", "mean", "std"];
+const FACTS = ["min", "max", "mean", "std"]; // stats fields, by name
 const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
 
 /** At most `count` steps, evenly spread, first and last included. */
@@ -115,7 +115,7 @@ export class Detail {
     const canvas = tileCanvas(frame, this.layout(ctx, ctx.view), ctx.filter, ctx, 168);
     const row = frame.stats?.[ctx.filter];
     const facts = row
-      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
+      ? el("dl", { class: "fm-facts" }, ...FACTS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
       : el("p", { class: "fm-pane-note", text: ctx.view === "weights" ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
     return [el("div", { class: "fm-big" }, canvas, facts)];
   }
@@ -140,11 +140,10 @@ export class Detail {
 
   async meanChart(ctx) {
     const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, ctx.version);
-    const mean = answer.fields.indexOf("mean");
-    const means = answer.values.map((probes) => probes.map((row) => row[mean]).filter(Number.isFinite));
+    const means = answer.records.map((probes) => probes.map((row) => row.mean).filter(Number.isFinite));
     const series = [
       { label: "all probes", className: "fm-line-all", values: means.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN)) },
-      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[mean] ?? NaN) },
+      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.records.map((probes) => probes[ctx.probe]?.mean ?? NaN) },
     ];
     if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
     const label = `Mean activation of filter ${ctx.filter} over ${unitPlural(ctx.unit)}`;

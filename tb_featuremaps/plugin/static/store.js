@@ -61,8 +61,12 @@ export class Store {
     return this.answer(["activity", run, layer, version], () => api.activity(run, layer));
   }
 
+  /** One filter's stats answer plus `records`: [S][P] of {min, max, mean, std, nonfinite}, by the answer's field names. */
   filterStats(run, layer, filter, version) {
-    return this.answer(["filter_stats", run, layer, filter, version], () => api.filterStats(run, layer, filter));
+    return this.answer(["filter_stats", run, layer, filter, version], async () => {
+      const answer = await api.filterStats(run, layer, filter);
+      return { ...answer, records: statRecords(answer) };
+    });
   }
 
   /** One step's stats answer plus `records`: [P][F] of {min, max, mean, std, nonfinite}, by the answer's field names. */
