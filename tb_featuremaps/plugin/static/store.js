@@ -24,11 +24,8 @@ async function decodeGrid(blob) {
   return { width, height, gray, nan };
 }
 
-/** The frame() request for one probe's grid of `layer` (an entry of the runs route) at `step`. */
-export function frameSpec(run, layer, kind, step, probe) {
-  const withStats = kind === "activations" && Boolean(layer.has_stats);
-  return { run, layer: layer.layer, kind, step, probe, withStats, normalization: layer.normalization || "per_filter" };
-}
+/** Changes when `layer` (a runs entry) logs new steps: the key that refetches cached answers spanning steps. */
+export const version = (layer) => `${layer.step_count}:${layer.last_step}`;
 
 export class Store {
   constructor() {
@@ -86,7 +83,7 @@ export class Store {
   }
 
   /**
-   * One probe's grid at one step: `stats` its [F] records, `ranges` its tiles' [F] {lo, hi} by the layer's
+   * One probe's grid at one step (a selection.js frameSpec): `stats` its [F] records, `ranges` its tiles' [F] {lo, hi} by the layer's
    * `normalization`, `layerRange` the step's {lo, hi} over every probe and filter; all null for kernels and
    * layers without stats.
    */
