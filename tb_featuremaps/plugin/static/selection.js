@@ -74,7 +74,7 @@ export const hasStats = (layer, kind) => kind === "activations" && Boolean(layer
 export const probeMatters = (kind) => kind !== "weights";
 
 /** The probe a grid of `kind` is read for. */
-export const gridProbe = (kind, probe) => (probeMatters(kind) ? probe : 0);
+const gridProbe = (kind, probe) => (probeMatters(kind) ? probe : 0);
 
 /**
  * Which choices the toolbar offers (true: it can be picked): the weights view, each scale, comparing runs. A per-layer
