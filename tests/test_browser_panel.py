@@ -487,3 +487,73 @@ def test_step_unit_is_shown_wherever_a_step_is(page, server):
     page.get_by_label("Run", exact=True).select_option("levels")
     expect(page.locator(".fm-heat-axis")).to_contain_text("filters 0–2 ↓, epochs →")
     expect(page.locator(".fm-step-label")).to_have_text("epoch 2")
+
+
+# Stats fields by name ---------------------------------------------------------------------------------
+
+
+def with_field_first(route) -> None:
+    """The stats / filter_stats answer with a field "p99" inserted before the others, in `fields` and every row."""
+    response = route.fetch()
+    body = response.json()
+    body["fields"] = ["p99", *body["fields"]]
+    body["values"] = [[[1000.0, *row] for row in rows] for rows in body["values"]]
+    route.fulfill(response=response, json=body)
+
+
+def test_stats_fields_are_read_by_name(page, server):
+    """A field inserted first changes nothing: hover min / max / mean, tile colours, legend, detail facts, ranking, chart."""
+    last = STEPS[-1]
+    api = f"{server}/data/plugin/feature_maps"
+    truth = fetch_json(f"{api}/stats?run=levels&layer=conv&step={last}")
+    rows = [[dict(zip(truth["fields"], row)) for row in filters] for filters in truth["values"]]  # [P][F] by name
+    values = decoded(conv_maps(last), "per_filter")  # [P, 4, 4, 3]
+    page.route(re.compile(r"/(filter_)?stats\?"), with_field_first)
+
+    open_panel(page, server, "run=levels&layer=conv&probe=0")
+    page.mouse.move(0, 0)
+    canvas = Canvas(page, "canvas.fm-grid")
+    for f in range(3):
+        lo, hi = rows[0][f]["min"], rows[0][f]["max"]
+        for row, col in ((0, 0), (1, 2), (3, 3)):
+            expected = expected_colour(values[0, row, col, f], GRAY, lo, hi, False)
+            assert_colour(canvas.colour(*canvas.tile_pixel(f, row, col, 4, 4)), expected, f"filter {f} ({row}, {col}), per filter")
+        canvas.hover(page, *canvas.tile_pixel(f, 1, 2, 4, 4))
+        tip = page.locator(".fm-pane .fm-tip").first
+        expect(tip).to_contain_text(f"filter {f} ")
+        for name in ("min", "max", "mean"):
+            shown = re.search(rf"\b{name} (\S+)", tip.inner_text())
+            assert shown and number(shown.group(1)) == pytest.approx(rows[0][f][name], rel=0.01, abs=1e-6), (name, tip.inner_text())
+        assert tip_value(page) == pytest.approx(values[0, 1, 2, f], abs=(hi - lo) / 255 + 1e-6)
+    expect(page.locator(".fm-summary")).not_to_contain_text("NaN")
+
+    # One scale for the layer, from every probe's min / max; RdBu centred on zero.
+    reopen(page, server, "run=levels&layer=conv&norm=layer&cmap=rdbu&probe=1")
+    page.mouse.move(0, 0)
+    lo, hi = min(r["min"] for p in rows for r in p), max(r["max"] for p in rows for r in p)
+    legend = page.locator(".fm-legend")
+    magnitude = max(abs(lo), abs(hi))
+    assert number(legend.locator(".fm-scale-low").inner_text()) == pytest.approx(-magnitude, rel=0.01)
+    assert number(legend.locator(".fm-scale-high").inner_text()) == pytest.approx(magnitude, rel=0.01)
+    canvas = Canvas(page, "canvas.fm-grid")
+    for f in range(3):
+        expected = expected_colour(values[1, 3, 3, f], DIVERGING, lo, hi, True)
+        assert_colour(canvas.colour(*canvas.tile_pixel(f, 3, 3, 4, 4)), expected, f"probe 1 filter {f}, per layer, RdBu")
+
+    # The detail view: the facts, the probes ranked by mean, the chart of the mean over steps (filter_stats).
+    reopen(page, server, "run=levels&layer=conv&filter=0")
+    detail = page.locator(".fm-detail")
+    detail.locator(".fm-facts").wait_for()
+    facts = dict(zip(detail.locator(".fm-facts dt").all_inner_texts(), detail.locator(".fm-facts dd").all_inner_texts()))
+    assert set(facts) == {"min", "max", "mean", "std"}
+    for name, text_ in facts.items():
+        assert number(text_) == pytest.approx(rows[0][0][name], rel=0.01, abs=1e-6), name
+    page.wait_for_function("document.querySelectorAll('.fm-ranking li').length === 2")
+    ranked = [number(text_) for text_ in detail.locator(".fm-rank-value").all_inner_texts()]
+    assert ranked == pytest.approx(sorted((p[0]["mean"] for p in rows), reverse=True), rel=0.01)
+    history = fetch_json(f"{api}/filter_stats?run=levels&layer=conv&filter=0")
+    means = np.array([[dict(zip(history["fields"], row))["mean"] for row in probes] for probes in history["values"]])  # [S, P]
+    lines = np.concatenate([means.mean(axis=1), means[:, 0]])
+    page.wait_for_function("document.querySelector('.fm-detail .fm-chart')")
+    ticks = detail.locator(".fm-chart text.fm-chart-tick").all_text_contents()
+    assert (number(ticks[0]), number(ticks[1])) == (pytest.approx(lines.max(), rel=0.01), pytest.approx(lines.min(), rel=0.01))

@@ -1,12 +1,14 @@
 // The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked.
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
+import { colormap } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
-import { frameSpec } from "./store.js";
+import { filterParts, frameSpec, layoutOf, probeMatters } from "./selection.js";
+import { version } from "./store.js";
 
 const FILM_FRAMES = 14; // two rows of seven
-const FIELDS = ["min", "max", "mean", "std"];
+const FACTS = ["min", "max", "mean", "std"]; // stats fields, by name
 const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
 
 /** At most `count` steps, evenly spread, first and last included. */
@@ -69,68 +71,62 @@ export class Detail {
   }
 
   /**
-   * Shows filter `ctx.filter`. `ctx`: {run, layer (runs entry), view, steps, step, probe, labels, hasPictures,
-   * filter, map, norm, unit, version}. Each section keeps its old content until its new data is in.
+   * Shows the selected filter of `shown` (selection.js settle()). Each section keeps its old content until its new
+   * data is in.
    */
-  update(ctx) {
+  update(shown) {
     const token = ++this.token;
     const current = () => token === this.token;
+    const { state, layer } = shown;
+    const { filter, probe, step } = state;
+    const ctx = { ...shown, run: state.run, hasPictures: Boolean(shown.run.probes), filter, probe, step, unit: layer.step_unit, map: colormap(state.cmap) };
     this.root.hidden = false;
     this.root.dataset.filter = String(ctx.filter);
     this.title.textContent = `Filter ${ctx.filter}`;
-    const kind = ctx.view === "weights" ? "kernel" : `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})`;
-    this.subtitle.textContent = `${ctx.layer.layer} · ${stepText(ctx.unit, ctx.step)} · ${kind}`;
+    const what = probeMatters(ctx.kind) ? `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})` : "kernel";
+    this.subtitle.textContent = `${layer.layer} · ${stepText(ctx.unit, ctx.step)} · ${what}`;
     const fill = (part, build) =>
       build().then(
         (nodes) => current() && part.body.replaceChildren(...nodes),
         (error) => current() && part.body.replaceChildren(el("p", { class: "fm-pane-note", text: `Couldn't load this (${error.message}).` })),
       );
-    // Kernels of depthwise convolutions are numbered differently from the layer's output filters.
-    const activations = ctx.filter < ctx.layer.filters_shown;
-    const stats = activations && ctx.layer.has_stats;
+    const parts = filterParts(layer, ctx.filter);
     fill(this.big, () => this.enlarged(ctx));
     fill(this.film, () => this.filmStrip(ctx));
-    this.chart.root.hidden = !stats;
-    this.ranking.root.hidden = !stats;
-    this.probes.root.hidden = !activations;
+    this.chart.root.hidden = !parts.stats;
+    this.ranking.root.hidden = !parts.stats;
+    this.probes.root.hidden = !parts.activations;
     this.chart.heading.textContent = `Mean activation over ${unitPlural(ctx.unit)}`;
-    if (stats) fill(this.chart, () => this.meanChart(ctx));
-    this.probes.heading.textContent = ctx.view === "weights" ? "Activations for every probe" : "Every probe";
-    if (activations) fill(this.probes, () => this.everyProbe(ctx));
+    if (parts.stats) fill(this.chart, () => this.meanChart(ctx));
+    this.probes.heading.textContent = probeMatters(ctx.kind) ? "Every probe" : "Activations for every probe";
+    if (parts.activations) fill(this.probes, () => this.everyProbe(ctx));
     this.ranking.heading.textContent = `Probes ranked by mean activation at ${stepText(ctx.unit, ctx.step)}`;
-    if (stats) fill(this.ranking, () => this.ranked(ctx));
+    if (parts.stats) fill(this.ranking, () => this.ranked(ctx));
   }
 
   frame(ctx, kind, step, probe) {
     return this.store.frame(frameSpec(ctx.run, ctx.layer, kind, step, probe));
   }
 
-  layout(ctx, kind) {
-    return kind === "weights" ? ctx.layer.weights : ctx.layer;
-  }
-
   async enlarged(ctx) {
-    const probe = ctx.view === "weights" ? 0 : ctx.probe;
-    const frame = await this.frame(ctx, ctx.view, ctx.step, probe);
-    const canvas = tileCanvas(frame, this.layout(ctx, ctx.view), ctx.filter, ctx, 168);
+    const frame = await this.frame(ctx, ctx.kind, ctx.step, ctx.probe);
+    const canvas = tileCanvas(frame, ctx.layout, ctx.filter, ctx, 168);
     const row = frame.stats?.[ctx.filter];
     const facts = row
-      ? el("dl", { class: "fm-facts" }, ...FIELDS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
-      : el("p", { class: "fm-pane-note", text: ctx.view === "weights" ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
+      ? el("dl", { class: "fm-facts" }, ...FACTS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
+      : el("p", { class: "fm-pane-note", text: !probeMatters(ctx.kind) ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
     return [el("div", { class: "fm-big" }, canvas, facts)];
   }
 
   async filmStrip(ctx) {
-    const probe = ctx.view === "weights" ? 0 : ctx.probe;
     const steps = sample(ctx.steps, FILM_FRAMES);
-    const frames = await Promise.all(steps.map((step) => this.frame(ctx, ctx.view, step, probe)));
-    const layout = this.layout(ctx, ctx.view);
+    const frames = await Promise.all(steps.map((step) => this.frame(ctx, ctx.kind, step, ctx.probe)));
     return [
       thumbStrip(
         steps.map((step, index) => ({
           pressed: step === ctx.step,
           label: stepText(ctx.unit, step),
-          canvas: tileCanvas(frames[index], layout, ctx.filter, ctx, 40),
+          canvas: tileCanvas(frames[index], ctx.layout, ctx.filter, ctx, 40),
           caption: stepText(ctx.unit, step),
           pick: () => this.onPick({ step }),
         })),
@@ -139,12 +135,11 @@ export class Detail {
   }
 
   async meanChart(ctx) {
-    const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, ctx.version);
-    const mean = answer.fields.indexOf("mean");
-    const means = answer.values.map((probes) => probes.map((row) => row[mean]).filter(Number.isFinite));
+    const answer = await this.store.filterStats(ctx.run, ctx.layer.layer, ctx.filter, version(ctx.layer));
+    const means = answer.records.map((probes) => probes.map((row) => row.mean).filter(Number.isFinite));
     const series = [
       { label: "all probes", className: "fm-line-all", values: means.map((list) => (list.length ? list.reduce((a, b) => a + b, 0) / list.length : NaN)) },
-      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.values.map((probes) => probes[ctx.probe]?.[mean] ?? NaN) },
+      { label: `probe ${ctx.probe}`, className: "fm-line-probe", values: answer.records.map((probes) => probes[ctx.probe]?.mean ?? NaN) },
     ];
     if (!series[0].values.some(Number.isFinite)) return [el("p", { class: "fm-pane-note", text: "No finite activations were logged for this filter." })];
     const label = `Mean activation of filter ${ctx.filter} over ${unitPlural(ctx.unit)}`;
@@ -159,7 +154,7 @@ export class Detail {
         frames.map((frame, probe) => ({
           pressed: probe === ctx.probe,
           label: `Probe ${probe}, label ${ctx.labels[probe]}`,
-          canvas: tileCanvas(frame, ctx.layer, ctx.filter, ctx, 58),
+          canvas: tileCanvas(frame, layoutOf(ctx.layer, "activations"), ctx.filter, ctx, 58),
           caption: String(ctx.labels[probe]),
           pick: () => this.onPick({ probe }),
         })),

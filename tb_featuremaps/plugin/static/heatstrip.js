@@ -23,7 +23,7 @@ function deadPattern(context, colour) {
 }
 
 export class HeatStrip {
-  /** `onPick(filter, stepIndex)` is called when a cell is clicked. */
+  /** `onPick(filter, step)` is called when a cell is clicked. */
   constructor(onPick) {
     this.onPick = onPick;
     this.data = null;
@@ -38,7 +38,7 @@ export class HeatStrip {
     this.canvas.addEventListener("mouseleave", () => (this.tip.hidden = true));
     this.canvas.addEventListener("click", (event) => {
       const cell = this.cell(event);
-      if (cell) this.onPick(cell.filter, cell.stepIndex);
+      if (cell) this.onPick(cell.filter, this.data.activity.steps[cell.stepIndex]);
     });
   }
 

@@ -2,7 +2,10 @@
 // "per_filter": lo / hi are the filter's own stats min / max for that probe; "per_layer": the finite extremes over
 // every probe and filter of the step. Every part of the panel that turns levels into values goes through here.
 
-/** The stats route's answer ({fields, values [P][F][fields]}) as [P][F] records keyed by field name. */
+/**
+ * A stats or filter_stats answer's `values` ([P][F][fields] or [S][P][fields]) as records keyed by the answer's
+ * `fields` names, same nesting: the panel's only reading of a stats row, so a field added to the format changes nothing.
+ */
 export function statRecords({ fields, values }) {
   return values.map((filters) => filters.map((row) => Object.fromEntries(fields.map((name, index) => [name, row[index]]))));
 }

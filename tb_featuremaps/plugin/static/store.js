@@ -24,11 +24,8 @@ async function decodeGrid(blob) {
   return { width, height, gray, nan };
 }
 
-/** The frame() request for one probe's grid of `layer` (an entry of the runs route) at `step`. */
-export function frameSpec(run, layer, kind, step, probe) {
-  const withStats = kind === "activations" && Boolean(layer.has_stats);
-  return { run, layer: layer.layer, kind, step, probe, withStats, normalization: layer.normalization || "per_filter" };
-}
+/** Changes when `layer` (a runs entry) logs new steps: the key that refetches cached answers spanning steps. */
+export const version = (layer) => `${layer.step_count}:${layer.last_step}`;
 
 export class Store {
   constructor() {
@@ -61,8 +58,12 @@ export class Store {
     return this.answer(["activity", run, layer, version], () => api.activity(run, layer));
   }
 
+  /** One filter's stats answer plus `records`: [S][P] of {min, max, mean, std, nonfinite}, by the answer's field names. */
   filterStats(run, layer, filter, version) {
-    return this.answer(["filter_stats", run, layer, filter, version], () => api.filterStats(run, layer, filter));
+    return this.answer(["filter_stats", run, layer, filter, version], async () => {
+      const answer = await api.filterStats(run, layer, filter);
+      return { ...answer, records: statRecords(answer) };
+    });
   }
 
   /** One step's stats answer plus `records`: [P][F] of {min, max, mean, std, nonfinite}, by the answer's field names. */
@@ -82,7 +83,7 @@ export class Store {
   }
 
   /**
-   * One probe's grid at one step: `stats` its [F] records, `ranges` its tiles' [F] {lo, hi} by the layer's
+   * One probe's grid at one step (a selection.js frameSpec): `stats` its [F] records, `ranges` its tiles' [F] {lo, hi} by the layer's
    * `normalization`, `layerRange` the step's {lo, hi} over every probe and filter; all null for kernels and
    * layers without stats.
    */

@@ -1,6 +1,7 @@
 // The top bar: run, layer, view (activations / weights), colormap, normalisation and compare mode.
 import { COLORMAPS } from "./colormaps.js";
 import { el, formatShape } from "./dom.js";
+import { offers } from "./selection.js";
 
 /** A labelled <select>; `fill(select, options)` keeps it in sync without rebuilding unchanged lists. */
 function labelledSelect(text, onChange) {
@@ -36,11 +37,13 @@ function press(buttons, value) {
   for (const button of buttons) button.setAttribute("aria-pressed", String(button.dataset.value === value));
 }
 
+const segment = (buttons, value) => buttons.find((button) => button.dataset.value === value);
+
 export class Toolbar {
   /** `onChange(patch)` receives the changed part of the selection. */
   constructor(onChange) {
-    this.run = labelledSelect("Run", (run) => onChange({ run, filter: null }));
-    this.layer = labelledSelect("Layer", (layer) => onChange({ layer, filter: null }));
+    this.run = labelledSelect("Run", (run) => onChange({ run }));
+    this.layer = labelledSelect("Layer", (layer) => onChange({ layer }));
     this.view = segmented("Show", [["activations", "Activations"], ["weights", "Weights"]], (view) => onChange({ view }));
     this.cmap = labelledSelect("Colormap", (cmap) => onChange({ cmap }));
     this.norm = segmented("Scale", [["filter", "Per filter"], ["layer", "Per layer"]], (norm) => onChange({ norm }));
@@ -58,33 +61,33 @@ export class Toolbar {
     );
   }
 
-  /** `runs` from the runs route, `layer` the selected layer's entry, `state` the selection. */
-  update(runs, layer, state) {
-    const current = runs.find((run) => run.run === state.run);
-    fillSelect(this.run.select, runs.map((run) => [run.run, run.run]), state.run);
+  /** `runs` from the runs route, `shown` what is shown (selection.js): the pressed choices and those offered. */
+  update(runs, { state, run, layer, kind, norm }) {
+    const offered = offers(runs, layer, kind);
+    fillSelect(this.run.select, runs.map((entry) => [entry.run, entry.run]), run.run);
     fillSelect(
       this.layer.select,
-      current.layers.map((entry) => [entry.layer, `${entry.layer} — ${entry.class} · ${formatShape(entry.output_shape)}`]),
-      state.layer,
+      run.layers.map((entry) => [entry.layer, `${entry.layer} — ${entry.class} · ${formatShape(entry.output_shape)}`]),
+      layer.layer,
     );
-    press(this.view.buttons, state.view);
-    const weights = this.view.buttons[1];
-    weights.disabled = !layer.weights;
-    weights.title = layer.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
+    press(this.view.buttons, kind);
+    const weights = segment(this.view.buttons, "weights");
+    weights.disabled = !offered.weights;
+    weights.title = offered.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
     fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), state.cmap);
-    press(this.norm.buttons, state.norm);
-    const [perFilter, perLayer] = this.norm.buttons;
-    perLayer.disabled = state.view === "weights" || !layer.has_stats;
-    perLayer.title = perLayer.disabled ? "Needs activation stats: kernels are scaled per filter" : "One scale for all filters (from the stats' min / max)";
-    const oneScale = state.view === "activations" && layer.has_stats && layer.normalization === "per_layer";
-    perFilter.disabled = oneScale;
-    perFilter.title = oneScale ? `${layer.layer}'s maps were logged on one scale for the whole layer` : "Each filter scaled to its own min / max";
+    press(this.norm.buttons, norm);
+    const perFilter = segment(this.norm.buttons, "filter");
+    const perLayer = segment(this.norm.buttons, "layer");
+    perLayer.disabled = !offered.perLayer;
+    perLayer.title = offered.perLayer ? "One scale for all filters (from the stats' min / max)" : "Needs activation stats: kernels are scaled per filter";
+    perFilter.disabled = !offered.perFilter;
+    perFilter.title = offered.perFilter ? "Each filter scaled to its own min / max" : `${layer.layer}'s maps were logged on one scale for the whole layer`;
     fillSelect(
       this.compare.select,
       [
         ["off", "Off"],
         ["steps", "Two steps"],
-        ["runs", "Two runs", runs.length < 2],
+        ["runs", "Two runs", !offered.compareRuns],
       ],
       state.compare,
     );
