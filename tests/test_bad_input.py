@@ -175,7 +175,7 @@ def test_argument_gaps_get_a_clear_error(tmp_path, arguments, message):
 
 def test_numpy_integers_a_bare_regex_and_the_batch_alias_are_accepted(tmp_path):
     callback = FeatureMapsCallback(str(tmp_path), layers=re.compile("conv.*"), update_freq="batch", max_filters=np.int64(4), epoch_freq=np.int32(1))
-    assert callback.update_freq == 1 and callback.max_filters == 4 and isinstance(callback.max_filters, int)
+    assert callback.update_freq == 1 and callback.logger.writer.max_filters == 4 and isinstance(callback.logger.writer.max_filters, int)
     x, y = mnist_digits(64)
     small_cnn().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
     run = reader.load(str(tmp_path))["feature_maps"]
