@@ -385,13 +385,30 @@ def test_torch_layers_by_name_regex_class_and_object(tmp_path):
 @needs_torch
 def test_torch_misfitting_probes_raise_before_anything_is_written(tmp_path):
     import torch
+    from torch import nn
 
     from tb_featuremaps.torch import FeatureMapsLogger
 
     logger = FeatureMapsLogger(_small(), tmp_path, probes=torch.zeros(2, 3, 28, 28))  # the module takes one channel
     with pytest.raises(ValueError, match=r"could not run on the probes \(2, 3, 28, 28\): RuntimeError: .*Pass probes= shaped like one batch"):
         logger.log(0)
+
+    class Unused(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv, self.spare, self.merge = nn.Conv2d(1, 2, 3), nn.Conv2d(1, 2, 3), nn.Flatten(0, 1)
+
+        def forward(self, x):
+            return self.merge(self.conv(x))
+
+    probes = torch.rand(2, 1, 8, 8)
+    with pytest.raises(ValueError, match="spare did not run in the module's forward pass"):
+        FeatureMapsLogger(Unused(), tmp_path, probes=probes, layers=["conv", "spare"]).trace()
+    with pytest.raises(ValueError, match=r"cannot draw module 'merge' \(Flatten\): its output \(4, 6, 6\) is not \[2 probes, channels"):
+        FeatureMapsLogger(Unused(), tmp_path, probes=probes, layers=["merge"]).trace()
     assert not list(tmp_path.iterdir())
+    with pytest.warns(UserWarning, match="spare did not run .* not logged"):
+        assert FeatureMapsLogger(Unused(), tmp_path, probes=probes).layer_paths == ["conv"]
 
 
 @needs_torch
@@ -518,3 +535,20 @@ def test_torch_a_failing_log_warns_and_training_goes_on(tmp_path):
     assert logger.log(2)
     logger.close()
     assert reader.load(str(tmp_path))["feature_maps"].layers["conv"].steps.tolist() == [0, 2]
+
+
+@needs_torch
+def test_torch_wrappers_are_unwrapped_and_lazy_convolutions_are_found(tmp_path):
+    import torch
+    from torch import nn
+
+    from tb_featuremaps.torch import FeatureMapsLogger
+
+    module = nn.Sequential(OrderedDict(conv=nn.LazyConv2d(2, 3), pool=nn.AvgPool2d(2), up=nn.ConvTranspose2d(2, 1, 2, stride=2)))
+    for index, wrapped in enumerate([torch.compile(module), nn.DataParallel(module)]):
+        with FeatureMapsLogger(wrapped, tmp_path, probes=torch.rand(2, 1, 9, 9), run_name=f"run{index}") as logger:
+            assert logger.module is module
+            assert logger.layer_paths == ["conv", "pool", "up"]  # no "_orig_mod." or "module." prefix
+            assert logger.log(0)
+    run = reader.load(str(tmp_path))["run1"]
+    assert list(run.weights) == ["conv", "up"] and run.layers["up"].info.output_shape == [None, 1, 6, 6]
