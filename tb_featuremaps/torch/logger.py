@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import re
 import warnings
@@ -130,7 +131,7 @@ def _first_tensor(output: Any) -> Any:
 def _placement(module: nn.Module) -> tuple[torch.device, Optional[torch.dtype]]:
     """The device of the module's first parameter or buffer and the dtype of its first floating one (the probes follow them)."""
     device, dtype = None, None
-    for tensor in (*module.parameters(), *module.buffers()):
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
         if isinstance(tensor, nn.parameter.UninitializedTensorMixin):
             continue
         device = device or tensor.device
