@@ -1,0 +1,397 @@
+"""``FeatureMapsLogger`` for PyTorch: logs an ``nn.Module``'s feature maps from any training loop, one line per step."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import re
+import warnings
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Optional, Union
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..format import metadata
+from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
+from ..writer import probes as probes_lib
+
+CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
+TRANSPOSED_CONVOLUTIONS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
+POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
+SPATIAL_MODULE_TYPES = CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + POOLING
+"""Modules logged by default: convolutions (``Lazy`` ones too) and non-adaptive pooling."""
+
+ModuleSpec = Union[str, "re.Pattern[str]", type, nn.Module]
+
+
+def layers_argument(owner: str, value: Any) -> Optional[list]:
+    """``layers=``: None, one spec, or a non-empty iterable of specs (names, regexes, classes, modules)."""
+    if value is None:
+        return None
+    if isinstance(value, (str, type, re.Pattern, nn.Module)):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise ValueError(f"{owner}: layers must be a list of module names, regexes, classes or modules, got {value!r}.")
+    value = list(value)
+    if not value:
+        raise ValueError(f"{owner}: layers is empty; pass layers=None for every convolution and pooling module, or name at least one.")
+    for spec in value:
+        if not isinstance(spec, (str, type, re.Pattern, nn.Module)):
+            raise ValueError(
+                f"{owner}: layers= holds {spec!r}; each entry must be a module's qualified name (as named_modules() gives it, "
+                "e.g. 'features.0'), a compiled regex, a module class or a module."
+            )
+    return value
+
+
+def unwrap(module: nn.Module) -> nn.Module:
+    """The module a ``torch.compile``, ``DataParallel`` or ``DistributedDataParallel`` wrapper holds (names without their prefix)."""
+    while True:
+        if isinstance(module, (nn.DataParallel, nn.parallel.DistributedDataParallel)):
+            module = module.module
+        elif isinstance(getattr(module, "_orig_mod", None), nn.Module):  # torch.compile's OptimizedModule
+            module = module._orig_mod
+        else:
+            return module
+
+
+def _matches(spec: ModuleSpec, path: str, module: nn.Module) -> bool:
+    if isinstance(spec, str):
+        return spec == path
+    if isinstance(spec, re.Pattern):
+        return spec.fullmatch(path) is not None
+    if isinstance(spec, type):
+        return isinstance(module, spec)
+    return spec is module
+
+
+def _describe(spec: ModuleSpec) -> str:
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, re.Pattern):
+        return f"the pattern {spec.pattern!r}"
+    if isinstance(spec, type):
+        return f"the class {spec.__name__}"
+    return f"the module object {type(spec).__name__}"
+
+
+def select_modules(owner: str, root: nn.Module, layers: Optional[Sequence[ModuleSpec]]) -> list[tuple[str, nn.Module]]:
+    """The (qualified name, module) pairs to log, in ``named_modules`` order; raises ``ValueError`` for a spec that matches none."""
+    found = [(path, module) for path, module in root.named_modules() if path]  # the root has no name to tag it with
+    available = ", ".join(f"{path} ({type(module).__name__})" for path, module in found) or "none"
+    if layers is None:
+        chosen = [(path, module) for path, module in found if isinstance(module, SPATIAL_MODULE_TYPES)]
+        if not chosen:
+            raise ValueError(
+                f"{owner} found no convolution or pooling module in the {type(root).__name__} (modules: {available}); "
+                "pass layers=[...] with the qualified names of the modules to log."
+            )
+        return chosen
+    for spec in layers:
+        if spec is root:
+            raise ValueError(f"{owner}: layers= holds the logged module itself; its output is what forward returns. Name its submodules.")
+        if not any(_matches(spec, path, module) for path, module in found):
+            raise ValueError(
+                f"{owner}: layers= names {_describe(spec)}, which is not a submodule of the {type(root).__name__}. Available modules: {available}."
+            )
+    return [(path, module) for path, module in found if any(_matches(spec, path, module) for spec in layers)]
+
+
+def module_kernel(module: nn.Module) -> Optional[np.ndarray]:
+    """A convolution's weight in the writer's kernel layout ``[*spatial, in, out]`` (one tile per output filter), or None.
+
+    ``Conv*d`` weights are ``[out, in / groups, *spatial]``; ``ConvTranspose*d``
+    weights ``[in, out / groups, *spatial]``, regrouped so that output filter
+    ``g * out/groups + j`` is drawn over the inputs of its group ``g``.
+    """
+    weight = getattr(module, "weight", None)
+    if not isinstance(module, CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS) or not isinstance(weight, torch.Tensor):
+        return None
+    if isinstance(weight, nn.parameter.UninitializedParameter):
+        return None
+    kernel = weight.detach().to("cpu", torch.float32).numpy()
+    if isinstance(module, TRANSPOSED_CONVOLUTIONS):
+        groups, inputs, outputs = module.groups, kernel.shape[0], kernel.shape[1]
+        spatial = kernel.shape[2:]
+        kernel = kernel.reshape(groups, inputs // groups, outputs, *spatial).swapaxes(0, 1).reshape(inputs // groups, groups * outputs, *spatial)
+        return np.moveaxis(kernel, (0, 1), (-2, -1))
+    return np.moveaxis(kernel, (0, 1), (-1, -2))
+
+
+def _first_tensor(output: Any) -> Any:
+    """A module's output tensor: the first of a tuple or list (``MaxPool2d(return_indices=True)`` gives ``(output, indices)``)."""
+    while isinstance(output, (tuple, list)) and output:
+        output = output[0]
+    return output
+
+
+def _placement(module: nn.Module) -> tuple[torch.device, Optional[torch.dtype]]:
+    """The device of the module's first parameter or buffer and the dtype of its first floating one (the probes follow them)."""
+    device, dtype = None, None
+    for tensor in itertools.chain(module.parameters(), module.buffers()):
+        if isinstance(tensor, nn.parameter.UninitializedTensorMixin):
+            continue
+        device = device or tensor.device
+        if dtype is None and tensor.is_floating_point():
+            dtype = tensor.dtype
+        if device is not None and dtype is not None:
+            break
+    return device or torch.device("cpu"), dtype
+
+
+class FeatureMapsLogger:
+    """Logs the feature maps of a PyTorch module's submodules for fixed probes, from any training loop.
+
+    Each :meth:`log` call registers forward hooks on the selected submodules, runs
+    the probes through the module once (``torch.no_grad()``, eval mode; each
+    submodule's ``training`` flag is restored afterwards), copies every hooked
+    output to the CPU and removes the hooks; then it writes the grids,
+    statistics and kernels through a :class:`~tb_featuremaps.FeatureMapsWriter`.
+    Outputs are NCHW (channels first), as PyTorch computes them. A failure
+    while logging warns and returns False; training goes on. Misconfiguration
+    (arguments, unknown module names, probes the module cannot take) raises
+    ``ValueError`` before anything is written: at construction, or at the first
+    :meth:`log` (or :meth:`trace`), which runs the probes once to check them.
+
+    Example:
+
+    ```python
+    from tb_featuremaps.torch import FeatureMapsLogger
+
+    logger = FeatureMapsLogger(model, "logs", probes=x_val[:8])  # [8, C, H, W]
+    for step, (x, y) in enumerate(loader):
+        train_step(x, y)
+        if step % 100 == 0:
+            logger.log(step)
+    logger.close()
+    # then: tensorboard --logdir logs
+    ```
+
+    Args:
+        module: The ``nn.Module`` (a ``torch.compile``, ``DataParallel`` or
+            ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
+            named without the wrapper's prefix).
+        log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
+            write_images, timer: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
+        probes: Inputs shaped like one batch of the module's input (a tensor or an
+            array, at most 32), a list of them for a ``forward`` taking several
+            positional inputs, or a dict for keyword inputs. They are moved to the
+            module's device and (when floating) its dtype at each log. Default: ten
+            shipped MNIST digits as ``[10, 1, 28, 28]`` in [0, 1].
+        layers: Qualified module names as ``named_modules()`` gives them
+            (``"features.0"``), compiled regexes matched against them, module classes
+            or module objects; default: every convolution, transposed convolution
+            and (non-adaptive) max or average pooling module.
+        write_weights: Also log the convolution weights as grids.
+    """
+
+    def __init__(
+        self,
+        module: nn.Module,
+        log_dir: Union[str, os.PathLike],
+        probes: Any = None,
+        labels: Optional[Sequence] = None,
+        layers: Optional[Sequence[ModuleSpec]] = None,
+        *,
+        run_name: str = metadata.DEFAULT_RUN_NAME,
+        step_unit: str = "step",
+        resume: bool = False,
+        max_filters: int = 128,
+        max_tile_size: int = 64,
+        write_weights: bool = True,
+        write_images: bool = True,
+        timer: Optional[StageTimer] = None,
+        owner: str = "FeatureMapsLogger",
+    ):
+        if labels is not None and probes is None:
+            raise ValueError(
+                f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
+                "Pass probes= together with labels=, one label per probe."
+            )
+        self._owner = owner
+        self.layers = layers_argument(owner, layers)
+        self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
+        prepared = probes_lib.prepare(probes, labels, owner)
+        if probes is None:
+            digits = prepared.inputs[0]
+            prepared = probes_lib.Probes([digits.reshape(len(digits), 1, *digits.shape[1:])], prepared.labels)
+        self.writer = FeatureMapsWriter(
+            log_dir,
+            prepared,
+            run_name=run_name,
+            step_unit=step_unit,
+            resume=resume,
+            max_filters=max_filters,
+            max_tile_size=max_tile_size,
+            write_images=write_images,
+            probes_channels_first=True,
+            timer=timer,
+            owner=owner,
+        )
+        self._timer = timer
+        self._default_probes = probes is None
+        self.module: Optional[nn.Module] = None
+        self._selected: Optional[list[tuple[str, nn.Module]]] = None  # None until traced
+        self._descriptions: dict[str, LayerDescription] = {}
+        self._feed: Optional[tuple] = None  # (device, dtype, args, kwargs) of the probes last fed
+        self.set_module(module)
+
+    def set_module(self, module: nn.Module) -> None:
+        """Logs ``module`` from now on; a module after another one starts a new run folder."""
+        if not isinstance(module, nn.Module):
+            raise ValueError(f"{self._owner}: expected a torch.nn.Module, got {type(module).__name__}.")
+        module = unwrap(module)
+        if self.module is not None and module is not self.module:
+            self.writer.new_run()
+        self.module, self._selected, self._feed = module, None, None
+        self._candidates = select_modules(self._owner, module, self.layers)  # an unknown name raises now
+
+    @property
+    def run_dir(self) -> str:
+        """The run folder (chosen at the first write; ``docs/format.md``, "Where")."""
+        return self.writer.run_dir
+
+    @property
+    def layer_paths(self) -> list[str]:
+        """The qualified names of the logged modules (their tags), in ``named_modules`` order; traces if needed."""
+        self.trace()
+        return [path for path, _ in self._selected]
+
+    # Tracing --------------------------------------------------------------
+
+    def trace(self) -> None:
+        """Runs the probes once to check them and the selected modules (done by the first :meth:`log`); raises ``ValueError``."""
+        self._trace(None)
+
+    def _trace(self, timer: Optional[StageTimer]) -> Optional[dict[str, np.ndarray]]:
+        """The first forward pass, checked: None when already traced, else the outputs (the first log writes them)."""
+        if self._selected is not None:
+            return None
+        candidates = self._candidates
+        try:
+            outputs = timed(timer, "forward", self._forward, candidates)
+        except Exception as error:
+            shapes = ", ".join(str(tuple(array.shape)) for array in self.writer.probes.inputs)
+            hint = "the default probes are ten MNIST digits [10, 1, 28, 28]; " if self._default_probes else ""
+            raise ValueError(
+                f"{self._owner}: the {type(self.module).__name__} could not run on the probes {shapes}: {type(error).__name__}: {error}. "
+                f"{hint}Pass probes= shaped like one batch of the module's input."
+            ) from error
+        missing = ", ".join(path for path, _ in candidates if path not in outputs)
+        if missing and self.layers is not None:
+            raise ValueError(f"{self._owner}: {missing} did not run in the module's forward pass on the probes, so there is nothing to log.")
+        if missing:
+            warnings.warn(f"{self._owner}: {missing} did not run in the module's forward pass on the probes and are not logged.", stacklevel=4)
+        selected = [(path, module) for path, module in candidates if path in outputs]
+        if not selected:
+            raise ValueError(f"{self._owner}: none of the selected modules ran in the module's forward pass on the probes.")
+        count = len(self.writer.probes.labels)
+        for path, module in selected:
+            shape = outputs[path].shape
+            if len(shape) < 2 or shape[0] != count:
+                raise ValueError(
+                    f"{self._owner} cannot draw module '{path}' ({type(module).__name__}): its output {tuple(shape)} is not "
+                    f"[{count} probes, channels, ...]."
+                )
+        self._descriptions = {
+            path: LayerDescription(type(module).__name__, True, [None, *[int(size) for size in outputs[path].shape[1:]]]) for path, module in selected
+        }
+        capped = [f"{path} ({outputs[path].shape[1]})" for path, _ in selected if outputs[path].shape[1] > self.writer.max_filters]
+        if capped:
+            warnings.warn(
+                f"{self._owner} draws the first {self.writer.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
+                stacklevel=4,
+            )
+        self._selected = selected
+        return {path: outputs[path] for path, _ in selected}
+
+    # Logging ----------------------------------------------------------------
+
+    def log(self, step: int) -> bool:
+        """Writes the selected modules at ``step`` (growing); returns whether it was written (a failure warns)."""
+        first = self._trace(self._timer)
+        try:
+            outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
+            kernels = timed(self._timer, "kernels", self._kernels) if self.write_weights else {}
+        except Exception as error:  # a training loop matters more than one log event
+            self.writer.report_failure(step, error)
+            return False
+        return self.writer.write(step, outputs, kernels, self._descriptions)
+
+    def _kernels(self) -> dict[str, np.ndarray]:
+        found = {path: module_kernel(module) for path, module in self._selected}
+        return {path: kernel for path, kernel in found.items() if kernel is not None}
+
+    def _inputs(self) -> tuple[list, dict]:
+        """The probes as tensors on the module's device, floating ones in its dtype (cached while those stay)."""
+        device, dtype = _placement(self.module)
+        if self._feed is None or self._feed[:2] != (device, dtype):
+            tensors = []
+            for array in self.writer.probes.inputs:
+                tensor = torch.as_tensor(np.ascontiguousarray(array))
+                if tensor.is_floating_point():
+                    tensor = tensor.to(dtype or torch.get_default_dtype())
+                tensors.append(tensor.to(device))
+            names = self.writer.probes.names
+            args, kwargs = (tensors, {}) if names is None else ([], dict(zip(names, tensors)))
+            self._feed = (device, dtype, args, kwargs)
+        return self._feed[2], self._feed[3]
+
+    def _forward(self, modules: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
+        """One forward pass of the probes; each module's first output in it as float32 NumPy (a copy, on the CPU)."""
+        args, kwargs = self._inputs()
+        outputs: dict[str, np.ndarray] = {}
+
+        def hook_for(path: str):
+            def hook(module: nn.Module, inputs: Any, output: Any) -> None:
+                if path in outputs:
+                    return  # a module called twice: its first call is logged
+                tensor = _first_tensor(output)
+                if not isinstance(tensor, torch.Tensor):
+                    raise TypeError(f"module '{path}' returned {type(output).__name__}, not a tensor")
+                # A copy: an in-place operation after the module (ReLU(inplace=True)) must not change what is logged.
+                outputs[path] = tensor.detach().to("cpu", torch.float32, copy=True).numpy()
+
+            return hook
+
+        with _hooks(modules, hook_for), _eval_mode(self.module), torch.no_grad():
+            self.module(*args, **kwargs)
+        return outputs
+
+    def close(self) -> None:
+        """Closes the event file (a later :meth:`log` opens a new one) and reports the steps failures cost."""
+        self.writer.close()
+
+    def __enter__(self) -> FeatureMapsLogger:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+@contextmanager
+def _hooks(modules: list[tuple[str, nn.Module]], hook_for) -> Iterator[None]:
+    """Forward hooks on ``modules`` for the duration of the block only."""
+    handles = []
+    try:
+        for path, module in modules:
+            handles.append(module.register_forward_hook(hook_for(path)))
+        yield
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextmanager
+def _eval_mode(module: nn.Module) -> Iterator[None]:
+    """Eval mode for the block; each submodule's own ``training`` flag is restored afterwards."""
+    flags = [(submodule, submodule.training) for submodule in module.modules()]
+    try:
+        module.eval()
+        yield
+    finally:
+        for submodule, training in flags:
+            submodule.training = training
