@@ -11,7 +11,7 @@ import os
 
 import numpy as np
 import pytest
-from conftest import run_on_backend
+from helpers.processes import run_on_backend
 from tensorboard.backend.event_processing import event_accumulator
 
 from tb_featuremaps import reader
@@ -19,7 +19,7 @@ from tb_featuremaps import reader
 TRAIN = """
 import sys, warnings
 import keras
-from conftest import train_logdir
+from helpers.models import train_logdir
 
 assert keras.backend.backend() == sys.argv[2], keras.backend.backend()
 with warnings.catch_warnings(record=True) as caught:
@@ -68,7 +68,7 @@ def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, t
 BATCHES = """
 import sys
 import keras
-from conftest import train_logdir
+from helpers.models import train_logdir
 from tb_featuremaps import FeatureMapsCallback
 
 train_logdir(sys.argv[1], epochs=2, update_freq=3, layers=["conv1"])  # 4 batches an epoch

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import keras
 import numpy as np
 import pytest
-from conftest import mnist_digits, small_cnn
+from helpers import models
+from helpers.models import fit_run, small_cnn
 from tensorboard.backend.event_processing import plugin_event_multiplexer
 from tensorboard.util import tensor_util
 
@@ -15,12 +17,7 @@ from tb_featuremaps import FeatureMapsCallback, reader, render
 from tb_featuremaps.format import metadata
 from tb_featuremaps.writer.probes import default_digits
 
-
-def fit(model, logdir, epochs=2, samples=100, **callback_args) -> reader.RunLog:
-    images, labels = mnist_digits(samples)
-    callback = FeatureMapsCallback(str(logdir), **callback_args)
-    model.fit(images, labels, batch_size=50, epochs=epochs, verbose=0, callbacks=[callback])
-    return reader.load(str(logdir))[callback_args.get("run_name", metadata.DEFAULT_RUN_NAME)]
+fit = functools.partial(fit_run, samples=100, batch_size=50)  # trains with a new callback on 100 digits; returns its run
 
 
 def check_layer(log: reader.LayerLog, filters: int, tile: tuple, steps: list) -> None:
@@ -176,7 +173,7 @@ def test_rgb_input_with_custom_probes_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     probes = rng.random((3, 16, 16, 3), dtype=np.float32)
     callback = FeatureMapsCallback(str(tmp_path), probes=probes, labels=["cat", "dog", "car"])
-    model.fit(rng.random((20, 16, 16, 3)), rng.integers(0, 2, 20), epochs=1, verbose=0, callbacks=[callback])
+    models.fit(model, [callback], rng.random((20, 16, 16, 3)), rng.integers(0, 2, 20))
     run = reader.load(str(tmp_path))["feature_maps"]
     check_layer(run.layers["rgb_conv"], 5, (14, 14), [0, 1])
     assert run.probe_labels == ["cat", "dog", "car"]
@@ -192,7 +189,7 @@ def test_probe_shape_mismatch_names_the_expected_shape(tmp_path):
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match=re.escape("(None, 32, 32, 3)")):
-        model.fit(np.zeros((4, 32, 32, 3)), np.zeros((4, 2)), verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
+        models.fit(model, [FeatureMapsCallback(str(tmp_path))], np.zeros((4, 32, 32, 3)), np.zeros((4, 2)))
 
 
 @pytest.mark.parametrize(

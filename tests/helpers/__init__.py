@@ -1,0 +1,7 @@
+"""What the tests share, apart from fixtures (those are in ``tests/conftest.py``, which imports from here).
+
+- :mod:`.models`: real MNIST digits, small Keras models, and ``fit`` with the callback.
+- :mod:`.processes`: scripts in a new Python process that can import these helpers.
+
+Test modules import from here or from ``conftest``, never from another test module or the benchmarks.
+"""
