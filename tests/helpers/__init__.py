@@ -1,6 +1,9 @@
 """What the tests share, apart from fixtures (those are in ``tests/conftest.py``, which imports from here).
 
 - :mod:`.models`: real MNIST digits, small Keras models, and ``fit`` with the callback.
+- :mod:`.logs`: logs written without training, through ``FeatureMapsWriter``, and by hand
+  where a test needs what the writer never writes.
+- :mod:`.plugin`: the plugin in an in-process TensorBoard app (werkzeug client, multiplexer).
 - :mod:`.processes`: scripts in a new Python process that can import these helpers.
 
 Test modules import from here or from ``conftest``, never from another test module or the benchmarks.
