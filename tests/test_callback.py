@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import models
 from helpers.models import fit_run, small_cnn
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers.plugin import multiplexer_for
 from tensorboard.util import tensor_util
 
 from tb_featuremaps import FeatureMapsCallback, reader, render
@@ -90,9 +90,7 @@ def test_stats_match_activations_computed_directly(tmp_path):
 
 
 def test_images_dashboard_copies_hold_the_same_grids(trained_logdir):
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"images": 0, "scalars": 0})
-    multiplexer.AddRunsFromDirectory(trained_logdir)
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(trained_logdir, keep_every=("images", "scalars"))
     image_tags = multiplexer.PluginRunToTagToContent("images")["feature_maps"]
     assert set(image_tags) == {f"feature_maps/{kind}/{layer}" for kind in ("activations",) for layer in ("conv1", "pool1", "conv2", "pool2")} | {
         "feature_maps/weights/conv1",
@@ -111,9 +109,7 @@ def test_images_dashboard_copies_hold_the_same_grids(trained_logdir):
 
 def test_images_copy_can_be_turned_off(tmp_path):
     fit(small_cnn(), tmp_path, epochs=1, write_images=False, write_weights=False)
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(tmp_path, keep_every=())
     assert multiplexer.PluginRunToTagToContent("images") == {}
     assert all(not tag.startswith("weights/") for tag in multiplexer.PluginRunToTagToContent("feature_maps")["feature_maps"])
 

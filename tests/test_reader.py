@@ -10,7 +10,7 @@ import sys
 import numpy as np
 import pytest
 from helpers.logs import LABELS, log_writer, move_event_file, step_maps, write_run, write_step
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers.plugin import multiplexer_for
 
 from tb_featuremaps import reader, render
 from tb_featuremaps.format import eventfile, metadata
@@ -58,9 +58,7 @@ def test_runs_are_named_as_tensorboard_names_them_and_read_only_when_asked(tmp_p
     write_run(tmp_path / "nested" / "run", [0])
     (tmp_path / "train").mkdir()
     SummaryWriter(str(tmp_path / "train")).close()  # no feature-map series: not a run
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(tmp_path, keep_every=())
     assert sorted(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == [".", "nested/run"]
     assert list(reader.load(str(tmp_path))) == [".", "nested/run"]
 

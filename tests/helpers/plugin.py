@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -20,9 +21,9 @@ from tb_featuremaps.plugin.plugin import FeatureMapsPlugin
 BASE = "/data/plugin/feature_maps/"
 
 
-def multiplexer_for(logdir) -> plugin_event_multiplexer.EventMultiplexer:
-    """TensorBoard's multiplexer over ``logdir``, loaded, keeping every feature-maps value."""
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
+def multiplexer_for(logdir, keep_every: Sequence[str] = (metadata.PLUGIN_NAME,)) -> plugin_event_multiplexer.EventMultiplexer:
+    """TensorBoard's multiplexer over ``logdir``, loaded, keeping every value of the plugins ``keep_every`` (the rest sampled)."""
+    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance=dict.fromkeys(keep_every, 0))
     multiplexer.AddRunsFromDirectory(str(logdir))
     multiplexer.Reload()
     return multiplexer
