@@ -20,7 +20,7 @@ import numpy as np
 import pytest
 from helpers.logs import log_writer, step_maps, write_log, write_step
 from helpers.plugin import get, get_json, make_client, multiplexer_for
-from helpers.tensorboard import DEADLINE, fetch, fetch_json, poll, running
+from helpers.tensorboard import DEADLINE, each_loader, fetch, fetch_json, poll
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.util import tensor_util
 
@@ -29,7 +29,6 @@ from tb_featuremaps.format import metadata
 from tb_featuremaps.format.eventfile import EventFile
 from tb_featuremaps.plugin.series import FRESH_SECONDS
 
-LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 MANY = 100
 CUT_BYTES = 10
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -71,8 +70,8 @@ def logs(tmp_path_factory) -> Iterator[Logs]:
 @pytest.fixture(scope="module")
 def servers(logs) -> Iterator[dict[str, str]]:
     """``{load_fast: TensorBoard's base URL}``, both TensorBoards started at once."""
-    with running(logs.path, {load_fast: ["--load_fast", load_fast] for load_fast in LOADERS}) as started:
-        yield {load_fast: server.url() for load_fast, server in started.items()}
+    with each_loader(logs.path) as urls:
+        yield urls
 
 
 def run_entry(base: str, run: str) -> Optional[dict]:

@@ -16,13 +16,12 @@ import numpy as np
 import pytest
 from helpers.logs import log_writer, move_event_file, write_log, write_step
 from helpers.plugin import finite, get, make_client
-from helpers.tensorboard import DEADLINE, request, running
+from helpers.tensorboard import DEADLINE, each_loader, request
 
 from tb_featuremaps import render
 from tb_featuremaps.format import metadata
 from tb_featuremaps.writer.probes import probe_image
 
-LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 ROUTES = "/data/plugin/feature_maps/"
 LABELS = ["a", "b"]
 MEAN = metadata.STATS_FIELDS.index("mean")
@@ -97,8 +96,8 @@ def logs(tmp_path_factory) -> Logs:
 @pytest.fixture(scope="module")
 def servers(logs) -> Iterator[dict[str, str]]:
     """``{load_fast: TensorBoard's base URL}``, both TensorBoards started at once."""
-    with running(logs.path, {load_fast: ["--load_fast", load_fast] for load_fast in LOADERS}) as started:
-        yield {load_fast: server.url() for load_fast, server in started.items()}
+    with each_loader(logs.path) as urls:
+        yield urls
 
 
 Get = Callable[..., tuple[int, str, bytes]]

@@ -7,7 +7,7 @@ from collections.abc import Iterator
 
 import pytest
 from helpers.logs import write_log
-from helpers.tensorboard import DEADLINE, TensorBoard, fetch, fetch_json, running
+from helpers.tensorboard import DEADLINE, LOADERS, TensorBoard, fetch, fetch_json, running
 
 STEPS = 25
 
@@ -19,7 +19,7 @@ def logdir(tmp_path_factory) -> str:
     return str(directory)
 
 
-CONFIGURATIONS = [(load_fast, samples) for load_fast in ("true", "false") for samples in (None, 5)]
+CONFIGURATIONS = [(load_fast, samples) for load_fast in LOADERS for samples in (None, 5)]
 
 
 @pytest.fixture(scope="module")

@@ -21,6 +21,8 @@ from typing import Any, Callable, Optional, TypeVar
 
 DEADLINE = 60.0
 """Seconds the tests wait for TensorBoard to start, or to serve what was written."""
+LOADERS = ("true", "false")
+"""The ``--load_fast`` values: the Rust data server, the Python loader."""
 _URL = re.compile(r"TensorBoard \S+ at (http://127\.0\.0\.1:(\d+))/")
 Key = TypeVar("Key")
 
@@ -143,6 +145,13 @@ def running(logdir, flags: Mapping[Key, Sequence[str]]) -> Iterator[dict[Key, Te
         yield started
     finally:
         stop(started.values())
+
+
+@contextmanager
+def each_loader(logdir) -> Iterator[dict[str, str]]:
+    """``{load_fast: base URL}`` of a TensorBoard per data loader (:data:`LOADERS`) over ``logdir``, started at once."""
+    with running(logdir, {load_fast: ["--load_fast", load_fast] for load_fast in LOADERS}) as started:
+        yield {load_fast: server.url() for load_fast, server in started.items()}
 
 
 @contextmanager
