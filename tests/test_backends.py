@@ -6,12 +6,11 @@ TensorFlow made unimportable, so nothing on the write path may need it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from helpers.processes import run_on_backend
+from helpers.processes import run_on_backend, skip_without_backend
 from tensorboard.backend.event_processing import event_accumulator
 
 from tb_featuremaps import reader
@@ -39,8 +38,7 @@ def _tags(run_dir: str) -> set:
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    skip_without_backend(backend)
     run_on_backend(backend, TRAIN, str(tmp_path / "logs"), backend, scratch=tmp_path)
     expected = reader.load(trained_logdir)["feature_maps"]
     runs = reader.load(str(tmp_path / "logs"))
@@ -80,8 +78,7 @@ print("async", per_epoch._async_train, dispatch._async_train)
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_logs_every_n_batches_mid_training(backend, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    skip_without_backend(backend)
     output = run_on_backend(backend, BATCHES, str(tmp_path / "logs"), scratch=tmp_path)
     conv1 = reader.load(str(tmp_path / "logs"))["feature_maps"].layers["conv1"]
     assert conv1.steps.tolist() == [0, 3, 6, 8]  # as on TensorFlow, not only the first and last

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import functools
-import importlib.util
 
 import keras
 import numpy as np
 import pytest
 from helpers.models import channels_first_fit, compile_classifier, fit, fit_run, mnist_digits, small_cnn
-from helpers.processes import run_on_backend
+from helpers.processes import run_on_backend, skip_without_backend
 
 from tb_featuremaps import FeatureMapsCallback, reader
 
@@ -120,8 +119,7 @@ def test_channels_first(tmp_path, backend):
             pytest.skip(reason)
         channels_first_fit(tmp_path / "logs")
     else:  # JAX trains channels_first on every processor
-        if importlib.util.find_spec("jax") is None:
-            pytest.skip("the JAX backend is not installed (pip install jax)")
+        skip_without_backend("jax")
         run_on_backend(
             "jax",
             "import sys; from helpers.models import channels_first_fit; channels_first_fit(sys.argv[1])",

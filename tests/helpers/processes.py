@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -15,6 +16,14 @@ def script_env(*paths, **variables: str) -> dict[str, str]:
     """``os.environ`` with ``variables`` set and ``paths``, then the tests folder, first on ``PYTHONPATH``."""
     path = [*map(str, paths), str(TESTS), os.environ.get("PYTHONPATH")]
     return {**os.environ, **variables, "PYTHONPATH": os.pathsep.join(filter(None, path))}
+
+
+def skip_without_backend(backend: str) -> None:
+    """Skips the test when Keras backend ``backend`` (``jax``, ``torch``) is not installed."""
+    if importlib.util.find_spec(backend) is None:
+        import pytest
+
+        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
 
 
 def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> str:
