@@ -6,19 +6,11 @@ import os
 import time
 from collections.abc import Sequence
 
-from . import logdirs
-from .serving import TensorBoard, wait_ready
+from tests.helpers.browser import CHROMIUM, have_chromium, launch_chromium
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from . import logdirs
+from .serving import start, wait_ready
+
 GRID = "canvas.fm-grid[data-step]"
 
 # Moves the slider one step at a time and waits until the grid shows that step; returns seconds.
@@ -43,7 +35,7 @@ _SCRUB = """async ({moves, timeoutMs}) => {
 
 def measure_panel(workdir: str, steps: int, moves: int, loaders: Sequence[bool] = (True, False)) -> dict:
     """Loads the seed-like log (steps 0..steps-1) into TensorBoard and drives the panel, for each loader."""
-    if not os.path.exists(CHROMIUM):
+    if not have_chromium():
         return {"measured": False, "reason": f"no Chromium at {CHROMIUM}"}
     try:
         from playwright.sync_api import sync_playwright
@@ -52,7 +44,7 @@ def measure_panel(workdir: str, steps: int, moves: int, loaders: Sequence[bool] 
     logdir = logdirs.write_log(os.path.join(workdir, "seed"), logdirs.seed_layers(), steps)
     results = {"measured": True, "steps": steps, "moves": moves, "loaders": []}
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        browser = launch_chromium(playwright)
         try:
             for load_fast in loaders:
                 results["loaders"].append(_drive(browser, logdir, steps, moves, load_fast))
@@ -64,7 +56,7 @@ def measure_panel(workdir: str, steps: int, moves: int, loaders: Sequence[bool] 
 def _drive(browser, logdir: str, steps: int, moves: int, load_fast: bool) -> dict:
     from playwright.sync_api import Error as PlaywrightError
 
-    server = TensorBoard(logdir, load_fast)
+    server = start(logdir, load_fast)
     try:
         path = f"/data/plugin/feature_maps/steps?run={logdirs.RUN}&layer=conv1"
         wait_ready(server, lambda s: len(s.json(path)["steps"]) >= steps, 300, poll=0.5)

@@ -1,22 +1,20 @@
-"""Logdirs for the TensorBoard-side benchmarks, written with the callback's own SummaryWriter.
+"""Logdirs for the TensorBoard-side benchmarks, written by the callback's own pipeline, ``FeatureMapsWriter``.
 
-Each layer gets a few variants of real (seed model) or noise activations, each
-rendered once; the steps cycle through them, so a long log is quick to write
-while every value has the real format, sizes and compression.
+Each layer gets a few variants of real (seed model) or noise activations; the
+steps cycle through them, so every value has the real format, sizes and
+compression.
 """
 
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 
-from tb_featuremaps import render
-from tb_featuremaps.format import metadata
-from tb_featuremaps.writer.summary import SummaryWriter
+from tb_featuremaps import FeatureMapsWriter
+from tb_featuremaps.writer import LayerDescription
 
 RUN = "feature_maps"
 VARIANTS = 8
@@ -64,37 +62,20 @@ def noise_layers(count: int, probes: int, size: int, filters: int, seed: int = 0
 
 
 def write_log(logdir: str, layers: Sequence[LogLayer], steps: int, seed: int = 0) -> str:
-    """Writes steps ``0..steps-1`` of ``layers`` (grids, stats, image copies, scalars) as the callback would."""
+    """Writes steps ``0..steps-1`` of ``layers`` (grids, stats, image copies, scalars) as the callback does, to run :data:`RUN`."""
     rng = np.random.default_rng(seed)
-    writer = SummaryWriter(os.path.join(logdir, RUN))
-    labels = [str(index) for index in range(len(layers[0].maps))]
-    rendered = []
-    for index, layer in enumerate(layers):
-        probes, height, width, filters = layer.maps.shape
-        info = metadata.LayerInfo(
-            kind=metadata.KIND_ACTIVATIONS,
-            layer=layer.name,
-            layer_class=layer.layer_class,
-            index=index,
-            output_shape=[None, height, width, filters],
-            layout=metadata.GridLayout.for_tiles(filters, height, width),
-            filters_shown=filters,
-            filters_total=filters,
-            probe_labels=labels,
-            step_unit="epoch",
-        )
-        variants = []
+    variants = {}
+    for layer in layers:
+        filters = layer.maps.shape[-1]
+        variants[layer.name] = []
         for _ in range(VARIANTS):
             gain = rng.uniform(0.5, 1.5, size=(1, 1, 1, filters)) * rng.uniform(0.9, 1.1, size=layer.maps.shape)
-            maps = layer.maps * gain.astype(np.float32)  # zeros stay zeros, as after a ReLU
-            drawn = render.draw(maps, max_filters=filters, max_tile_size=max(height, width))
-            variants.append((render.to_pngs(drawn, info.layout), drawn.stats, render.filter_health(drawn.stats)))
-        rendered.append((info, variants))
-    pictures = [np.full((8, 8), 128, np.uint8)] * len(labels)
-    writer.write_probes(0, [render.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
-    for step in range(steps):
-        for info, variants in rendered:
-            pngs, stats, health = variants[step % VARIANTS]
-            writer.write_layer(step, info, pngs, stats=stats, health=health)
-    writer.close()
+            variants[layer.name].append(layer.maps * gain.astype(np.float32))  # zeros stay zeros, as after a ReLU
+    count = len(layers[0].maps)
+    probes = np.full((count, 8, 8, 1), 0.5, np.float32)
+    descriptions = {layer.name: LayerDescription(layer.layer_class) for layer in layers}
+    with FeatureMapsWriter(logdir, probes, [str(index) for index in range(count)], run_name=RUN, step_unit="epoch") as writer:
+        for step in range(steps):
+            if not writer.write(step, {name: maps[step % VARIANTS] for name, maps in variants.items()}, layers=descriptions):
+                raise RuntimeError(f"the benchmark's log step {step} failed (see the warning)")
     return logdir

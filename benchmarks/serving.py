@@ -2,97 +2,34 @@
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import random
-import re
-import subprocess
-import sys
 import tempfile
-import threading
 import time
 import urllib.parse
 from collections.abc import Sequence
 from typing import Any, Optional
+
+from tests.helpers.tensorboard import TensorBoard
 
 from .common import directory_bytes, elapsed_ms, rss_kib, summary
 from .logdirs import RUN
 
 PLUGIN = "/data/plugin/feature_maps"
 ROUTES = ("runs", "steps", "grid", "stats", "activity")
-_ADDRESS = re.compile(r"https?://[^:/\s]+:(\d+)/")
+START_SECONDS = 120.0
 
 
-class TensorBoard:
-    """A ``tensorboard`` process on a free port of 127.0.0.1, with one keep-alive HTTP connection."""
-
-    def __init__(self, logdir: str, load_fast: bool, timeout: float = 120.0):
-        self.started = time.perf_counter()
-        command = [sys.executable, "-m", "tensorboard.main", "--logdir", logdir, "--port", "0", "--host", "127.0.0.1"]
-        command.append(f"--load_fast={'true' if load_fast else 'false'}")
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self._output: list[str] = []
-        found = threading.Event()
-        self.port = 0
-
-        def watch() -> None:
-            for line in self.process.stderr:
-                self._output.append(line)
-                match = _ADDRESS.search(line)
-                if match and not self.port:
-                    self.port = int(match.group(1))
-                    found.set()
-
-        threading.Thread(target=watch, daemon=True).start()
-        if not found.wait(timeout):
-            self.close()
-            raise RuntimeError("TensorBoard did not start:\n" + "".join(self._output[-20:]))
-        self._connection: Optional[http.client.HTTPConnection] = None
-
-    def get(self, path: str) -> tuple[int, bytes]:
-        """Status and body of a GET; a dropped keep-alive connection is reopened once."""
-        try:
-            return self._get(path)
-        except (ConnectionError, http.client.HTTPException):
-            self._connection.close()
-            self._connection = None
-            return self._get(path)
-
-    def _get(self, path: str) -> tuple[int, bytes]:
-        if self._connection is None:
-            self._connection = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-        self._connection.request("GET", path)
-        response = self._connection.getresponse()
-        return response.status, response.read()
-
-    def check_alive(self) -> None:
-        """Raises, with its last output, if TensorBoard has exited."""
-        if self.process.poll() is not None:
-            raise RuntimeError(f"TensorBoard exited with status {self.process.returncode}:\n" + "".join(self._output[-20:]))
-
-    def ok(self, path: str) -> bytes:
-        """The body of a GET that must answer 200."""
-        status, body = self.get(path)
-        if status != 200:
-            raise RuntimeError(f"GET {path}: HTTP {status}: {body[:200]!r}")
-        return body
-
-    def json(self, path: str) -> Any:
-        return json.loads(self.ok(path))
-
-    def seconds_since_start(self) -> float:
-        return time.perf_counter() - self.started
-
-    def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-        self.process.terminate()
-        try:
-            self.process.wait(10)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
+def start(logdir: str, load_fast: bool) -> TensorBoard:
+    """A TensorBoard (the tests' launcher) with the given loader and its default reload interval, once it serves."""
+    server = TensorBoard(logdir, [f"--load_fast={'true' if load_fast else 'false'}"], reload_interval=None)
+    try:
+        server.url(START_SECONDS)
+    except BaseException:
+        server.close()
+        raise
+    return server
 
 
 def _query(**params: Any) -> str:
@@ -124,7 +61,7 @@ def measure(logdir: str, steps: int, load_fast: bool, requests: int, seed: int =
     """Start-up times, p50/p95 per route (and the Images plugin's image route on the same PNGs),
     and resident memory with the log's size, for one loader; ``steps`` is the number logged."""
     rng = random.Random(seed)
-    server = TensorBoard(logdir, load_fast)
+    server = start(logdir, load_fast)
     try:
         result: dict[str, Any] = {"load_fast": load_fast, "log_bytes": directory_bytes(logdir)}
         result["seconds_to_runs"] = wait_ready(server, lambda s: bool((_run_entry(s) or {}).get("layers")), timeout)
@@ -193,7 +130,7 @@ def _images_baseline(server: TensorBoard, layers: list, probes: int, requests: i
 def idle_rss_mib(load_fast: bool) -> float:
     """Resident memory of a TensorBoard with an empty logdir (its fixed cost)."""
     with tempfile.TemporaryDirectory() as empty:
-        server = TensorBoard(empty, load_fast)
+        server = start(empty, load_fast)
         try:
             wait_ready(server, lambda s: s.get("/data/plugins_listing")[0] == 200, 120)
             time.sleep(2.0)

@@ -35,6 +35,13 @@ def seed_probes(model: keras.Model) -> tuple[list, list]:
     return fitted.inputs, fitted.labels
 
 
+def seed_model() -> tuple[keras.Model, list, list]:
+    """The seed model, untrained (random seed 0), with the callback's default probes and their labels."""
+    keras.utils.set_random_seed(0)
+    model = build_model()
+    return (model, *seed_probes(model))
+
+
 def _fit_seconds(model: keras.Model, digits: data.Digits, callbacks: list) -> tuple[float, float]:
     """Wall-clock and process CPU seconds (all threads) of a one-epoch ``fit``."""
     wall, cpu = time.perf_counter(), time.process_time()
@@ -76,9 +83,7 @@ def fit_overhead(log_dir: str, repeats: int, train_digits: int) -> dict:
 
 def per_event(log_dir: str, events: int, matplotlib_probes: int) -> dict:
     """Milliseconds of one epoch-end log event of each callback, called directly on the seed model, alternated."""
-    keras.utils.set_random_seed(0)
-    model = build_model()
-    probes, labels = seed_probes(model)
+    model, probes, labels = seed_model()
     ours = FeatureMapsCallback(os.path.join(log_dir, "events"))
     theirs = keras_tensorboard(os.path.join(log_dir, "events"))
     layer_names = [item.path for item, _ in select_layers(model, None)]
@@ -108,9 +113,7 @@ def per_event(log_dir: str, events: int, matplotlib_probes: int) -> dict:
 
 def seed_stages(log_dir: str, events: int) -> dict:
     """Milliseconds per stage of one log event of the seed model (median over ``events``)."""
-    keras.utils.set_random_seed(0)
-    model = build_model()
-    probes, labels = seed_probes(model)
+    model, probes, labels = seed_model()
     return time_stages(model, probes, labels, log_dir, events)
 
 

@@ -6,12 +6,11 @@ TensorFlow made unimportable, so nothing on the write path may need it.
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import numpy as np
 import pytest
-from conftest import run_on_backend
+from helpers.processes import run_on_backend, skip_without_backend
 from tensorboard.backend.event_processing import event_accumulator
 
 from tb_featuremaps import reader
@@ -19,7 +18,7 @@ from tb_featuremaps import reader
 TRAIN = """
 import sys, warnings
 import keras
-from conftest import train_logdir
+from helpers.models import train_logdir
 
 assert keras.backend.backend() == sys.argv[2], keras.backend.backend()
 with warnings.catch_warnings(record=True) as caught:
@@ -39,8 +38,7 @@ def _tags(run_dir: str) -> set:
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    skip_without_backend(backend)
     run_on_backend(backend, TRAIN, str(tmp_path / "logs"), backend, scratch=tmp_path)
     expected = reader.load(trained_logdir)["feature_maps"]
     runs = reader.load(str(tmp_path / "logs"))
@@ -68,7 +66,7 @@ def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, t
 BATCHES = """
 import sys
 import keras
-from conftest import train_logdir
+from helpers.models import train_logdir
 from tb_featuremaps import FeatureMapsCallback
 
 train_logdir(sys.argv[1], epochs=2, update_freq=3, layers=["conv1"])  # 4 batches an epoch
@@ -80,8 +78,7 @@ print("async", per_epoch._async_train, dispatch._async_train)
 
 @pytest.mark.parametrize("backend", ["jax", "torch"])
 def test_backend_logs_every_n_batches_mid_training(backend, tmp_path):
-    if importlib.util.find_spec(backend) is None:
-        pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
+    skip_without_backend(backend)
     output = run_on_backend(backend, BATCHES, str(tmp_path / "logs"), scratch=tmp_path)
     conv1 = reader.load(str(tmp_path / "logs"))["feature_maps"].layers["conv1"]
     assert conv1.steps.tolist() == [0, 3, 6, 8]  # as on TensorFlow, not only the first and last

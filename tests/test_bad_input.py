@@ -7,7 +7,7 @@ import re
 import keras
 import numpy as np
 import pytest
-from conftest import mnist_digits, small_cnn
+from helpers.models import fit, mnist_digits, small_cnn
 
 from tb_featuremaps import FeatureMapsCallback, reader
 from tb_featuremaps.writer.summary import SummaryWriter
@@ -18,8 +18,7 @@ layers = keras.layers
 def _refused_before_training(callback: FeatureMapsCallback, model: keras.Model | None = None) -> keras.Model:
     """Fits with ``callback``, which must raise; returns the model, still untrained."""
     model = model or small_cnn()
-    x, y = mnist_digits(32)
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    fit(model, [callback], samples=32)
     return model
 
 
@@ -111,7 +110,7 @@ def test_nan_activations_are_drawn_transparent_and_training_goes_on(tmp_path):
         ]
     )
     model.compile("sgd", "sparse_categorical_crossentropy")
-    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path), probes=x[:2], layers=["holes", "conv"])])
+    history = fit(model, [FeatureMapsCallback(str(tmp_path), probes=x[:2], layers=["holes", "conv"])], x, y, epochs=2)
     assert len(history.history["loss"]) == 2
     holes = reader.load(str(tmp_path))["feature_maps"].layers["holes"]
     assert holes.steps.tolist() == [0, 1, 2]
@@ -128,7 +127,7 @@ def test_infinite_weights_do_not_stop_training(tmp_path):
     model = small_cnn()
     conv1 = model.get_layer("conv1")
     conv1.kernel.assign(np.full(conv1.kernel.shape, np.inf, np.float32))
-    history = model.fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path), probes=x[:2])])
+    history = fit(model, [FeatureMapsCallback(str(tmp_path), probes=x[:2])], x, y, epochs=2)
     assert len(history.history["loss"]) == 2
     run = reader.load(str(tmp_path))["feature_maps"]
     assert run.layers["conv1"].steps.tolist() == [0, 1, 2]
@@ -143,9 +142,8 @@ def test_a_failing_writer_warns_and_training_goes_on(tmp_path, monkeypatch):
 
     monkeypatch.setattr(SummaryWriter, "write_layer", broken)
     monkeypatch.setattr(SummaryWriter, "close", broken)
-    x, y = mnist_digits(64)
     with pytest.warns(UserWarning) as caught:
-        history = small_cnn().fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
+        history = fit(small_cnn(), [FeatureMapsCallback(str(tmp_path))], epochs=2)
     assert len(history.history["loss"]) == 2
     messages = [str(w.message) for w in caught if "FeatureMapsCallback" in str(w.message)]
     assert messages == [  # once per kind of failure, then a count at the end, not a warning at every step
@@ -176,8 +174,7 @@ def test_argument_gaps_get_a_clear_error(tmp_path, arguments, message):
 def test_numpy_integers_a_bare_regex_and_the_batch_alias_are_accepted(tmp_path):
     callback = FeatureMapsCallback(str(tmp_path), layers=re.compile("conv.*"), update_freq="batch", max_filters=np.int64(4), epoch_freq=np.int32(1))
     assert callback.update_freq == 1 and callback.logger.writer.max_filters == 4 and isinstance(callback.logger.writer.max_filters, int)
-    x, y = mnist_digits(64)
-    small_cnn().fit(x, y, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+    fit(small_cnn(), [callback])
     run = reader.load(str(tmp_path))["feature_maps"]
     assert list(run.layers) == ["conv1", "conv2"]
     assert run.layers["conv1"].steps.tolist() == [0, 1, 2]  # every batch
@@ -191,7 +188,7 @@ def test_a_dataset_batched_above_32_gives_its_first_32_probes(tmp_path):
     dataset = tf.data.Dataset.from_tensor_slices((x, y)).batch(64)
     with pytest.warns(UserWarning, match=r"first batch holds 64 examples; the first 32 are the probes"):
         callback = FeatureMapsCallback(str(tmp_path), probes=dataset, layers=["conv1"])
-    small_cnn().fit(x, y, epochs=1, verbose=0, callbacks=[callback])
+    fit(small_cnn(), [callback], x, y)
     run = reader.load(str(tmp_path))["feature_maps"]
     assert run.probe_labels == [str(label) for label in y[:32]] and len(run.probe_images) == 32
 
@@ -214,6 +211,5 @@ def test_a_subclassed_model_nested_in_a_functional_one_is_explained(tmp_path):
         _refused_before_training(FeatureMapsCallback(str(tmp_path)), model)
     with pytest.raises(ValueError, match="'inner_conv', which is not in the model.*" + hidden):
         _refused_before_training(FeatureMapsCallback(str(tmp_path), layers=["inner_conv"]), model)
-    x, y = mnist_digits(32)
-    model.fit(x, y, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path), layers=["block"])])  # its own output can be logged
+    fit(model, [FeatureMapsCallback(str(tmp_path), layers=["block"])], samples=32)  # its own output can be logged
     assert reader.load(str(tmp_path))["feature_maps"].layers["block"].info.layout.tile_height == 26

@@ -14,18 +14,16 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import mnist_digits, small_cnn
-from playwright.sync_api import expect, sync_playwright
-from test_tensorboard_process import TensorBoard, stop
-
-from benchmarks.browser import CHROMIUM, CHROMIUM_ARGS
+from helpers.browser import needs_chromium, open_panel, wait_grid
+from helpers.models import fit, mnist_digits, small_cnn
+from helpers.tensorboard import running
+from playwright.sync_api import expect
 
 SCREENSHOT_DIR_VARIABLE = "TB_FEATUREMAPS_SCREENSHOTS"  # set it (e.g. to docs/screenshots) to keep the screenshots
 HOSTILE = "<img src=x onerror=window.pwned=1>"
 EPOCHS = 6  # steps 0..6
-WAIT_MS = 20_000
 
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+pytestmark = needs_chromium()
 
 
 class Training:
@@ -41,7 +39,7 @@ class Training:
         self.more(EPOCHS)
 
     def more(self, epochs: int) -> None:
-        self.model.fit(self.images, self.labels, batch_size=50, epochs=epochs, verbose=0, callbacks=[self.callback])
+        fit(self.model, [self.callback], self.images, self.labels, epochs=epochs, batch_size=50)
 
 
 @pytest.fixture(scope="module")
@@ -55,46 +53,8 @@ def training(tmp_path_factory) -> Training:
 @pytest.fixture(scope="module")
 def server(training):
     """A TensorBoard (Python loader) on a free port; yields its base URL."""
-    tensorboard = TensorBoard(str(training.logdir), ["--load_fast=false"])
-    try:
-        yield tensorboard.url()
-    finally:
-        stop([tensorboard])
-
-
-@pytest.fixture(scope="module")
-def browser():
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
-
-
-@pytest.fixture
-def page(browser):
-    """A 1280x800 page; fails the test on any uncaught script error."""
-    page = browser.new_page(viewport={"width": 1280, "height": 800})
-    page.set_default_timeout(WAIT_MS)
-    errors = []
-    page.on("pageerror", lambda error: errors.append(error))
-    yield page
-    page.close()
-    assert not errors, errors
-
-
-def open_panel(page, server: str, hash_: str = "run=feature_maps"):
-    """Opens the plugin's iframe page directly and waits for the first grid."""
-    page.goto(f"{server}/data/plugin_entry.html?name=feature_maps#{hash_}")
-    wait_grid(page)
-
-
-def wait_grid(page, step=None, pane: int = 0):
-    """Waits until pane `pane`'s canvas shows a grid (of `step`, if given)."""
-    page.wait_for_function(
-        "([pane, step]) => { const c = document.querySelectorAll('canvas.fm-grid')[pane];"
-        " return c && !c.hidden && c.dataset.step && (step === null || c.dataset.step === String(step)); }",
-        arg=[pane, step],
-    )
+    with running(training.logdir, {"python": ["--load_fast=false"]}) as started:
+        yield started["python"].url()
 
 
 def pixels(page, selector: str = "canvas.fm-grid") -> dict:

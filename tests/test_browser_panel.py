@@ -1,8 +1,8 @@
 """The panel's decoding, layout, theme, toolbar, notices and step units, in a real browser.
 
 The logs are written by hand (``SummaryWriter``, no training) so every gray level and value is
-known: the colours on the canvases can be predicted with ``metadata``'s gray-level rule. Reuses
-test_browser.py's browser fixtures (skipped without Debian's chromium).
+known: the colours on the canvases can be predicted with ``metadata``'s gray-level rule. Uses
+conftest's browser fixtures (skipped without Debian's chromium).
 """
 
 from __future__ import annotations
@@ -10,23 +10,21 @@ from __future__ import annotations
 import itertools
 import math
 import re
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-import test_browser
+from helpers.browser import WAIT_MS, needs_chromium, open_panel, wait_grid
+from helpers.logs import write_probes_by_hand
+from helpers.tensorboard import fetch_json, serving
 from playwright.sync_api import expect
-from test_browser import CHROMIUM, WAIT_MS, open_panel, wait_grid
-from test_tensorboard_process import TensorBoard, fetch_json, stop
 
 from tb_featuremaps import render
 from tb_featuremaps.format import metadata
 from tb_featuremaps.writer.summary import SummaryWriter
 
-browser, page = test_browser.browser, test_browser.page  # its fixtures, for the tests here
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+pytestmark = needs_chromium()
 
 LABELS = ["a", "b"]
 STEPS = [0, 1, 2]
@@ -107,8 +105,7 @@ def write_layer(writer, step, name, index, maps, layer_class, output_shape, step
 
 def write_run(run_dir: Path, steps, step_unit: str, layers) -> None:
     writer = SummaryWriter(str(run_dir))
-    pictures = np.random.default_rng(0).integers(0, 256, (len(LABELS), 4, 4), dtype=np.uint8)
-    writer.write_probes(steps[0], [render.encode_png(picture) for picture in pictures], 4, 4, LABELS, [4, 4, 1])
+    write_probes_by_hand(writer, steps[0], np.random.default_rng(0).integers(0, 256, (len(LABELS), 4, 4), dtype=np.uint8), LABELS)
     for position, step in enumerate(steps):
         for index, (name, make, layer_class, shape, normalization) in enumerate(layers):
             write_layer(writer, step, name, index, make(position), layer_class, shape, step_unit, normalization)
@@ -129,16 +126,8 @@ def server(tmp_path_factory) -> Iterator[str]:
     logdir = tmp_path_factory.mktemp("panel_logs")
     write_run(logdir / "levels", STEPS, "epoch", LAYERS)
     write_run(logdir / "batches", BATCH_STEPS, "batch", LAYERS[:1])
-    tensorboard = TensorBoard(str(logdir), ["--load_fast", "false"])
-    try:
-        base = tensorboard.url()
-        deadline = time.monotonic() + 60
-        while len(fetch_json(base + "/data/plugin/feature_maps/runs")["runs"]) < 2:
-            assert time.monotonic() < deadline, "TensorBoard did not load the runs"
-            time.sleep(0.5)
+    with serving(logdir, ["--load_fast", "false"], runs=2) as base:
         yield base
-    finally:
-        stop([tensorboard])
 
 
 # Pixels ---------------------------------------------------------------------------------------

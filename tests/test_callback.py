@@ -2,25 +2,22 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import keras
 import numpy as np
 import pytest
-from conftest import mnist_digits, small_cnn
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers import models
+from helpers.models import fit_run, small_cnn
+from helpers.plugin import multiplexer_for
 from tensorboard.util import tensor_util
 
 from tb_featuremaps import FeatureMapsCallback, reader, render
 from tb_featuremaps.format import metadata
 from tb_featuremaps.writer.probes import default_digits
 
-
-def fit(model, logdir, epochs=2, samples=100, **callback_args) -> reader.RunLog:
-    images, labels = mnist_digits(samples)
-    callback = FeatureMapsCallback(str(logdir), **callback_args)
-    model.fit(images, labels, batch_size=50, epochs=epochs, verbose=0, callbacks=[callback])
-    return reader.load(str(logdir))[callback_args.get("run_name", metadata.DEFAULT_RUN_NAME)]
+fit = functools.partial(fit_run, samples=100, batch_size=50)  # trains with a new callback on 100 digits; returns its run
 
 
 def check_layer(log: reader.LayerLog, filters: int, tile: tuple, steps: list) -> None:
@@ -93,9 +90,7 @@ def test_stats_match_activations_computed_directly(tmp_path):
 
 
 def test_images_dashboard_copies_hold_the_same_grids(trained_logdir):
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={"images": 0, "scalars": 0})
-    multiplexer.AddRunsFromDirectory(trained_logdir)
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(trained_logdir, keep_every=("images", "scalars"))
     image_tags = multiplexer.PluginRunToTagToContent("images")["feature_maps"]
     assert set(image_tags) == {f"feature_maps/{kind}/{layer}" for kind in ("activations",) for layer in ("conv1", "pool1", "conv2", "pool2")} | {
         "feature_maps/weights/conv1",
@@ -114,9 +109,7 @@ def test_images_dashboard_copies_hold_the_same_grids(trained_logdir):
 
 def test_images_copy_can_be_turned_off(tmp_path):
     fit(small_cnn(), tmp_path, epochs=1, write_images=False, write_weights=False)
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(tmp_path, keep_every=())
     assert multiplexer.PluginRunToTagToContent("images") == {}
     assert all(not tag.startswith("weights/") for tag in multiplexer.PluginRunToTagToContent("feature_maps")["feature_maps"])
 
@@ -176,7 +169,7 @@ def test_rgb_input_with_custom_probes_and_labels(tmp_path):
     rng = np.random.default_rng(0)
     probes = rng.random((3, 16, 16, 3), dtype=np.float32)
     callback = FeatureMapsCallback(str(tmp_path), probes=probes, labels=["cat", "dog", "car"])
-    model.fit(rng.random((20, 16, 16, 3)), rng.integers(0, 2, 20), epochs=1, verbose=0, callbacks=[callback])
+    models.fit(model, [callback], rng.random((20, 16, 16, 3)), rng.integers(0, 2, 20))
     run = reader.load(str(tmp_path))["feature_maps"]
     check_layer(run.layers["rgb_conv"], 5, (14, 14), [0, 1])
     assert run.probe_labels == ["cat", "dog", "car"]
@@ -192,7 +185,7 @@ def test_probe_shape_mismatch_names_the_expected_shape(tmp_path):
     model = keras.Sequential([keras.Input((32, 32, 3)), keras.layers.Conv2D(2, 3), keras.layers.Flatten(), keras.layers.Dense(2)])
     model.compile("adam", "mse")
     with pytest.raises(ValueError, match=re.escape("(None, 32, 32, 3)")):
-        model.fit(np.zeros((4, 32, 32, 3)), np.zeros((4, 2)), verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
+        models.fit(model, [FeatureMapsCallback(str(tmp_path))], np.zeros((4, 32, 32, 3)), np.zeros((4, 2)))
 
 
 @pytest.mark.parametrize(

@@ -8,19 +8,18 @@ loopback for ``MultiWorkerMirroredStrategy``).
 from __future__ import annotations
 
 import json
-import os
 import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from conftest import mnist_digits, small_cnn
+from helpers.models import fit, small_cnn
+from helpers.processes import script_env
 
 from tb_featuremaps import FeatureMapsCallback, reader
 from tb_featuremaps.keras import is_chief
 
-TESTS = Path(__file__).resolve().parent
 TIMEOUT = 240
 
 MIRRORED = """
@@ -29,7 +28,7 @@ import tensorflow as tf
 
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from conftest import mnist_digits, small_cnn
+from helpers.models import mnist_digits, small_cnn
 from tb_featuremaps import FeatureMapsCallback
 
 strategy = tf.distribute.MirroredStrategy(["/cpu:0", "/cpu:1"])
@@ -46,7 +45,7 @@ import keras
 import tensorflow as tf
 from keras.src.backend.tensorflow import trainer
 
-from conftest import mnist_digits, small_cnn
+from helpers.models import mnist_digits, small_cnn
 from tb_featuremaps import FeatureMapsCallback
 
 strategy = tf.distribute.MultiWorkerMirroredStrategy()
@@ -75,8 +74,7 @@ assert len(history.history["loss"]) == 2
 
 
 def _start(script: str, *args: str, tf_config: dict | None = None) -> subprocess.Popen:
-    path = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
-    env = {**os.environ, "PYTHONPATH": path, "TF_CPP_MIN_LOG_LEVEL": "3", "CUDA_VISIBLE_DEVICES": ""}
+    env = script_env(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
@@ -136,8 +134,7 @@ def test_is_chief_follows_tf_config(monkeypatch, config, chief):
 
 def test_a_non_chief_worker_writes_nothing(tmp_path, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
-    x, y = mnist_digits(32)
-    small_cnn().fit(x, y, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path / "logs"))])
+    fit(small_cnn(), [FeatureMapsCallback(str(tmp_path / "logs"))], epochs=2, samples=32)
     assert not (tmp_path / "logs").exists()
 
 

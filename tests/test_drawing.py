@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import keras
 import numpy as np
-from conftest import mnist_digits
+from helpers.models import compile_classifier, fit_run, mnist_digits
 
-from tb_featuremaps import FeatureMapsCallback, reader, render
+from tb_featuremaps import reader, render
 
 layers = keras.layers
 
@@ -21,20 +21,12 @@ def _outputs(model: keras.Model, names: list[str], probes: np.ndarray) -> dict[s
     return {name: keras.ops.convert_to_numpy(value) for name, value in extractor([probes]).items()}
 
 
-def _fit(model: keras.Model, x: np.ndarray, logdir, **callback_args) -> reader.RunLog:
-    model.compile(optimizer="adam", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(
-        x, np.arange(len(x)) % 10, batch_size=32, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(logdir), probes=x[:3], **callback_args)]
-    )
-    return reader.load(str(logdir))["feature_maps"]
-
-
 def test_block_averaged_tiles_decode_to_the_block_means(tmp_path):
     x = np.random.default_rng(0).random((32, 100, 100, 1), dtype=np.float32)
     model = keras.Sequential(
         [keras.Input((100, 100, 1)), layers.Conv2D(3, 3, padding="same", activation="relu", name="big"), layers.Flatten(), layers.Dense(10)]
     )
-    run = _fit(model, x, tmp_path, layers=["big"], write_weights=False)
+    run = fit_run(compile_classifier(model, "adam"), tmp_path, x, probes=x[:3], layers=["big"], write_weights=False)
     big = run.layers["big"]
     assert big.info.reduction == "block mean 2x2" and (big.info.layout.tile_height, big.info.layout.tile_width) == (50, 50)
     truth = _outputs(model, ["big"], x[:3])["big"]  # [3, 100, 100, 3] at the final step
@@ -60,7 +52,7 @@ def test_one_by_one_maps_are_normalised_across_the_layer(tmp_path):
     pooled = layers.GlobalAveragePooling2D(name="gap")(features)
     squeeze = layers.Conv2D(4, 1, name="excite")(layers.Reshape((1, 1, 6))(pooled))  # a squeeze-excite 1x1 convolution
     model = keras.Model(inputs, layers.Dense(10)(layers.Flatten()(squeeze)))
-    run = _fit(model, x, tmp_path, layers=["gap", "excite"])
+    run = fit_run(compile_classifier(model, "adam"), tmp_path, x, probes=x[:3], layers=["gap", "excite"])
     truth = _outputs(model, ["gap", "excite"], x[:3])
     for name in ("gap", "excite"):
         logged = run.layers[name]
@@ -75,7 +67,7 @@ def test_one_by_one_maps_are_normalised_across_the_layer(tmp_path):
 def test_one_dimensional_maps_are_strips_of_a_readable_height(tmp_path):
     x = np.random.default_rng(1).random((32, 100, 2), dtype=np.float32)
     model = keras.Sequential([keras.Input((100, 2)), layers.Conv1D(4, 1, name="conv1d"), layers.Flatten(), layers.Dense(10)])
-    run = _fit(model, x, tmp_path)
+    run = fit_run(compile_classifier(model, "adam"), tmp_path, x, probes=x[:3])
     strip = run.layers["conv1d"]
     assert (strip.info.layout.tile_height, strip.info.layout.tile_width) == (render.STRIP_HEIGHT, 50)  # 100 → block mean 1x2
     tiles = strip.tiles(-1, 0)

@@ -10,14 +10,13 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import write_layer_step
+from helpers.logs import write_newer_format_run, write_run
 from PIL import Image
 
-from tb_featuremaps import reader, render
+from tb_featuremaps import reader
 from tb_featuremaps.export import cli
 from tb_featuremaps.export import figures as export
 from tb_featuremaps.format import metadata
-from tb_featuremaps.writer.summary import SummaryWriter
 
 
 def _gray(path) -> np.ndarray:
@@ -159,14 +158,8 @@ def test_errors_exit_2_with_one_line(trained_logdir, tmp_path, capsys, args, mes
 
 
 def _batch_logdir(logdir) -> str:
-    """Run ``feature_maps`` logged per batch: layer ``conv`` at batches 0, 50 and 100."""
-    labels = ["a", "b"]
-    writer = SummaryWriter(str(logdir / "feature_maps"))
-    writer.write_probes(0, [render.encode_png(np.full((8, 8), 128, np.uint8))] * 2, 8, 8, labels, [8, 8, 1])
-    for step in (0, 50, 100):
-        maps = np.random.default_rng(step).normal(size=(2, 6, 6, 4)).astype(np.float32)
-        write_layer_step(writer, step, "conv", 0, maps, labels, step_unit="batch")
-    writer.close()
+    """Run ``feature_maps`` logged per batch: layer ``conv`` at batches 0, 50 and 100 (probes ``a``, ``b``)."""
+    write_run(logdir / "feature_maps", (0, 50, 100), step_unit="batch")
     return str(logdir)
 
 
@@ -199,11 +192,7 @@ def test_a_picture_reads_only_its_run(trained_logdir, tmp_path, capsys):
     """A run of a newer format beside the default run stops ``list``, not a figure of the default run."""
     logdir = tmp_path / "logs"
     shutil.copytree(trained_logdir, logdir)
-    layout = metadata.GridLayout.for_tiles(1, 2, 2)
-    newer = metadata.LayerInfo("activations", "new", "Conv2D", 0, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch", version=metadata.FORMAT_VERSION + 1)
-    writer = SummaryWriter(str(logdir / "future"))
-    writer.write_layer(0, newer, [render.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
-    writer.close()
+    write_newer_format_run(logdir / "future")
     assert cli.main(["figure", str(logdir), "--layer", "conv1", "-o", str(tmp_path / "conv1.png")]) == 0
     assert _gray(tmp_path / "conv1.png").std() > 20
     assert cli.main(["list", str(logdir)]) == 2

@@ -2,7 +2,7 @@
 
 Run names, layer names, layer class, step unit and probe labels carrying HTML and script, quotes,
 ``../`` and non-ASCII text must be shown as text wherever the panel shows them, and never run.
-Reuses test_browser.py's browser fixtures (skipped without Debian's chromium).
+Uses conftest's browser fixtures (skipped without Debian's chromium).
 """
 
 from __future__ import annotations
@@ -14,14 +14,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import test_browser
-from conftest import write_layer_step
+from helpers.browser import needs_chromium, open_panel, wait_grid
+from helpers.logs import write_layer_step, write_log, write_probes_by_hand
+from helpers.tensorboard import fetch_json, serving
 from playwright.sync_api import expect
-from test_browser import CHROMIUM, open_panel, wait_grid
-from test_plugin_routes import write_log
-from test_tensorboard_process import TensorBoard, fetch_json, stop
 
-from tb_featuremaps import render
 from tb_featuremaps.writer.summary import SummaryWriter
 
 RUNS = ["<img src=x onerror=alert(1)>", "quo\"te's & <b>amp</b>", "ünï côdé ☃ 層/<svg onload=alert(2)>"]
@@ -32,16 +29,17 @@ LABELS = ["<img src=x onerror=alert(6)>", "\"'&", "../x"]
 MANY = 100
 STEP = 2  # the last of steps 0..2
 
-browser, page = test_browser.browser, test_browser.page  # its fixtures, for the tests here
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason=f"needs Debian's chromium at {CHROMIUM}")
+pytestmark = needs_chromium()
 
 
 def write_hostile_run(run_dir: Path) -> None:
-    """Steps 0..2 of the four hostile layers, with hostile probe labels, class and step unit."""
+    """Steps 0..2 of the four hostile layers, with hostile probe labels, class and step unit.
+
+    By hand: ``FeatureMapsWriter`` refuses a step unit other than epoch, batch or step.
+    """
     rng = np.random.default_rng(0)
     writer = SummaryWriter(str(run_dir))
-    pictures = [render.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
-    writer.write_probes(0, pictures, 8, 8, LABELS, [8, 8, 1])
+    write_probes_by_hand(writer, 0, rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8), LABELS)
     for step in range(STEP + 1):
         for index, layer in enumerate(LAYERS):
             write_layer_step(writer, step, layer, index, rng.normal(size=(len(LABELS), 6, 6, 4)).astype(np.float32), LABELS, CLASS, UNIT)
@@ -56,16 +54,8 @@ def server(tmp_path_factory) -> Iterator[str]:
         write_hostile_run(logdir / run)
     for index in range(MANY):
         write_log(logdir / f"run_{index:03d}", steps=[0])
-    tensorboard = TensorBoard(str(logdir), ["--load_fast", "false"])
-    try:
-        base = tensorboard.url()
-        deadline = time.monotonic() + 60
-        while len(fetch_json(base + "/data/plugin/feature_maps/runs")["runs"]) < MANY + len(RUNS):
-            assert time.monotonic() < deadline, "TensorBoard did not load the runs"
-            time.sleep(0.5)
+    with serving(logdir, ["--load_fast", "false"], runs=MANY + len(RUNS)) as base:
         yield base
-    finally:
-        stop([tensorboard])
 
 
 def test_hostile_names_are_shown_as_text(page, server):

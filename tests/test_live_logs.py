@@ -11,26 +11,24 @@ import itertools
 import json
 import shutil
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 import pytest
-from conftest import write_layer_step
+from helpers.logs import log_writer, step_maps, write_log, write_step
+from helpers.plugin import get, get_json, make_client, multiplexer_for
+from helpers.tensorboard import DEADLINE, each_loader, fetch, fetch_json, poll
 from tensorboard.compat.proto import event_pb2, summary_pb2
 from tensorboard.util import tensor_util
-from test_plugin_routes import get, get_json, make_client, multiplexer_for, write_log
-from test_tensorboard_process import DEADLINE, TensorBoard, fetch, fetch_json, stop
 
-from tb_featuremaps import render
+from tb_featuremaps import FeatureMapsWriter, render
 from tb_featuremaps.format import metadata
 from tb_featuremaps.format.eventfile import EventFile
 from tb_featuremaps.plugin.series import FRESH_SECONDS
-from tb_featuremaps.writer.summary import SummaryWriter
 
-LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 MANY = 100
 CUT_BYTES = 10
 PNG = b"\x89PNG\r\n\x1a\n"
@@ -42,15 +40,14 @@ class Logs:
     """The shared logdir and the handles the tests change it through."""
 
     path: Path
-    live: SummaryWriter  # run "live": steps 0..2 so far, the writer still open
+    live: FeatureMapsWriter  # run "live": steps 0..2 so far, the writer still open
     cut_file: Path  # run "cut": steps 0..4, the last record's last bytes missing
     cut_tail: bytes
 
 
-def log_step(writer: SummaryWriter, step: int) -> None:
-    """Logs and flushes one step of layer ``conv`` (4 filters, 2 probes), as the callback does after an epoch."""
-    write_layer_step(writer, step, "conv", 0, np.random.default_rng(step).normal(size=(2, 6, 6, 4)).astype(np.float32), ["a", "b"])
-    writer.flush()
+def log_step(writer: FeatureMapsWriter, step: int) -> None:
+    """Logs (and flushes) one step of layer ``conv`` (4 filters, 2 probes), as the callback does after an epoch."""
+    write_step(writer, step, {"conv": step_maps(step)})
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +60,7 @@ def logs(tmp_path_factory) -> Iterator[Logs]:
     (cut_file,) = (path / "cut").iterdir()
     data = cut_file.read_bytes()
     cut_file.write_bytes(data[:-CUT_BYTES])
-    live = SummaryWriter(str(path / "live"))
+    live = log_writer(path / "live")
     for step in range(3):
         log_step(live, step)
     yield Logs(path, live, cut_file, data[-CUT_BYTES:])
@@ -73,20 +70,8 @@ def logs(tmp_path_factory) -> Iterator[Logs]:
 @pytest.fixture(scope="module")
 def servers(logs) -> Iterator[dict[str, str]]:
     """``{load_fast: TensorBoard's base URL}``, both TensorBoards started at once."""
-    started = {load_fast: TensorBoard(str(logs.path), ["--load_fast", load_fast]) for load_fast in LOADERS}
-    try:
-        yield {load_fast: server.url() for load_fast, server in started.items()}
-    finally:
-        stop(started.values())
-
-
-def poll(check: Callable[[], Any], what: str) -> Any:
-    """Calls ``check()`` until it returns a true value, which it returns; fails after ``DEADLINE`` seconds."""
-    deadline = time.monotonic() + DEADLINE
-    while not (result := check()):
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.1)
-    return result
+    with each_loader(logs.path) as urls:
+        yield urls
 
 
 def run_entry(base: str, run: str) -> Optional[dict]:

@@ -2,29 +2,18 @@
 
 from __future__ import annotations
 
-import importlib.util
+import functools
 
 import keras
 import numpy as np
 import pytest
-from conftest import channels_first_fit, mnist_digits, run_on_backend, small_cnn
+from helpers.models import channels_first_fit, compile_classifier, fit, fit_run, mnist_digits, small_cnn
+from helpers.processes import run_on_backend, skip_without_backend
 
 from tb_featuremaps import FeatureMapsCallback, reader
 
 layers = keras.layers
-
-
-def _compile(model: keras.Model) -> keras.Model:
-    model.compile(optimizer="sgd", loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    return model
-
-
-def _fit(model: keras.Model, x, y, logdir, epochs: int = 1, **callback_args) -> reader.RunLog:
-    """Trains ``model`` with the callback for ``epochs``; returns its one run."""
-    model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=[FeatureMapsCallback(str(logdir), **callback_args)])
-    runs = reader.load(str(logdir))
-    assert list(runs) == ["feature_maps"]
-    return runs["feature_maps"]
+_fit = functools.partial(fit_run, alone=True)  # trains with a new callback; returns the run, the log_dir's only one
 
 
 def _messages(recwarn) -> list[str]:
@@ -33,8 +22,8 @@ def _messages(recwarn) -> list[str]:
 
 def test_sequential_without_input_is_built_from_the_probes(tmp_path):
     x = np.random.default_rng(0).random((64, 12, 12, 3), dtype=np.float32)
-    model = _compile(keras.Sequential([layers.Conv2D(4, 3, name="conv"), layers.Flatten(), layers.Dense(10)]))
-    run = _fit(model, x, np.arange(64) % 10, tmp_path, epochs=2, probes=x[:2])
+    model = compile_classifier(keras.Sequential([layers.Conv2D(4, 3, name="conv"), layers.Flatten(), layers.Dense(10)]))
+    run = _fit(model, tmp_path, x, np.arange(64) % 10, epochs=2, probes=x[:2])
     assert run.layers["conv"].steps.tolist() == [0, 1, 2]  # the initial state too
     assert run.layers["conv"].info.output_shape == [None, 10, 10, 4]
     assert [image.shape for image in run.probe_images] == [(12, 12, 3)] * 2
@@ -46,9 +35,9 @@ def test_functional_model_with_two_inputs(tmp_path, form):
     extra = np.random.default_rng(0).random((64, 8), dtype=np.float32)
     image_in, extra_in = keras.Input((28, 28, 1), name="image"), keras.Input((8,), name="extra")
     features = layers.GlobalAveragePooling2D()(layers.Conv2D(4, 3, name="conv")(image_in))
-    model = _compile(keras.Model([image_in, extra_in], layers.Dense(10)(layers.Concatenate()([features, extra_in]))))
+    model = compile_classifier(keras.Model([image_in, extra_in], layers.Dense(10)(layers.Concatenate()([features, extra_in]))))
     probes = [x[:3], extra[:3]] if form == "list" else {"extra": extra[:3], "image": x[:3]}  # any key order
-    run = _fit(model, [x, extra], y, tmp_path, probes=probes)
+    run = _fit(model, tmp_path, [x, extra], y, probes=probes)
     assert run.layers["conv"].steps.tolist() == [0, 1]
     assert run.layers["conv"].info.probe_labels == ["0", "1", "2"]
     assert [image.shape for image in run.probe_images] == [(28, 28)] * 3  # pictures of the first input
@@ -57,9 +46,9 @@ def test_functional_model_with_two_inputs(tmp_path, form):
 def test_layers_inside_a_nested_mobilenet_backbone(tmp_path, recwarn):
     backbone = keras.applications.MobileNetV2(weights=None, input_shape=(32, 32, 3), include_top=False, alpha=0.35)
     inputs = keras.Input((32, 32, 3))
-    model = _compile(keras.Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling2D()(backbone(inputs)))))
+    model = compile_classifier(keras.Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling2D()(backbone(inputs)))))
     x = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
-    run = _fit(model, x, np.arange(16) % 10, tmp_path, probes=x[:2])
+    run = _fit(model, tmp_path, x, np.arange(16) % 10, probes=x[:2])
     name = backbone.name  # mobilenetv2_0.35_32
     assert list(run.layers)[:2] == [f"{name}/Conv1", f"{name}/expanded_conv_depthwise"]
     assert all(path.startswith(f"{name}/") for path in run.layers)
@@ -81,9 +70,9 @@ def test_subclassed_model_is_refused_before_training(tmp_path):
             return self.dense(self.flatten(self.conv(inputs)))
 
     x, y = mnist_digits(32)
-    model = _compile(Classifier())
+    model = compile_classifier(Classifier())
     with pytest.raises(ValueError, match=r"Classifier model: it has no symbolic inputs \(a subclassed model\).*Functional API"):
-        model.fit(x, y, epochs=1, verbose=0, callbacks=[FeatureMapsCallback(str(tmp_path))])
+        fit(model, [FeatureMapsCallback(str(tmp_path))], x, y)
     assert int(model.optimizer.iterations) == 0
 
 
@@ -99,7 +88,7 @@ def test_mixed_precision(tmp_path, mixed_precision):
     x, y = mnist_digits(64)
     model = small_cnn()
     assert model.get_layer("conv1").compute_dtype == "float16"
-    run = _fit(model, x, y, tmp_path, probes=x[:2])
+    run = _fit(model, tmp_path, x, y, probes=x[:2])
     assert list(run.layers) == ["conv1", "pool1", "conv2", "pool2"]
     for layer in run.layers.values():
         assert np.isfinite(layer.stats).all()
@@ -130,10 +119,12 @@ def test_channels_first(tmp_path, backend):
             pytest.skip(reason)
         channels_first_fit(tmp_path / "logs")
     else:  # JAX trains channels_first on every processor
-        if importlib.util.find_spec("jax") is None:
-            pytest.skip("the JAX backend is not installed (pip install jax)")
+        skip_without_backend("jax")
         run_on_backend(
-            "jax", "import sys; from conftest import channels_first_fit; channels_first_fit(sys.argv[1])", str(tmp_path / "logs"), scratch=tmp_path
+            "jax",
+            "import sys; from helpers.models import channels_first_fit; channels_first_fit(sys.argv[1])",
+            str(tmp_path / "logs"),
+            scratch=tmp_path,
         )
     run = reader.load(str(tmp_path / "logs"))["feature_maps"]
     conv = run.layers["conv"]
@@ -157,8 +148,8 @@ def test_channels_first(tmp_path, backend):
 )
 def test_convolution_kinds(tmp_path, layer, input_shape, tile, filters, kernel_tiles):
     x = np.random.default_rng(0).random((32, *input_shape), dtype=np.float32)
-    model = _compile(keras.Sequential([keras.Input(input_shape), layer, layers.Flatten(), layers.Dense(10)]))
-    run = _fit(model, x, np.arange(32) % 10, tmp_path, probes=x[:2])
+    model = compile_classifier(keras.Sequential([keras.Input(input_shape), layer, layers.Flatten(), layers.Dense(10)]))
+    run = _fit(model, tmp_path, x, np.arange(32) % 10, probes=x[:2])
     logged = run.layers["layer"]
     assert (logged.info.layout.tile_height, logged.info.layout.tile_width) == tile
     assert logged.info.filters_shown == filters
@@ -172,10 +163,10 @@ def test_convolution_kinds(tmp_path, layer, input_shape, tile, filters, kernel_t
 
 def test_thousands_of_channels_are_capped_and_warned_once(tmp_path, recwarn):
     x = np.random.default_rng(0).random((32, 4, 4, 1), dtype=np.float32)
-    model = _compile(keras.Sequential([keras.Input((4, 4, 1)), layers.Conv2D(2000, 1, name="wide"), layers.Flatten(), layers.Dense(10)]))
+    model = compile_classifier(keras.Sequential([keras.Input((4, 4, 1)), layers.Conv2D(2000, 1, name="wide"), layers.Flatten(), layers.Dense(10)]))
     callback = FeatureMapsCallback(str(tmp_path), probes=x[:2], max_filters=100)
     for _ in range(2):
-        model.fit(x, np.arange(32) % 10, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
+        fit(model, [callback], x, np.arange(32) % 10)
     wide = reader.load(str(tmp_path))["feature_maps"].layers["wide"]
     assert (wide.info.filters_shown, wide.info.filters_total) == (100, 2000)
     assert wide.stats.shape == (3, 2, 100, 5)
@@ -187,7 +178,7 @@ def test_one_by_one_outputs(tmp_path):
     model = keras.Sequential(
         [keras.Input((4, 4, 1)), layers.Conv2D(8, 4, name="conv"), layers.GlobalMaxPooling2D(name="gmp"), layers.Dense(10, name="dense")]
     )
-    run = _fit(_compile(model), x, np.arange(32) % 10, tmp_path, probes=x[:2], layers=["conv", "gmp", "dense"])
+    run = _fit(compile_classifier(model), tmp_path, x, np.arange(32) % 10, probes=x[:2], layers=["conv", "gmp", "dense"])
     for path, filters in (("conv", 8), ("gmp", 8), ("dense", 10)):
         logged = run.layers[path]
         assert logged.tiles(-1).shape == (filters, 1, 1), path
@@ -204,12 +195,12 @@ def _two_towers() -> keras.Model:
 
     inputs = keras.Input((28, 28, 1))
     merged = layers.Concatenate()([tower("left")(inputs), tower("right")(inputs)])
-    return _compile(keras.Model(inputs, layers.Dense(10)(layers.Flatten()(merged))))
+    return compile_classifier(keras.Model(inputs, layers.Dense(10)(layers.Flatten()(merged))))
 
 
 def test_same_layer_name_in_two_sub_models(tmp_path):
     x, y = mnist_digits(32)
-    first = _fit(_two_towers(), x, y, tmp_path / "a", probes=x[:2])
-    again = _fit(_two_towers(), x, y, tmp_path / "b", probes=x[:2], layers=["conv"])  # the short name selects both
+    first = _fit(_two_towers(), tmp_path / "a", x, y, probes=x[:2])
+    again = _fit(_two_towers(), tmp_path / "b", x, y, probes=x[:2], layers=["conv"])  # the short name selects both
     assert list(first.layers) == list(again.layers) == ["left/conv", "right/conv"]
     assert not np.array_equal(first.layers["left/conv"].stats, first.layers["right/conv"].stats)

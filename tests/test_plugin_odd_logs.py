@@ -7,24 +7,21 @@ from __future__ import annotations
 
 import json
 import time
-import urllib.error
 import urllib.parse
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_layer_step
-from test_plugin_routes import finite, get, make_client, write_log
-from test_tensorboard_process import DEADLINE, TensorBoard, stop
+from helpers.logs import log_writer, move_event_file, write_log, write_step
+from helpers.plugin import finite, get, make_client
+from helpers.tensorboard import DEADLINE, each_loader, request
 
 from tb_featuremaps import render
 from tb_featuremaps.format import metadata
-from tb_featuremaps.writer.summary import SummaryWriter
+from tb_featuremaps.writer.probes import probe_image
 
-LOADERS = ("true", "false")  # --load_fast: the Rust data server, the Python loader
 ROUTES = "/data/plugin/feature_maps/"
 LABELS = ["a", "b"]
 MEAN = metadata.STATS_FIELDS.index("mean")
@@ -63,21 +60,17 @@ class Training:
 def write_training(run_dir: Path, staging: Path, file_name: str, seed: int, steps: range) -> Training:
     """Writes one training of layer ``conv`` as the event file ``run_dir/file_name`` (loaders read a run's files in name order)."""
     rng = np.random.default_rng(seed)
-    probes = [render.encode_png(picture) for picture in rng.integers(0, 256, (len(LABELS), 8, 8), dtype=np.uint8)]
-    writer = SummaryWriter(str(staging))
-    writer.write_probes(steps[0], probes, 8, 8, LABELS, [8, 8, 1])
+    pictures = rng.integers(0, 256, (len(LABELS), 8, 8, 1), dtype=np.uint8)
     grids, stats = {}, {}
-    for step in steps:
-        maps = rng.normal(size=(len(LABELS), 5, 5, 3)).astype(np.float32)
-        drawn = render.draw(maps)
-        stats[step] = drawn.stats
-        grids[step] = render.to_pngs(drawn, drawn.layout())
-        write_layer_step(writer, step, "conv", 0, maps, LABELS)
-    writer.close()
-    (written,) = staging.iterdir()
-    run_dir.mkdir(exist_ok=True)
-    written.rename(run_dir / file_name)
-    return Training(grids, stats, probes)
+    with log_writer(staging, LABELS, pictures) as writer:
+        for step in steps:
+            maps = rng.normal(size=(len(LABELS), 5, 5, 3)).astype(np.float32)
+            drawn = render.draw(maps)
+            stats[step] = drawn.stats
+            grids[step] = render.to_pngs(drawn, drawn.layout())
+            write_step(writer, step, {"conv": maps})
+    move_event_file(staging, run_dir, file_name)
+    return Training(grids, stats, [render.encode_png(probe_image(picture)) for picture in pictures])
 
 
 @dataclass(frozen=True)
@@ -103,11 +96,8 @@ def logs(tmp_path_factory) -> Logs:
 @pytest.fixture(scope="module")
 def servers(logs) -> Iterator[dict[str, str]]:
     """``{load_fast: TensorBoard's base URL}``, both TensorBoards started at once."""
-    started = {load_fast: TensorBoard(str(logs.path), ["--load_fast", load_fast]) for load_fast in LOADERS}
-    try:
-        yield {load_fast: server.url() for load_fast, server in started.items()}
-    finally:
-        stop(started.values())
+    with each_loader(logs.path) as urls:
+        yield urls
 
 
 Get = Callable[..., tuple[int, str, bytes]]
@@ -124,12 +114,7 @@ def client_get(client) -> Get:
 
 def http_get(root: str) -> Get:
     def answer(route: str, **query) -> tuple[int, str, bytes]:
-        url = root + ROUTES + route + ("?" + urllib.parse.urlencode(query) if query else "")
-        try:
-            with urllib.request.urlopen(url, timeout=20) as response:
-                return response.status, response.headers.get_content_type(), response.read()
-        except urllib.error.HTTPError as error:
-            return error.code, error.headers.get_content_type(), error.read()
+        return request(root + ROUTES + route + ("?" + urllib.parse.urlencode(query) if query else ""))
 
     return answer
 

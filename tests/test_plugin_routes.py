@@ -3,28 +3,24 @@
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import subprocess
 import sys
 import urllib.parse
-from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import write_layer_step
+from helpers.logs import write_log, write_newer_format_run
+from helpers.plugin import BASE, finite, get, get_json, get_png, make_client, multiplexer_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
-from tensorboard.backend import application
-from tensorboard.backend.event_processing import data_provider, plugin_event_multiplexer
 from tensorboard.plugins import base_plugin
 from tensorboard.util import tensor_util
 from werkzeug.test import Client
 
-from tb_featuremaps import reader, render
+from tb_featuremaps import reader
 from tb_featuremaps.format import metadata
 from tb_featuremaps.plugin.loader import FeatureMapsLoader
 from tb_featuremaps.plugin.plugin import FeatureMapsPlugin
@@ -33,88 +29,11 @@ from tb_featuremaps.plugin.static import StaticFiles
 RUN = metadata.DEFAULT_RUN_NAME
 LAYERS = ["conv1", "pool1", "conv2", "pool2"]
 FILTERS = [8, 8, 16, 16]
-BASE = "/data/plugin/feature_maps/"
 LAYER_KEYS = {
     "layer", "class", "index", "output_shape", "tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total",
     "probe_labels", "step_unit", "reduction", "normalization", "step_count", "first_step", "last_step", "weights", "has_stats",
 }  # fmt: skip
 STATIC_NAMES = {"index.js": "text/javascript", "style.css": "text/css", "icon.png": "image/png", "logo.svg": "image/svg+xml"}
-
-
-# Helpers ---------------------------------------------------------------------
-
-
-def write_log(run_dir, layers: Sequence[str] = ("conv",), steps: Sequence[int] = range(3), probes: int = 3, nan_probe: bool = False) -> None:
-    """Writes a small feature-maps run directly with the format's writer (no training)."""
-    from tb_featuremaps.writer.summary import SummaryWriter
-
-    rng = np.random.default_rng(len(steps))
-    labels = [f"p{i}" for i in range(probes)]
-    writer = SummaryWriter(str(run_dir))
-    pictures = rng.integers(0, 256, (probes, 8, 8), dtype=np.uint8)
-    writer.write_probes(steps[0], [render.encode_png(picture) for picture in pictures], 8, 8, labels, [8, 8, 1])
-    for step in steps:
-        for index, layer in enumerate(layers):
-            maps = rng.normal(size=(probes, 6, 6, 4)).astype(np.float32)
-            maps[:, :, :, 3] = 0.0  # a dead filter
-            if nan_probe:
-                maps[:, :, :, 2] = np.nan  # a filter with no finite value
-            write_layer_step(writer, step, layer, index, maps, labels)
-    writer.close()
-
-
-def multiplexer_for(logdir) -> plugin_event_multiplexer.EventMultiplexer:
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    return multiplexer
-
-
-class _Loader(FeatureMapsLoader):
-    """The real loader, with the panel's files taken from another directory."""
-
-    def __init__(self, static_directory: Path | None = None):
-        self._static_directory = static_directory
-
-    def load(self, context):
-        if self._static_directory is None:
-            return super().load(context)
-        return FeatureMapsPlugin(context, static_directory=self._static_directory)
-
-
-def make_client(logdir, samples: dict | None = None, static_directory: Path | None = None, multiplexer=None) -> Client:
-    """A werkzeug client of a TensorBoard app with this plugin, over the Python loader's data provider."""
-    multiplexer = multiplexer or multiplexer_for(logdir)
-    flags = argparse.Namespace(logdir=str(logdir), samples_per_plugin=dict(samples or {}), window_title="", path_prefix="")
-    loader = _Loader(static_directory)
-    loader.fix_flags(flags)
-    app = application.TensorBoardWSGIApp(flags, [loader], data_provider.MultiplexerDataProvider(multiplexer, str(logdir)))
-    return Client(app)
-
-
-def get(client: Client, route: str, **query):
-    return client.get(BASE + route, query_string=query)
-
-
-def get_json(client: Client, route: str, **query):
-    response = get(client, route, **query)
-    assert response.status_code == 200, (route, query, response.data)
-    assert response.mimetype == "application/json"
-    assert response.headers["X-Content-Type-Options"] == "nosniff"
-    return json.loads(response.data)
-
-
-def get_png(client: Client, route: str, **query) -> np.ndarray:
-    response = get(client, route, **query)
-    assert response.status_code == 200, (route, query, response.data)
-    assert response.mimetype == "image/png"
-    assert "max-age=86400" in response.headers["Cache-Control"]
-    return np.asarray(Image.open(io.BytesIO(response.data)))
-
-
-def finite(values) -> np.ndarray:
-    """A JSON number array as float, with Respond's "NaN"/"Infinity" strings converted back."""
-    return np.array(json.loads(json.dumps(values).replace('"NaN"', "NaN").replace('"Infinity"', "Infinity")), dtype=float)
 
 
 # The trained fixture ---------------------------------------------------------------------
@@ -389,14 +308,8 @@ def test_nan_stats_are_served_as_json(tmp_path):
 
 
 def test_series_of_a_newer_format_are_left_out(tmp_path):
-    from tb_featuremaps.writer.summary import SummaryWriter
-
     write_log(tmp_path / "run", layers=["old"], steps=[0])
-    layout = metadata.GridLayout.for_tiles(1, 2, 2)
-    newer = metadata.LayerInfo("activations", "new", "Conv2D", 1, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch", version=metadata.FORMAT_VERSION + 1)
-    writer = SummaryWriter(str(tmp_path / "future"))
-    writer.write_layer(0, newer, [render.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
-    writer.close()
+    write_newer_format_run(tmp_path / "future")
     runs = get_json(make_client(tmp_path), "runs")["runs"]
     assert [(run["run"], run["probes"], [layer["layer"] for layer in run["layers"]]) for run in runs] == [
         ("future", None, []),
@@ -411,7 +324,7 @@ def test_new_steps_are_served_after_a_reload(tmp_path):
     assert get_json(client, "steps", run="run", layer="conv")["steps"] == [0, 1, 2]
     assert get(client, "grid", run="run", layer="conv", step=4).status_code == 404
     assert get(client, "stats", run="run", layer="conv", step=4).status_code == 404
-    write_log(tmp_path / "run", steps=[3, 4])  # a second writer, after the first closed, appends a new event file
+    write_log(tmp_path / "run", steps=[3, 4], resume=True)  # a second writer, after the first closed, appends a new event file
     multiplexer.Reload()
     assert get(client, "grid", run="run", layer="conv", step=4).status_code == 200
     assert get_json(client, "stats", run="run", layer="conv", step=4)["step"] == 4

@@ -9,29 +9,12 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import write_layer_step
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers.logs import LABELS, log_writer, move_event_file, step_maps, write_run, write_step
+from helpers.plugin import multiplexer_for
 
 from tb_featuremaps import reader, render
 from tb_featuremaps.format import eventfile, metadata
 from tb_featuremaps.writer.summary import SummaryWriter
-
-LABELS = ["a", "b"]
-
-
-def maps_at(step: int, scale: float = 1.0) -> np.ndarray:
-    return (scale * np.random.default_rng(step).normal(size=(2, 6, 6, 4))).astype(np.float32)
-
-
-def write_run(run_dir, steps, scale: float = 1.0, layers=("conv",)) -> None:
-    """Steps of ``layers`` (4 filters, 2 probes) with the format's writer, flushed after each step as the callback does."""
-    writer = SummaryWriter(str(run_dir))
-    writer.write_probes(steps[0], [render.encode_png(np.full((8, 8), 9, np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
-    for step in steps:
-        for index, layer in enumerate(layers):
-            write_layer_step(writer, step, layer, index, maps_at(step, scale), LABELS)
-        writer.flush()
-    writer.close()
 
 
 def test_a_huge_record_length_ends_the_file_without_crashing(tmp_path):
@@ -51,13 +34,14 @@ def test_a_step_written_again_keeps_its_last_value(tmp_path):
     """Two trainings into one run directory (0..5, then 0..2 again): every step once, the later writing wins, grids and stats alike."""
     run_dir = tmp_path / "feature_maps"
     write_run(run_dir, range(6))
-    write_run(run_dir, range(3), scale=10.0)
+    write_run(tmp_path / "second" / "feature_maps", range(3), scale=10.0)
+    move_event_file(tmp_path / "second" / "feature_maps", run_dir)  # the second training's file after the first's
 
     def check(scale_of):
         conv = reader.load(str(tmp_path))["feature_maps"].layers["conv"]
         assert conv.steps.tolist() == [0, 1, 2, 3, 4, 5]
         for position, step in enumerate(conv.steps.tolist()):
-            maps = maps_at(step, scale_of(step))
+            maps = step_maps(step, scale_of(step))
             drawn = render.draw(maps)
             stats = drawn.stats
             np.testing.assert_array_equal(conv.stats[position], stats)
@@ -74,9 +58,7 @@ def test_runs_are_named_as_tensorboard_names_them_and_read_only_when_asked(tmp_p
     write_run(tmp_path / "nested" / "run", [0])
     (tmp_path / "train").mkdir()
     SummaryWriter(str(tmp_path / "train")).close()  # no feature-map series: not a run
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(tmp_path, keep_every=())
     assert sorted(multiplexer.PluginRunToTagToContent(metadata.PLUGIN_NAME)) == [".", "nested/run"]
     assert list(reader.load(str(tmp_path))) == [".", "nested/run"]
 
@@ -97,9 +79,8 @@ def test_values_come_back_from_the_gray_levels(tmp_path):
     maps = np.random.default_rng(3).normal(size=(2, 9, 7, 5)).astype(np.float32)
     maps[1, :3, :, 2] = np.nan
     maps[0, 4, 4, 1] = np.inf
-    writer = SummaryWriter(str(tmp_path / "feature_maps"))
-    write_layer_step(writer, 0, "conv", 0, maps, LABELS)
-    writer.close()
+    with log_writer(tmp_path / "feature_maps") as writer:
+        write_step(writer, 0, {"conv": maps})
     conv = reader.load(str(tmp_path))["feature_maps"].layers["conv"]
     stats = conv.stats[0]
     for probe in range(2):

@@ -2,22 +2,14 @@
 
 from __future__ import annotations
 
-import json
-import re
-import subprocess
-import sys
-import threading
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 
 import pytest
-from test_plugin_routes import write_log
+from helpers.logs import write_log
+from helpers.tensorboard import DEADLINE, LOADERS, TensorBoard, fetch, fetch_json, running
 
 STEPS = 25
-DEADLINE = 60.0
-_URL = re.compile(r"TensorBoard \S+ at (http://127\.0\.0\.1:\d+)/")
 
 
 @pytest.fixture(scope="module")
@@ -27,87 +19,18 @@ def logdir(tmp_path_factory) -> str:
     return str(directory)
 
 
-class TensorBoard:
-    """A ``tensorboard --logdir logdir --port 0 flags...`` process; its stderr is drained in a thread."""
-
-    def __init__(self, logdir: str, flags: list[str]):
-        command = [
-            sys.executable,
-            "-m",
-            "tensorboard.main",
-            "--logdir",
-            logdir,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            "0",
-            "--reload_interval",
-            "1",
-            *flags,
-        ]
-        self.process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._started = threading.Event()
-        threading.Thread(target=self._drain, daemon=True).start()
-
-    def _drain(self) -> None:  # keeps the pipe from filling up, and spots the URL line
-        for line in self.process.stderr:
-            self.lines.append(line)
-            if _URL.search(line):
-                self._started.set()
-
-    def url(self) -> str:
-        """The base URL, once TensorBoard says it serves."""
-        if not self._started.wait(DEADLINE):
-            raise AssertionError("tensorboard did not start:\n" + "".join(self.lines[-30:]))
-        return next(match.group(1) for match in map(_URL.search, self.lines) if match)
-
-    def reap(self, timeout: float = 15) -> None:
-        """Waits for the terminated process, killing it after ``timeout`` seconds."""
-        try:
-            self.process.wait(timeout=timeout)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait()
-
-
-def stop(servers: Iterable[TensorBoard]) -> None:
-    """Terminates every process first, then reaps each (so they shut down side by side)."""
-    servers = list(servers)
-    for server in servers:
-        server.process.terminate()
-    for server in servers:
-        server.reap()
-
-
-CONFIGURATIONS = [(load_fast, samples) for load_fast in ("true", "false") for samples in (None, 5)]
+CONFIGURATIONS = [(load_fast, samples) for load_fast in LOADERS for samples in (None, 5)]
 
 
 @pytest.fixture(scope="module")
-def servers(logdir) -> Iterator[dict]:
+def servers(logdir) -> Iterator[dict[tuple, TensorBoard]]:
     """One TensorBoard per configuration, all started at once (each takes seconds to start)."""
-    started = {}
-    try:
-        for load_fast, samples in CONFIGURATIONS:
-            flags = ["--load_fast", load_fast] + (["--samples_per_plugin", f"feature_maps={samples}"] if samples else [])
-            started[load_fast, samples] = TensorBoard(logdir, flags)
+    flags = {
+        (load_fast, samples): ["--load_fast", load_fast] + (["--samples_per_plugin", f"feature_maps={samples}"] if samples else [])
+        for load_fast, samples in CONFIGURATIONS
+    }
+    with running(logdir, flags) as started:
         yield started
-    finally:
-        stop(started.values())
-
-
-def fetch(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=20) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def fetch_json(url: str):
-    status, body = fetch(url)
-    assert status == 200, (url, status, body)
-    return json.loads(body)
 
 
 def wait_for_last_step(base: str) -> dict:

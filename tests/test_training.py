@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers.plugin import multiplexer_for
 
 from tb_featuremaps import reader
 from training import data
@@ -40,9 +40,7 @@ def test_seed_job_offline_end_to_end(tmp_path):
     assert [layer.info.filters_shown for layer in run.layers.values()] == [32, 32, 64, 64]
     assert run.layers["conv2"].steps.tolist() == [0, 1, 2]
     # Keras' own TensorBoard callback logs loss and accuracy beside the feature maps.
-    multiplexer = plugin_event_multiplexer.EventMultiplexer()
-    multiplexer.AddRunsFromDirectory(str(tmp_path))
-    multiplexer.Reload()
+    multiplexer = multiplexer_for(tmp_path, keep_every=())
     assert {"deep_mnist/train", "deep_mnist/validation"} <= set(multiplexer.Runs())
     assert "epoch_accuracy" in multiplexer.PluginRunToTagToContent("scalars")["deep_mnist/validation"]
 

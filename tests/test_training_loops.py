@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import functools
+
 import keras
 import pytest
-from conftest import mnist_digits, small_cnn
+from helpers.models import fit, mnist_digits, small_cnn
 
 from tb_featuremaps import FeatureMapsCallback, reader
+
+_fit = functools.partial(fit, epochs=2)  # two epochs of 64 digits, unless a test says otherwise
 
 
 def _callback(logdir, **args) -> FeatureMapsCallback:
     """A callback logging one layer for two probes: what these tests check, at a fraction of the cost."""
     return FeatureMapsCallback(str(logdir), **{"probes": mnist_digits(2)[0], "layers": ["conv1"], **args})
-
-
-def _fit(model: keras.Model, callbacks: list, epochs: int = 2, samples: int = 64, **fit_args) -> keras.callbacks.History:
-    x, y = mnist_digits(samples)
-    return model.fit(x, y, batch_size=32, epochs=epochs, verbose=0, callbacks=callbacks, **fit_args)
 
 
 def _steps(logdir, run: str = "feature_maps") -> dict[str, list[int]]:

@@ -7,15 +7,15 @@ import os
 
 import numpy as np
 import pytest
-from conftest import train_logdir, write_layer_step
-from tensorboard.backend.event_processing import plugin_event_multiplexer
+from helpers.logs import LABELS, write_layer_step, write_probes_by_hand
+from helpers.models import train_logdir
+from helpers.plugin import tensorboard_steps
 
 from tb_featuremaps import reader, render
-from tb_featuremaps.format import eventfile, metadata
+from tb_featuremaps.format import eventfile
 from tb_featuremaps.writer import writer as writer_module
 from tb_featuremaps.writer.summary import SummaryWriter
 
-LABELS = ["a", "b"]
 LAYERS = ("conv", "dense")
 
 
@@ -60,18 +60,11 @@ def maps_at(step: int, layer: int) -> np.ndarray:
     return np.random.default_rng([step, layer]).normal(size=(2, 6, 6, 4)).astype(np.float32)
 
 
-def tensorboard_steps(logdir, run: str, tag: str) -> list[int]:
-    multiplexer = plugin_event_multiplexer.EventMultiplexer(tensor_size_guidance={metadata.PLUGIN_NAME: 0})
-    multiplexer.AddRunsFromDirectory(str(logdir))
-    multiplexer.Reload()
-    return [event.step for event in multiplexer.Tensors(run, tag)]
-
-
 @pytest.mark.parametrize("stuck", [False, True], ids=["cut-back", "new-file"])
 def test_a_step_that_could_not_be_written_is_lost_alone(tmp_path, monkeypatch, stuck):
     disk = FullDisk(monkeypatch, tmp_path, fail_at=3, stuck=stuck)  # the third flush: step 2
-    writer = SummaryWriter(str(tmp_path))
-    writer.write_probes(0, [render.encode_png(np.zeros((8, 8), np.uint8))] * 2, 8, 8, LABELS, [8, 8, 1])
+    writer = SummaryWriter(str(tmp_path))  # by hand: the test is of SummaryWriter.flush, which FeatureMapsWriter's warnings hide
+    write_probes_by_hand(writer, 0, np.zeros((len(LABELS), 8, 8), np.uint8), LABELS)
     written = []
     for step in range(6):
         for index, layer in enumerate(LAYERS):
