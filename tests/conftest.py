@@ -11,11 +11,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import pytest
 from helpers.browser import WAIT_MS, launch_chromium
-
-# Imported here for tests that still import them from conftest (tests/helpers holds them now).
-from helpers.logs import write_layer_step  # noqa: F401
-from helpers.models import channels_first_fit, mnist_digits, small_cnn, train_logdir  # noqa: F401
-from helpers.processes import run_on_backend  # noqa: F401
+from helpers.models import train_logdir
 
 
 @pytest.fixture(scope="session")

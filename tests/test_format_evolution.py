@@ -6,9 +6,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import mnist_digits
+from helpers.models import mnist_digits
+from helpers.plugin import get_json, make_client
 from tensorboard.util import tensor_util
-from test_plugin_routes import get_json, make_client
 
 from tb_featuremaps import FeatureMapsWriter, reader
 from tb_featuremaps.format import eventfile, metadata

@@ -20,8 +20,8 @@ from collections import OrderedDict
 
 import numpy as np
 import pytest
-from conftest import mnist_digits
-from test_tensorboard_process import TensorBoard, fetch_json, stop
+from helpers.models import mnist_digits
+from helpers.tensorboard import TensorBoard, fetch_json, stop
 
 from tb_featuremaps import reader
 
