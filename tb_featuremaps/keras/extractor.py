@@ -17,6 +17,8 @@ from typing import Any, Union
 import keras
 import numpy as np
 
+from ..writer.arguments import describe_spec
+
 SPATIAL_LAYER_TYPES = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
@@ -103,7 +105,7 @@ def _unreachable(spec: LayerSpec, hidden: list[tuple[str, keras.Model]]) -> str:
     for path, model in hidden:
         inner = [layer for layer in _inner_layers(model) if (_is_spatial_type(layer) if spec is None else _matches(spec, layer.name, layer))]
         if inner:
-            what = f"its {len(inner)} convolution and pooling layers" if spec is None else f"{_describe(spec)}"
+            what = f"its {len(inner)} convolution and pooling layers" if spec is None else f"{describe_spec(spec)}"
             return (
                 f" '{path}' is a subclassed keras.Model nested in this model, and {what} inside it cannot be logged: a subclassed model's "
                 f"inner layers have no symbolic outputs to read. Log its own output with layers=['{path}'], or build it with the "
@@ -154,7 +156,7 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> lis
         for spec in layers:
             if not any(_matches(spec, path, layer) for path, layer, _ in found):
                 raise ValueError(
-                    f"FeatureMapsCallback: layers= names {_describe(spec)}, which is not in the model. "
+                    f"FeatureMapsCallback: layers= names {describe_spec(spec)}, which is not in the model. "
                     f"Available layers: {', '.join(path for path, _, _ in found)}.{_unreachable(spec, hidden)}"
                 )
         chosen = [(path, layer, chain) for path, layer, chain in found if any(_matches(s, path, layer) for s in layers)]
@@ -165,16 +167,6 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> lis
             raise ValueError(f"FeatureMapsCallback cannot draw layer '{path}': its output {tuple(shape)} has no channel axis.")
         selected.append((SelectedLayer(path, layer, index=len(selected)), chain))
     return selected
-
-
-def _describe(spec: LayerSpec) -> str:
-    if isinstance(spec, str):
-        return repr(spec)
-    if isinstance(spec, re.Pattern):
-        return f"the pattern {spec.pattern!r}"
-    if isinstance(spec, type):
-        return f"the class {spec.__name__}"
-    return f"the layer object {getattr(spec, 'name', spec)!r}"
 
 
 def _node_inputs(nested: keras.Model) -> list:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import os
-import re
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 import keras
@@ -23,23 +22,6 @@ def _symbolic_inputs(model: keras.Model) -> Optional[list]:
         return list(model.inputs) or None
     except (AttributeError, ValueError):
         return None
-
-
-def layers_argument(owner: str, value: Any) -> Optional[list]:
-    """``layers=``: None, one spec, or a non-empty iterable of specs (names, regexes, classes, layers)."""
-    if value is None:
-        return None
-    if isinstance(value, (str, type, re.Pattern, keras.layers.Layer)):
-        return [value]
-    if not isinstance(value, Iterable):
-        raise ValueError(f"{owner}: layers must be a list of layer names, regexes, classes or layers, got {value!r}.")
-    value = list(value)
-    if not value:
-        raise ValueError(f"{owner}: layers is empty; pass layers=None for every convolution and pooling layer, or name at least one.")
-    for spec in value:
-        if not isinstance(spec, (str, type, re.Pattern, keras.layers.Layer)):
-            raise ValueError(f"{owner}: layers= holds {spec!r}; each entry must be a layer name or path, a compiled regex, a layer class or a layer.")
-    return value
 
 
 class FeatureMapsLogger:
@@ -96,12 +78,8 @@ class FeatureMapsLogger:
         timer: Optional[StageTimer] = None,
         owner: str = "FeatureMapsLogger",
     ):
-        if labels is not None and probes is None:
-            raise ValueError(
-                f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
-                "Pass probes= together with labels=, one label per probe."
-            )
-        self.layers = layers_argument(owner, layers)
+        arguments.labels_need_probes(owner, probes, labels)
+        self.layers = arguments.layer_specs(owner, layers, keras.layers.Layer, "layer name or path")
         self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
         self.writer = FeatureMapsWriter(
             log_dir,

@@ -6,7 +6,7 @@ import itertools
 import os
 import re
 import warnings
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Optional, Union
 
@@ -25,26 +25,6 @@ SPATIAL_MODULE_TYPES = CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + POOLING
 """Modules logged by default: convolutions (``Lazy`` ones too) and non-adaptive pooling."""
 
 ModuleSpec = Union[str, "re.Pattern[str]", type, nn.Module]
-
-
-def layers_argument(owner: str, value: Any) -> Optional[list]:
-    """``layers=``: None, one spec, or a non-empty iterable of specs (names, regexes, classes, modules)."""
-    if value is None:
-        return None
-    if isinstance(value, (str, type, re.Pattern, nn.Module)):
-        return [value]
-    if not isinstance(value, Iterable):
-        raise ValueError(f"{owner}: layers must be a list of module names, regexes, classes or modules, got {value!r}.")
-    value = list(value)
-    if not value:
-        raise ValueError(f"{owner}: layers is empty; pass layers=None for every convolution and pooling module, or name at least one.")
-    for spec in value:
-        if not isinstance(spec, (str, type, re.Pattern, nn.Module)):
-            raise ValueError(
-                f"{owner}: layers= holds {spec!r}; each entry must be a module's qualified name (as named_modules() gives it, "
-                "e.g. 'features.0'), a compiled regex, a module class or a module."
-            )
-    return value
 
 
 def unwrap(module: nn.Module) -> nn.Module:
@@ -68,16 +48,6 @@ def _matches(spec: ModuleSpec, path: str, module: nn.Module) -> bool:
     return spec is module
 
 
-def _describe(spec: ModuleSpec) -> str:
-    if isinstance(spec, str):
-        return repr(spec)
-    if isinstance(spec, re.Pattern):
-        return f"the pattern {spec.pattern!r}"
-    if isinstance(spec, type):
-        return f"the class {spec.__name__}"
-    return f"the module object {type(spec).__name__}"
-
-
 def select_modules(owner: str, root: nn.Module, layers: Optional[Sequence[ModuleSpec]]) -> list[tuple[str, nn.Module]]:
     """The (qualified name, module) pairs to log, in ``named_modules`` order; raises ``ValueError`` for a spec that matches none."""
     found = [(path, module) for path, module in root.named_modules() if path]  # the root has no name to tag it with
@@ -95,7 +65,8 @@ def select_modules(owner: str, root: nn.Module, layers: Optional[Sequence[Module
             raise ValueError(f"{owner}: layers= holds the logged module itself; its output is what forward returns. Name its submodules.")
         if not any(_matches(spec, path, module) for path, module in found):
             raise ValueError(
-                f"{owner}: layers= names {_describe(spec)}, which is not a submodule of the {type(root).__name__}. Available modules: {available}."
+                f"{owner}: layers= names {arguments.describe_spec(spec)}, which is not a submodule of the {type(root).__name__}. "
+                f"Available modules: {available}."
             )
     return [(path, module) for path, module in found if any(_matches(spec, path, module) for spec in layers)]
 
@@ -206,13 +177,9 @@ class FeatureMapsLogger:
         timer: Optional[StageTimer] = None,
         owner: str = "FeatureMapsLogger",
     ):
-        if labels is not None and probes is None:
-            raise ValueError(
-                f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
-                "Pass probes= together with labels=, one label per probe."
-            )
+        arguments.labels_need_probes(owner, probes, labels)
         self._owner = owner
-        self.layers = layers_argument(owner, layers)
+        self.layers = arguments.layer_specs(owner, layers, nn.Module, "module's qualified name (as named_modules() gives it, e.g. 'features.0')")
         self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
         prepared = probes_lib.prepare(probes, labels, owner)
         if probes is None:

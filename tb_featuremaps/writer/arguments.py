@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import numbers
 import os
-from collections.abc import Sequence
-from typing import Any
+import re
+from collections.abc import Iterable, Sequence
+from typing import Any, Optional
 
 import numpy as np
 
@@ -59,3 +60,41 @@ def choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in allowed:
         raise ValueError(f"{owner}: {name} must be one of {', '.join(map(repr, allowed))}, got {value!r}.")
     return value
+
+
+def layer_specs(owner: str, value: Any, layer_type: type, entry: str) -> Optional[list]:
+    """``layers=``: None, one spec, or a non-empty iterable of specs: names (``entry`` says which), regexes, classes, ``layer_type`` objects."""
+    kinds = (str, type, re.Pattern, layer_type)
+    if value is None:
+        return None
+    if isinstance(value, kinds):
+        return [value]
+    if not isinstance(value, Iterable):
+        raise ValueError(f"{owner}: layers must be a list of {entry}s, regexes, classes or {layer_type.__name__} objects, got {value!r}.")
+    value = list(value)
+    if not value:
+        raise ValueError(f"{owner}: layers is empty; pass layers=None for every convolution and pooling layer, or name at least one.")
+    for spec in value:
+        if not isinstance(spec, kinds):
+            raise ValueError(f"{owner}: layers= holds {spec!r}; each entry must be a {entry}, a compiled regex, a class or a {layer_type.__name__}.")
+    return value
+
+
+def describe_spec(spec: Any) -> str:
+    """A ``layers=`` entry as an error message names it."""
+    if isinstance(spec, str):
+        return repr(spec)
+    if isinstance(spec, re.Pattern):
+        return f"the pattern {spec.pattern!r}"
+    if isinstance(spec, type):
+        return f"the class {spec.__name__}"
+    return f"the {type(spec).__name__} object {getattr(spec, 'name', '') or ''}".rstrip()
+
+
+def labels_need_probes(owner: str, probes: Any, labels: Any) -> None:
+    """Refuses ``labels=`` without ``probes=``: the default probes carry their own labels."""
+    if labels is not None and probes is None:
+        raise ValueError(
+            f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
+            "Pass probes= together with labels=, one label per probe."
+        )
