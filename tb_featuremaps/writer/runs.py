@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
 
@@ -20,18 +21,26 @@ from ..format.eventfile import read_events
 _EVENT_FILE = "events.out.tfevents."
 
 
-def last_logged_step(run_dir: str) -> Optional[int]:
-    """The largest step of any summary in ``run_dir``'s event files, or None if it holds none."""
+def _summary_steps(run_dir: str) -> Iterator[int]:
+    """The step of each event with a summary in ``run_dir``'s event files, read lazily in file order."""
     try:
         names = sorted(name for name in tb_tf.io.gfile.listdir(run_dir) if name.startswith(_EVENT_FILE))
     except Exception:  # no such directory (yet)
-        return None
-    last = None
+        return
     for name in names:
         for event in read_events(os.path.join(run_dir, name)):
             if event.summary.value:
-                last = event.step if last is None else max(last, event.step)
-    return last
+                yield event.step
+
+
+def last_logged_step(run_dir: str) -> Optional[int]:
+    """The largest step of any summary in ``run_dir``'s event files, or None if it holds none."""
+    return max(_summary_steps(run_dir), default=None)
+
+
+def holds_summaries(run_dir: str) -> bool:
+    """Whether ``run_dir`` holds any summary; stops reading at the first one."""
+    return next(_summary_steps(run_dir), None) is not None
 
 
 @dataclass(frozen=True)
@@ -79,7 +88,7 @@ def choose_run_dir(log_dir: str, run_name: str, resume: bool, after: int = 0) ->
     for number, path in siblings:
         if number <= after:
             continue
-        if last_logged_step(path) is None:
+        if not holds_summaries(path):  # a fresh training only needs to know, not the last step
             return RunChoice(path, number, None, tuple(taken))
         taken.append(path)
     number = max(number, after) + 1
