@@ -132,7 +132,7 @@ def _matches(spec: LayerSpec, path: str, layer: keras.layers.Layer) -> bool:
     return spec is layer
 
 
-def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> list[tuple[SelectedLayer, list]]:
+def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner: str = "FeatureMapsCallback") -> list[tuple[SelectedLayer, list]]:
     """The layers to log with their nested-model chains, in model order.
 
     ``layers=None`` selects :data:`SPATIAL_LAYER_TYPES`. Otherwise each entry is a
@@ -146,17 +146,17 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> lis
         unreachable = _unreachable(None, hidden)
         if not chosen:
             raise ValueError(
-                "FeatureMapsCallback found no convolution or pooling layer in the model "
+                f"{owner} found no convolution or pooling layer in the model "
                 f"(layers: {', '.join(path for path, _, _ in found) or 'none'}); pass layers=[...] "
                 f"with the names of the layers to log.{unreachable}"
             )
         if unreachable:
-            warnings.warn(f"FeatureMapsCallback logs {len(chosen)} layers;{unreachable}", stacklevel=4)
+            warnings.warn(f"{owner} logs {len(chosen)} layers;{unreachable}", stacklevel=4)
     else:
         for spec in layers:
             if not any(_matches(spec, path, layer) for path, layer, _ in found):
                 raise ValueError(
-                    f"FeatureMapsCallback: layers= names {describe_spec(spec)}, which is not in the model. "
+                    f"{owner}: layers= names {describe_spec(spec)}, which is not in the model. "
                     f"Available layers: {', '.join(path for path, _, _ in found)}.{_unreachable(spec, hidden)}"
                 )
         chosen = [(path, layer, chain) for path, layer, chain in found if any(_matches(s, path, layer) for s in layers)]
@@ -164,7 +164,7 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None) -> lis
     for path, layer, chain in chosen:
         shape = layer.output.shape
         if len(shape) < 2:
-            raise ValueError(f"FeatureMapsCallback cannot draw layer '{path}': its output {tuple(shape)} has no channel axis.")
+            raise ValueError(f"{owner} cannot draw layer '{path}': its output {tuple(shape)} has no channel axis.")
         selected.append((SelectedLayer(path, layer, index=len(selected)), chain))
     return selected
 

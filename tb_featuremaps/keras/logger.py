@@ -138,7 +138,7 @@ class FeatureMapsLogger:
             )
         shapes, names = [tuple(tensor.shape) for tensor in inputs], [tensor.name for tensor in inputs]
         self.writer.probes = probes_lib.fit_to_model(self.writer.probes, shapes, self._default_probes, names, self._owner)
-        selected = select_layers(model, self.layers)
+        selected = select_layers(model, self.layers, self._owner)
         self._extractor = Extractor(model, selected)
         formats = [item.channels_first for item in self._extractor.layers if hasattr(item.layer, "data_format")]
         self.writer.probes_channels_first = formats[0] if formats else keras.config.image_data_format() == "channels_first"
