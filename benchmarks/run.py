@@ -29,6 +29,7 @@ class Plan:
     train_digits: int
     matplotlib_probes: int  # probes the matplotlib way draws (it is linear in them)
     mobilenet_events: int
+    resnet_events: int  # ResNet50@224 log events timed on the training thread
     seed_steps: int  # steps of the seed-like logdir
     large_steps: int  # steps of the 20-layer logdir (0: skipped)
     requests: int  # requests per route
@@ -42,6 +43,7 @@ FULL = Plan(
     train_digits=4000,
     matplotlib_probes=2,
     mobilenet_events=3,
+    resnet_events=3,
     seed_steps=401,
     large_steps=2000,
     requests=200,
@@ -54,13 +56,14 @@ QUICK = Plan(
     train_digits=1000,
     matplotlib_probes=1,
     mobilenet_events=1,
+    resnet_events=1,
     seed_steps=101,
     large_steps=0,
     requests=40,
     browser_steps=20,
     loaders=(True,),
 )
-SECTIONS = ("stages", "events", "overhead", "mobilenet", "serving", "browser")
+SECTIONS = ("stages", "events", "thread", "overhead", "mobilenet", "serving", "browser")
 
 
 def run_section(name: str, plan: Plan, workdir: str) -> dict:
@@ -73,6 +76,10 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
         from .training import per_event
 
         return per_event(workdir, plan.events, plan.matplotlib_probes)
+    if name == "thread":
+        from .training import training_thread
+
+        return training_thread(workdir, plan.events, plan.resnet_events)
     if name == "overhead":
         from .training import fit_overhead
 
@@ -139,6 +146,19 @@ def _rows(results: dict) -> list[Row]:
                 ratios["matplotlib"] >= 10,
             )
         )
+    for name, label in (("seed", "seed model, 10 probes"), ("resnet50_224", "ResNet50 at 224x224, 10 probes")):
+        thread = _get(results, "thread", name)
+        if thread:
+            section = f"training thread, {label}"
+            add(
+                Row(
+                    section,
+                    "forward floor / training thread / whole event (ms)",
+                    f"{thread['forward_ms']:.1f} / {thread['thread_ms']:.1f} / {thread['event_ms']:.0f}",
+                )
+            )
+            ratio = thread["thread_to_forward"]
+            add(Row(section, "training thread / forward floor", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5))
     overhead = results.get("overhead")
     if overhead:
         wall, cpu = overhead["epoch_wall_seconds"]["none"], overhead["epoch_cpu_seconds"]["none"]

@@ -14,13 +14,18 @@ from tb_featuremaps.writer import STAGES
 
 
 def time_stages(model: keras.Model, probes: list, labels: Sequence[str], run_dir: str, events: int) -> dict[str, dict]:
-    """Median milliseconds per stage over ``events`` log events (after one warm-up event), with the default settings."""
+    """Median milliseconds per stage over ``events`` log events (after one warm-up event), with the default settings.
+
+    The writer runs in the foreground here, so that each event's stages are timed together.
+    """
     clock: dict[str, float] = defaultdict(float)
 
     def timer(stage: str, seconds: float) -> None:
         clock[stage] += seconds * 1000.0
 
-    logger = FeatureMapsLogger(model, os.path.dirname(run_dir), probes, list(labels), run_name=os.path.basename(run_dir), timer=timer)
+    logger = FeatureMapsLogger(
+        model, os.path.dirname(run_dir), probes, list(labels), run_name=os.path.basename(run_dir), timer=timer, background=False
+    )
     runs = []
     try:
         for step in range(events + 1):

@@ -12,7 +12,7 @@ import tracemalloc
 import keras
 import numpy as np
 
-from tb_featuremaps import FeatureMapsCallback, reader
+from tb_featuremaps import FeatureMapsCallback, FeatureMapsLogger, reader
 from tb_featuremaps.keras.extractor import select_layers
 from tb_featuremaps.writer import probes as probes_lib
 from training import data
@@ -81,6 +81,13 @@ def fit_overhead(log_dir: str, repeats: int, train_digits: int) -> dict:
     return result
 
 
+def _log_event(callback: keras.callbacks.Callback, epoch: int, logs: dict) -> None:
+    """One epoch-end event, including our background worker's drawing and writing (the whole cost)."""
+    callback.on_epoch_end(epoch, logs)
+    if isinstance(callback, FeatureMapsCallback):
+        callback.logger.writer.flush()
+
+
 def per_event(log_dir: str, events: int, matplotlib_probes: int) -> dict:
     """Milliseconds of one epoch-end log event of each callback, called directly on the seed model, alternated."""
     model, probes, labels = seed_model()
@@ -99,7 +106,7 @@ def per_event(log_dir: str, events: int, matplotlib_probes: int) -> dict:
         for name, callback in callbacks.items():
             if name != "matplotlib" or epoch <= 1:
                 time.sleep(SETTLE_SECONDS)
-                timings[name].append(elapsed_ms(lambda callback=callback, epoch=epoch: callback.on_epoch_end(epoch, logs)))
+                timings[name].append(elapsed_ms(lambda callback=callback, epoch=epoch: _log_event(callback, epoch, logs)))
     ours.on_train_end()
     ms = {name: statistics.median(values) for name, values in timings.items()}
     ms["matplotlib"] *= len(labels) / matplotlib_probes  # one figure per layer and probe: linear in probes
@@ -132,11 +139,11 @@ def mobilenet(log_dir: str, events: int) -> dict:
     times, sizes = [], []
     for epoch in range(events):
         before = directory_bytes(run_dir)
-        times.append(elapsed_ms(lambda epoch=epoch: callback.on_epoch_end(epoch)))
+        times.append(elapsed_ms(lambda epoch=epoch: _log_event(callback, epoch, {})))
         sizes.append(directory_bytes(run_dir) - before)
     rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     tracemalloc.start()
-    callback.on_epoch_end(events)
+    _log_event(callback, events, {})
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     rss_growth = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - rss_before
@@ -159,4 +166,51 @@ def mobilenet(log_dir: str, events: int) -> dict:
         "max_tile": max(max(info.layout.tile_height, info.layout.tile_width) for info in infos),
         "largest_grid": {"layer": largest.layer, "width": largest.layout.width, "height": largest.layout.height},
         "stages": stages,
+    }
+
+
+def training_thread(log_dir: str, events: int, resnet_events: int) -> dict:
+    """The training thread's time per log event against its forward-pass floor, measured in the same events.
+
+    The floor is the logger's own ``forward`` stage (the probes' forward pass and the
+    copy of the outputs to host memory); the thread's time is the whole ``log()`` call
+    with the background worker on. Between events the worker is let finish, as the
+    training between two log events does (``flush``, not timed).
+    """
+    keras.utils.set_random_seed(0)
+    seed, seed_inputs, seed_labels = seed_model()
+    resnet = keras.applications.ResNet50(weights=None, input_shape=(224, 224, 3))
+    resnet_probes = np.random.default_rng(0).random((10, 224, 224, 3), dtype=np.float32)
+    cases = {
+        "seed": (seed, seed_inputs, seed_labels, events),
+        "resnet50_224": (resnet, [resnet_probes], [str(index) for index in range(10)], resnet_events),
+    }
+    return {name: _thread_times(log_dir, name, *case) for name, case in cases.items()}
+
+
+def _thread_times(log_dir: str, name: str, model: keras.Model, probes: list, labels: list, events: int) -> dict:
+    forward: list[float] = []
+    logger = FeatureMapsLogger(
+        model, log_dir, probes, labels, run_name=name, timer=lambda stage, seconds: forward.append(seconds * 1000.0) if stage == "forward" else None
+    )
+    threads, floors, totals = [], [], []
+    try:
+        logger.log(0)  # traces the model, opens the files
+        logger.writer.flush()
+        for step in range(1, events + 1):
+            forward.clear()
+            started = time.perf_counter()
+            logger.log(step)
+            threads.append((time.perf_counter() - started) * 1000.0)
+            floors.append(forward[0])
+            totals.append(threads[-1] + elapsed_ms(logger.writer.flush))
+    finally:
+        logger.close()
+    return {
+        "events": events,
+        "layers": len(logger.layer_paths),
+        "forward_ms": statistics.median(floors),
+        "thread_ms": statistics.median(threads),
+        "event_ms": statistics.median(totals),
+        "thread_to_forward": statistics.median(t / f for t, f in zip(threads, floors)),
     }

@@ -19,7 +19,7 @@ from __future__ import annotations
 import os
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass, field
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from tensorboard.backend.event_processing import io_wrapper
@@ -177,7 +177,7 @@ def _layer_log(tag: str, grids: _Series, stats: Optional[_Series]) -> LayerLog:
     return log
 
 
-def load(logdir: str, run: Optional[str] = None, layers: Optional[Collection[str]] = None) -> dict[str, RunLog]:
+def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Optional[Collection[str]] = None) -> dict[str, RunLog]:
     """Reads the runs under ``logdir`` that hold feature-map series (every step).
 
     Runs are named as TensorBoard names them: the directory's path relative to
@@ -196,7 +196,7 @@ def load(logdir: str, run: Optional[str] = None, layers: Optional[Collection[str
         metadata.FormatError: for a series this version cannot read.
     """
     runs: dict[str, RunLog] = {}
-    for name, files in _run_files(logdir, run):
+    for name, files in _run_files(os.fspath(logdir), run):
         series = _read_series(files, layers)
         if series is None:
             continue

@@ -51,7 +51,7 @@ class FeatureMapsLogger:
     Args:
         model: A Sequential or Functional Keras model (or None, then :meth:`set_model`).
         log_dir, probes, labels, run_name, max_filters, max_tile_size, write_images,
-            step_unit, resume, timer: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
+            step_unit, resume, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
             the default probes (ten MNIST digits) are reshaped to the model's input
             when it holds 784 values.
         layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
@@ -76,6 +76,7 @@ class FeatureMapsLogger:
         write_weights: bool = True,
         write_images: bool = True,
         timer: Optional[StageTimer] = None,
+        background: bool = True,
         owner: str = "FeatureMapsLogger",
     ):
         arguments.labels_need_probes(owner, probes, labels)
@@ -91,6 +92,7 @@ class FeatureMapsLogger:
             max_tile_size=max_tile_size,
             write_images=write_images,
             timer=timer,
+            background=background,
             owner=owner,
         )
         self._owner = owner

@@ -60,4 +60,9 @@ def encode_all(images: np.ndarray, masks: np.ndarray | None = None) -> list[byte
     global _encoders
     if _encoders is None or _encoders[0] != os.getpid():  # a forked child needs threads of its own
         _encoders = (os.getpid(), ThreadPoolExecutor(min(4, os.cpu_count() or 1), thread_name_prefix="tb_featuremaps_png"))
-    return list(_encoders[1].map(encode_png, images, [None] * len(images) if masks is None else masks))
+    pairs = list(zip(images, [None] * len(images) if masks is None else masks))
+    try:
+        futures = [_encoders[1].submit(encode_png, image, mask) for image, mask in pairs]
+    except RuntimeError:  # the interpreter is exiting and the pool takes no more work: a background writer's last steps
+        return [encode_png(image, mask) for image, mask in pairs]
+    return [future.result() for future in futures]

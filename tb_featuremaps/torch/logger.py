@@ -146,7 +146,7 @@ class FeatureMapsLogger:
             ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
             named without the wrapper's prefix).
         log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
-            write_images, timer: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
+            write_images, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
         probes: Inputs shaped like one batch of the module's input (a tensor or an
             array, at most 32), a list of them for a ``forward`` taking several
             positional inputs, or a dict for keyword inputs. They are moved to the
@@ -175,6 +175,7 @@ class FeatureMapsLogger:
         write_weights: bool = True,
         write_images: bool = True,
         timer: Optional[StageTimer] = None,
+        background: bool = True,
         owner: str = "FeatureMapsLogger",
     ):
         arguments.labels_need_probes(owner, probes, labels)
@@ -196,6 +197,7 @@ class FeatureMapsLogger:
             write_images=write_images,
             probes_channels_first=True,
             timer=timer,
+            background=background,
             owner=owner,
         )
         self._timer = timer

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import atexit
 import os
+import queue
+import threading
 import time
 import warnings
+import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -78,6 +82,12 @@ class FeatureMapsWriter:
         write_images: Also write the grids for TensorBoard's stock Images dashboard.
         probes_channels_first: Whether the probe inputs are channels-first (for their pictures).
         timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
+        background: Draw, encode and write on a background thread, in order: :meth:`write`
+            only copies the arrays to host memory and queues them (waiting while
+            ``QUEUE_SIZE`` steps are pending, so memory stays bounded and no step is
+            dropped). :meth:`flush` waits for the queued steps; :meth:`close`, the end
+            of ``fit`` and interpreter exit flush too. Failures on the worker are
+            reported as warnings on the caller's thread at the next call.
     """
 
     def __init__(
@@ -94,6 +104,7 @@ class FeatureMapsWriter:
         write_images: bool = True,
         probes_channels_first: bool = False,
         timer: Optional[StageTimer] = None,
+        background: bool = True,
         owner: str = "FeatureMapsWriter",
     ):
         self.owner = owner
@@ -114,6 +125,8 @@ class FeatureMapsWriter:
         self._last_step: Optional[int] = None
         self._probes_written = False
         self._failures: dict[str, list[int]] = {}
+        self.background = arguments.boolean(owner, "background", background)
+        self._worker: Optional[_Worker] = None
 
     # Where ----------------------------------------------------------------
 
@@ -170,7 +183,11 @@ class FeatureMapsWriter:
         kernels: Optional[Mapping[str, Any]] = None,
         layers: Optional[Mapping[str, LayerDescription]] = None,
     ) -> bool:
-        """Writes one step; returns whether it was written (a failure warns, once per kind, and returns False).
+        """Writes one step (queues it, with ``background=True``); returns whether it was accepted.
+
+        A failure warns, once per kind, and returns False; with ``background=True`` a
+        failure while drawing or writing is warned about at the next call (or at
+        :meth:`flush` / :meth:`close`) and costs that step only.
 
         Args:
             step: The step (growing: a step not after :attr:`last_step` is a ``ValueError``).
@@ -182,17 +199,48 @@ class FeatureMapsWriter:
         """
         step = arguments.step(self.owner, step)
         self.open()
+        self._report_worker_failures()
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
-        try:
-            with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
-                self._write(step, activations, kernels or {}, layers or {})
-        except Exception as error:  # a training loop matters more than one log event
-            self._summary.discard()  # a step is written whole or not at all
+        try:  # on the caller's thread: host copies, so that training may change the arrays afterwards
+            arrays = {path: probes_lib.to_numpy(values) for path, values in activations.items()}
+            maps = {path: kernel_maps(kernel) for path, kernel in (kernels or {}).items() if path in arrays}
+        except Exception as error:
+            self.report_failure(step, error)
+            return False
+        if self.background:
+            if self._worker is None:
+                self._worker = _Worker(self)
+            self._worker.put((step, arrays, maps, dict(layers or {})))
+            self._last_step = step
+            return True
+        error = self._write_step(step, arrays, maps, layers or {})
+        if error is not None:
             self.report_failure(step, error)
             return False
         self._last_step = step
         return True
+
+    def flush(self) -> None:
+        """Waits until every queued step is written; warns about the steps that failed."""
+        if self._worker is not None:
+            self._worker.wait()
+        self._report_worker_failures()
+
+    def _report_worker_failures(self) -> None:
+        if self._worker is not None:
+            for step, error in self._worker.take_failures():
+                self.report_failure(step, error)
+
+    def _write_step(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping) -> Optional[Exception]:
+        """Draws and writes one step whole, or discards it and returns the error."""
+        try:
+            with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
+                self._write(step, activations, kernels, layers)
+        except Exception as error:  # a training loop matters more than one log event
+            self._summary.discard()  # a step is written whole or not at all
+            return error
+        return None
 
     def report_failure(self, step: int, error: Exception) -> None:
         """Warns that ``step`` could not be logged: once per kind of failure, the rest counted at :meth:`close`."""
@@ -214,7 +262,7 @@ class FeatureMapsWriter:
             description = layers.get(path, LayerDescription())
             self._write_series(step, metadata.KIND_ACTIVATIONS, path, values, description, description.channels_first)
             if path in kernels:
-                self._write_series(step, metadata.KIND_WEIGHTS, path, kernel_maps(kernels[path]), description, False)
+                self._write_series(step, metadata.KIND_WEIGHTS, path, kernels[path], description, False)
         self._time("write", self._summary.flush)
         self._probes_written = True
 
@@ -267,7 +315,11 @@ class FeatureMapsWriter:
     # Closing --------------------------------------------------------------
 
     def close(self) -> None:
-        """Closes the event file (a later write opens a new one) and reports the steps failures cost."""
+        """Writes the queued steps, closes the event file (a later write opens a new one) and reports the steps failures cost."""
+        if self._worker is not None:
+            self._worker.stop()
+            self._report_worker_failures()
+            self._worker = None
         summary = self._summary
         if summary is not None:
             self._summary = SummaryWriter(summary.run_dir)
@@ -286,6 +338,62 @@ class FeatureMapsWriter:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+QUEUE_SIZE = 2
+"""Steps a background writer holds queued before :meth:`FeatureMapsWriter.write` waits."""
+
+
+class _Worker:
+    """The background thread of one writer: draws and writes queued steps in order."""
+
+    def __init__(self, writer: FeatureMapsWriter):
+        self._writer = writer
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_SIZE)
+        self._failures: list[tuple[int, Exception]] = []
+        self._lock = threading.Lock()
+        self._thread = threading.Thread(target=self._run, name=f"{writer.owner} writer", daemon=True)
+        self._thread.start()
+        _LIVE_WORKERS.add(self)
+
+    def put(self, item: tuple) -> None:
+        self._queue.put(item)
+
+    def wait(self) -> None:
+        self._queue.join()
+
+    def stop(self) -> None:
+        self._queue.put(None)
+        self._thread.join()
+        _LIVE_WORKERS.discard(self)
+
+    def take_failures(self) -> list[tuple[int, Exception]]:
+        with self._lock:
+            failures, self._failures = self._failures, []
+        return failures
+
+    def _run(self) -> None:
+        while True:
+            item = self._queue.get()
+            try:
+                if item is None:
+                    return
+                error = self._writer._write_step(*item)
+                if error is not None:
+                    with self._lock:
+                        self._failures.append((item[0], error))
+            finally:
+                self._queue.task_done()
+
+
+_LIVE_WORKERS: weakref.WeakSet = weakref.WeakSet()
+
+
+@atexit.register
+def _flush_at_exit() -> None:
+    """Writes what background writers still hold when the interpreter exits without closing them."""
+    for worker in list(_LIVE_WORKERS):
+        worker.wait()
 
 
 def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) -> Any:
