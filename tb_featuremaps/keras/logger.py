@@ -156,7 +156,7 @@ class FeatureMapsLogger:
             )
 
     def log(self, step: int) -> bool:
-        """Writes the selected layers at ``step`` (growing); returns whether it was written (a failure warns)."""
+        """Logs the selected layers at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""
         if self.model is None:
             raise ValueError(f"{self._owner} has no model to log; pass one to the constructor or to set_model().")
         self.trace()

@@ -280,7 +280,7 @@ class FeatureMapsLogger:
     # Logging ----------------------------------------------------------------
 
     def log(self, step: int) -> bool:
-        """Writes the selected modules at ``step`` (growing); returns whether it was written (a failure warns)."""
+        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""
         first = self._trace(self._timer)
         try:
             outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
