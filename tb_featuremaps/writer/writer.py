@@ -192,9 +192,12 @@ class FeatureMapsWriter:
         Args:
             step: The step (growing: a step not after :attr:`last_step` is a ``ValueError``).
             activations: Layer path → its output for the probes, ``[probes, ...]`` with
-                the channel axis last (or first, see ``layers``).
+                the channel axis last (or first, see ``layers``). With ``background=True``
+                a NumPy array is read later, on the worker: pass one your loop will not
+                change in place (framework tensors are copied to host here).
             kernels: Layer path → its convolution kernel, ``[*spatial, in, out]``
-                (Keras' layout; each output filter is drawn averaged over its inputs).
+                (Keras' layout; each output filter is drawn averaged over its inputs,
+                here, so the optimizer may update the weights in place afterwards).
             layers: Layer path → :class:`LayerDescription`, read at a layer's first step.
         """
         step = arguments.step(self.owner, step)
