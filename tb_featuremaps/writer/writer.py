@@ -206,7 +206,7 @@ class FeatureMapsWriter:
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
         try:  # on the caller's thread: host copies, so that training may change the arrays afterwards
-            arrays = {path: probes_lib.to_numpy(values) for path, values in activations.items()}
+            arrays = {path: _host_copy(values) for path, values in activations.items()}
             maps = {path: kernel_maps(kernel) for path, kernel in (kernels or {}).items() if path in arrays}
         except Exception as error:
             self.report_failure(step, error)
@@ -407,6 +407,16 @@ def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) ->
     result = function(*args)
     timer(stage, time.perf_counter() - started)
     return result
+
+
+def _host_copy(values: Any) -> np.ndarray:
+    """``values`` as NumPy in host memory that the caller's later in-place changes cannot reach.
+
+    TensorFlow and JAX arrays are immutable, so their host arrays are kept; a torch
+    tensor's NumPy view shares its memory, so it is copied. NumPy arrays are the caller's.
+    """
+    array = probes_lib.to_numpy(values)
+    return np.array(array) if hasattr(values, "detach") else array
 
 
 def kernel_maps(kernel: Any) -> np.ndarray:
