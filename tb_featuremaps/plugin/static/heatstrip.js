@@ -66,8 +66,11 @@ export class HeatStrip {
     const width = Math.max(160, this.root.clientWidth - 2);
     const rowHeight = Math.max(2, Math.min(9, Math.floor(MAX_HEIGHT / count)));
     const context = sizeCanvas(this.canvas, width, count * rowHeight);
-    this.geometry = { width, rowHeight, steps };
+    // More steps than pixels: each column averages the steps that fall into it (and says so).
+    const columns = Math.min(steps, width);
+    this.geometry = { width, rowHeight, steps, columns };
     this.canvas.dataset.steps = String(steps);
+    this.canvas.dataset.columns = String(columns);
     this.canvas.setAttribute("aria-label", `Mean activation of ${count} filters over ${steps} steps; click a cell to open that filter at that step.`);
     let lo = Infinity;
     let hi = -Infinity;
@@ -86,12 +89,13 @@ export class HeatStrip {
     else this.scale.show(map, lo, hi);
     const style = getComputedStyle(this.root);
     const dead = deadPattern(context, style.getPropertyValue("--fm-dead"));
-    for (let s = 0; s < steps; s++) {
-      const x0 = Math.floor((s * width) / steps);
-      const x1 = Math.floor(((s + 1) * width) / steps);
+    const columns = this.geometry.columns;
+    for (let c = 0; c < columns; c++) {
+      const x0 = Math.floor((c * width) / columns);
+      const x1 = Math.floor(((c + 1) * width) / columns);
       for (let f = 0; f < count; f++) {
-        const value = activity.mean[s][f];
-        context.fillStyle = activity.dead?.[s]?.[f]
+        const { value, allDead } = this.columnValue(c, f);
+        context.fillStyle = allDead
           ? dead
           : Number.isFinite(value)
             ? tableColour(map, Math.round(Math.min(1, Math.max(0, scale(value))) * 255))
@@ -102,26 +106,53 @@ export class HeatStrip {
     context.strokeStyle = style.getPropertyValue("--fm-accent");
     context.lineWidth = 2;
     if (stepIndex != null) {
-      const x0 = Math.floor((stepIndex * width) / steps);
-      const x1 = Math.floor(((stepIndex + 1) * width) / steps);
+      const column = Math.min(columns - 1, Math.floor((stepIndex * columns) / steps));
+      const x0 = Math.floor((column * width) / columns);
+      const x1 = Math.floor(((column + 1) * width) / columns);
       context.strokeRect(x0 + 1, 1, Math.max(1, x1 - x0 - 2), count * rowHeight - 2);
     }
     if (selected != null && selected < count) context.strokeRect(1, selected * rowHeight + 1, width - 2, rowHeight - 2);
     this.axis.replaceChildren(
       el("span", { text: stepText(unit, activity.steps[0]) }),
-      el("span", { text: `filters 0–${count - 1} ↓, ${unitPlural(unit)} →` }),
+      el("span", {
+        text:
+          `filters 0–${count - 1} ↓, ${unitPlural(unit)} →` +
+          (columns < steps ? ` (each column averages about ${Math.round(steps / columns)} ${unitPlural(unit)})` : ""),
+      }),
       el("span", { text: stepText(unit, activity.steps[steps - 1]) }),
     );
+  }
+
+  /** The step positions [first, end) that column `c` covers. */
+  columnSteps(c) {
+    const { steps, columns } = this.geometry;
+    return [Math.floor((c * steps) / columns), Math.max(Math.floor((c * steps) / columns) + 1, Math.floor(((c + 1) * steps) / columns))];
+  }
+
+  /** Mean of the finite means of filter `f` over column `c`'s steps; dead when every step is. */
+  columnValue(c, f) {
+    const { activity } = this.data;
+    const [first, end] = this.columnSteps(c);
+    let sum = 0;
+    let finite = 0;
+    let deadSteps = 0;
+    for (let s = first; s < end; s++) {
+      const value = activity.mean[s][f];
+      if (Number.isFinite(value)) [sum, finite] = [sum + value, finite + 1];
+      if (activity.dead?.[s]?.[f]) deadSteps++;
+    }
+    return { value: finite ? sum / finite : NaN, allDead: deadSteps === end - first };
   }
 
   cell(event) {
     if (!this.data) return null;
     const box = this.canvas.getBoundingClientRect();
-    const { width, rowHeight, steps } = this.geometry;
-    const stepIndex = Math.floor(((event.clientX - box.left) / width) * steps);
+    const { width, rowHeight, columns } = this.geometry;
+    const column = Math.floor(((event.clientX - box.left) / width) * columns);
     const filter = Math.floor((event.clientY - box.top) / rowHeight);
-    if (stepIndex < 0 || stepIndex >= steps || filter < 0 || filter >= this.data.count) return null;
-    return { filter, stepIndex };
+    if (column < 0 || column >= columns || filter < 0 || filter >= this.data.count) return null;
+    const [stepIndex, end] = this.columnSteps(column);
+    return { filter, stepIndex, column, end };
   }
 
   hover(event) {
@@ -131,9 +162,11 @@ export class HeatStrip {
       return;
     }
     const { activity, unit } = this.data;
-    const value = activity.mean[cell.stepIndex][cell.filter];
-    const dead = activity.dead?.[cell.stepIndex]?.[cell.filter] ? " · dead" : "";
-    this.tip.textContent = `filter ${cell.filter} · ${stepText(unit, activity.steps[cell.stepIndex])} · mean ${formatNumber(value)}${dead}`;
+    const { value, allDead } = this.columnValue(cell.column, cell.filter);
+    const dead = allDead ? " · dead" : "";
+    const last = activity.steps[cell.end - 1];
+    const where = cell.end - cell.stepIndex > 1 ? `${stepText(unit, activity.steps[cell.stepIndex])}–${last} (averaged)` : stepText(unit, last);
+    this.tip.textContent = `filter ${cell.filter} · ${where} · mean ${formatNumber(value)}${dead}`;
     this.tip.hidden = false;
     const box = this.canvas.getBoundingClientRect();
     this.tip.style.left = `${Math.min(event.clientX - box.left + 12, box.width - 220)}px`;
