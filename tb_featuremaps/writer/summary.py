@@ -33,6 +33,10 @@ def images_copies(write_images: Union[bool, str], pngs: Sequence[bytes]) -> Sequ
     return pngs[:1] if write_images == "first" else []
 
 
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 1024:.1f} KiB"
+
+
 class StepBudget:
     """``max_step_bytes``: the encoded bytes of each step's layers, and what to do past the budget.
 
@@ -66,7 +70,7 @@ class StepBudget:
             return total
         self.warned = True
         biggest = sorted(layers.items(), key=lambda item: -item[1])[:3]
-        named = ", ".join(f"{layer!r} ({size / 2**20:.1f} MiB)" for layer, size in biggest)
+        named = ", ".join(f"{layer!r} ({_size(size)})" for layer, size in biggest)
         images = (
             ""
             if self.images_dropped
@@ -74,8 +78,8 @@ class StepBudget:
         )
         self.images_dropped = True
         warnings.warn(
-            f"{self.owner}: step {step} logged {total / 2**20:.1f} MiB, over max_step_bytes={self.max_bytes} "
-            f"({self.max_bytes / 2**20:.1f} MiB); the biggest layers: {named}.{images} "
+            f"{self.owner}: step {step} logged {_size(total)}, over max_step_bytes={self.max_bytes} "
+            f"({_size(self.max_bytes)}); the biggest layers: {named}.{images} "
             "To log less per step, pass max_tile_size= or max_filters= smaller, layers=[...] fewer, write_images=False; "
             "to allow more, raise max_step_bytes (None: no budget). This warning is not repeated.",
             stacklevel=2,
