@@ -63,7 +63,7 @@ QUICK = Plan(
     browser_steps=20,
     loaders=(True,),
 )
-SECTIONS = ("stages", "events", "thread", "overhead", "mobilenet", "serving", "browser")
+SECTIONS = ("stages", "bytes", "events", "thread", "overhead", "mobilenet", "serving", "browser")
 
 
 def run_section(name: str, plan: Plan, workdir: str) -> dict:
@@ -72,6 +72,10 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
         from .training import seed_stages
 
         return seed_stages(workdir, plan.events)
+    if name == "bytes":
+        from .step_bytes import step_bytes
+
+        return step_bytes(workdir, plan.events)
     if name == "events":
         from .training import per_event
 
@@ -125,6 +129,10 @@ def _rows(results: dict) -> list[Row]:
     if stages:
         add(Row("seed event", "stages (ms)", ", ".join(f"{k} {v:.1f}" for k, v in stages.items() if k != "total")))
         add(Row("seed event", "sum of stages (ms)", f"{stages['total']:.1f}", "<= 50", stages["total"] <= 50))
+    for variant, measured in (results.get("bytes") or {}).items():
+        split = ", ".join(f"{kind} {size / 1e3:.0f}" for kind, size in measured["per_step_by_kind"].items())
+        target = ("<= 300", measured["bytes_per_step"] <= 300_000) if variant == "default" else ("", None)
+        add(Row("seed log", f"bytes per step, {variant} (KB: {split})", f"{measured['bytes_per_step'] / 1e3:.0f}", *target))
     events = results.get("events")
     if events:
         ms, ratios = events["ms"], events["ratio_to_ours"]

@@ -111,7 +111,14 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             block-averaged down to fit.
         write_weights: Also log the kernels of convolution layers as grids.
         write_images: Also write the grids as standard image summaries, so the stock
-            Images dashboard shows them without the plugin.
+            Images dashboard shows them without the plugin: ``"first"`` (default) the
+            first probe's grid per layer, ``True`` every probe's, ``False`` none. The
+            Feature Maps panel reads its own series, never these copies.
+        max_step_bytes: A step's budget of encoded bytes (default 4 MiB; None: no
+            budget). The first step over it warns once, naming the biggest layers and
+            the knobs (``max_tile_size``, ``max_filters``, ``layers``,
+            ``write_images``), and is written whole; later steps leave out the Images
+            copies. Nothing the panel shows is ever dropped.
     """
 
     def __init__(
@@ -126,7 +133,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         max_filters: int = 128,
         max_tile_size: int = 64,
         write_weights: bool = True,
-        write_images: bool = True,
+        write_images: Union[bool, str] = "first",
+        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
     ):
         super().__init__()
         self.update_freq = _update_freq_argument(update_freq)
@@ -143,6 +151,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             max_tile_size=max_tile_size,
             write_weights=write_weights,
             write_images=write_images,
+            max_step_bytes=max_step_bytes,
             owner=_OWNER,
         )
         self.log_dir, self.run_name = self.logger.writer.log_dir, self.logger.writer.run_name

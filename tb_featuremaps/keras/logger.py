@@ -51,7 +51,7 @@ class FeatureMapsLogger:
     Args:
         model: A Sequential or Functional Keras model (or None, then :meth:`set_model`).
         log_dir, probes, labels, run_name, max_filters, max_tile_size, write_images,
-            step_unit, resume, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
+            max_step_bytes, step_unit, resume, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
             the default probes (ten MNIST digits) are reshaped to the model's input
             when it holds 784 values.
         layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
@@ -74,7 +74,8 @@ class FeatureMapsLogger:
         max_filters: int = 128,
         max_tile_size: int = 64,
         write_weights: bool = True,
-        write_images: bool = True,
+        write_images: Union[bool, str] = "first",
+        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsLogger",
@@ -91,6 +92,7 @@ class FeatureMapsLogger:
             max_filters=max_filters,
             max_tile_size=max_tile_size,
             write_images=write_images,
+            max_step_bytes=max_step_bytes,
             timer=timer,
             background=background,
             owner=owner,

@@ -146,7 +146,7 @@ class FeatureMapsLogger:
             ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
             named without the wrapper's prefix).
         log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
-            write_images, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
+            write_images, max_step_bytes, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
         probes: Inputs shaped like one batch of the module's input (a tensor or an
             array, at most 32), a list of them for a ``forward`` taking several
             positional inputs, or a dict for keyword inputs. They are moved to the
@@ -173,7 +173,8 @@ class FeatureMapsLogger:
         max_filters: int = 128,
         max_tile_size: int = 64,
         write_weights: bool = True,
-        write_images: bool = True,
+        write_images: Union[bool, str] = "first",
+        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsLogger",
@@ -195,6 +196,7 @@ class FeatureMapsLogger:
             max_filters=max_filters,
             max_tile_size=max_tile_size,
             write_images=write_images,
+            max_step_bytes=max_step_bytes,
             probes_channels_first=True,
             timer=timer,
             background=background,

@@ -55,6 +55,26 @@ def boolean(owner: str, name: str, value: Any) -> bool:
     return bool(value)
 
 
+DEFAULT_MAX_STEP_BYTES = 4 * 2**20
+"""``max_step_bytes=``'s default, 4 MiB: about 15x a step of the post's model with the defaults
+(280 KB), so a small or medium CNN never reaches it, while a large network that would log tens of
+MB per step (MobileNetV2 with ten probes: 18 MB) is told which knobs bound it."""
+
+
+def images(owner: str, value: Any) -> Any:
+    """``write_images=``: ``True`` (every probe), ``False`` (none) or ``"first"`` (the first probe only)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, str) and value == "first":
+        return value
+    raise ValueError(f'{owner}: write_images must be True (a copy per probe), False (none) or "first" (the first probe\'s only), got {value!r}.')
+
+
+def optional_positive_integer(owner: str, name: str, value: Any) -> Optional[int]:
+    """None or a positive integer (NumPy integers too, booleans not)."""
+    return None if value is None else positive_integer(owner, name, value)
+
+
 def choice(owner: str, name: str, value: Any, allowed: Sequence[str]) -> str:
     """One of ``allowed``."""
     if not isinstance(value, str) or value not in allowed:

@@ -7,8 +7,9 @@ callback writes the same files whichever Keras backend trains the model.
 from __future__ import annotations
 
 import time
+import warnings
 from collections.abc import Sequence
-from typing import Optional
+from typing import Optional, Union
 
 import numpy as np
 from tensorboard.compat.proto import event_pb2, summary_pb2
@@ -25,6 +26,67 @@ def _image_tensor(pngs: Sequence[bytes], width: int, height: int):
     return tensor_util.make_tensor_proto(np.array(metadata.image_value(pngs, width, height), dtype=object))
 
 
+def images_copies(write_images: Union[bool, str], pngs: Sequence[bytes]) -> Sequence[bytes]:
+    """The grids copied for the stock Images dashboard: every probe's (``True``), the first's (``"first"``) or none."""
+    if write_images is True:
+        return pngs
+    return pngs[:1] if write_images == "first" else []
+
+
+def _size(count: int) -> str:
+    return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 1024:.1f} KiB"
+
+
+class StepBudget:
+    """``max_step_bytes``: the encoded bytes of each step's layers, and what to do past the budget.
+
+    The first step whose layers encode to more than ``max_bytes`` warns once, naming
+    the knobs and the biggest layers, and is written whole; later steps leave out
+    the Images-dashboard copies (:attr:`images_dropped`), which the Feature Maps
+    panel never reads, so nothing it shows is lost. Grids, stats and Scalars are
+    always written: a step still over the budget without copies is written whole.
+    """
+
+    def __init__(self, max_bytes: Optional[int], owner: str = "FeatureMapsWriter"):
+        self.max_bytes = max_bytes
+        self.owner = owner
+        self.images_dropped = False
+        self.warned = False
+        self._layers: dict[str, int] = {}
+
+    def add(self, layer: str, size: int) -> None:
+        """Counts ``size`` bytes of ``layer`` towards the pending step."""
+        self._layers[layer] = self._layers.get(layer, 0) + size
+
+    def clear(self) -> None:
+        """Forgets the pending step (discarded)."""
+        self._layers = {}
+
+    def step_done(self, step: Optional[int]) -> int:
+        """Ends the pending step (written); warns the first time it was over the budget. Returns its bytes."""
+        layers, self._layers = self._layers, {}
+        total = sum(layers.values())
+        if self.max_bytes is None or total <= self.max_bytes or self.warned:
+            return total
+        self.warned = True
+        biggest = sorted(layers.items(), key=lambda item: -item[1])[:3]
+        named = ", ".join(f"{layer!r} ({_size(size)})" for layer, size in biggest)
+        images = (
+            ""
+            if self.images_dropped
+            else " From the next step on, the copies for TensorBoard's Images dashboard are left out (the Feature Maps panel shows everything still)."
+        )
+        self.images_dropped = True
+        warnings.warn(
+            f"{self.owner}: step {step} logged {_size(total)}, over max_step_bytes={self.max_bytes} "
+            f"({_size(self.max_bytes)}); the biggest layers: {named}.{images} "
+            "To log less per step, pass max_tile_size= or max_filters= smaller, layers=[...] fewer, write_images=False; "
+            "to allow more, raise max_step_bytes (None: no budget). This warning is not repeated.",
+            stacklevel=2,
+        )
+        return total
+
+
 class SummaryWriter:
     """Appends feature-map summaries to one run directory.
 
@@ -33,16 +95,19 @@ class SummaryWriter:
     :meth:`flush`, which writes them whole or not at all.
     """
 
-    def __init__(self, run_dir: str):
+    def __init__(self, run_dir: str, budget: Optional[StepBudget] = None):
         self.run_dir = run_dir
+        self.budget = budget if budget is not None else StepBudget(None)
         self._writer: Optional[EventFile] = None
         self._described: set[str] = set()
+        self._step: Optional[int] = None
 
-    def _add(self, step: int, values: list[summary_pb2.Summary.Value]) -> None:
+    def _add(self, step: int, values: list[summary_pb2.Summary.Value]) -> event_pb2.Event:
         if self._writer is None:
             self._writer = EventFile(self.run_dir)
         event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values))
         self._writer.add(event)
+        return event
 
     def _value(self, tag: str, tensor, summary_metadata: summary_pb2.SummaryMetadata) -> summary_pb2.Summary.Value:
         value = summary_pb2.Summary.Value(tag=tag, tensor=tensor)
@@ -62,7 +127,7 @@ class SummaryWriter:
         info: metadata.LayerInfo,
         pngs: Sequence[bytes],
         stats: Optional[np.ndarray] = None,
-        images_copy: bool = True,
+        images_copy: Union[bool, str] = True,
         health: Optional[dict] = None,
     ) -> None:
         """Writes one layer's grids (one PNG per probe), its stats and optional copies.
@@ -72,7 +137,9 @@ class SummaryWriter:
             info: The layer's constant description (becomes the series metadata).
             pngs: One grid PNG per probe, all ``info.layout`` sized.
             stats: float32 ``[probes, filters, len(STATS_FIELDS)]`` or None.
-            images_copy: Also write the grids for TensorBoard's Images dashboard.
+            images_copy: Also write the grids for TensorBoard's Images dashboard:
+                every probe's (``True``), the first probe's only (``"first"``) or none
+                (``False``); none either once the step budget was exceeded.
             health: Scalars for the Scalars dashboard, ``{name: value}``.
         """
         layout = info.layout
@@ -81,15 +148,19 @@ class SummaryWriter:
         if stats is not None:
             stats_tensor = tensor_util.make_tensor_proto(np.asarray(stats, dtype=np.float32))
             values.append(self._value(metadata.tag_for(metadata.KIND_STATS, info.layer), stats_tensor, metadata.stats_metadata(info.layer)))
-        if images_copy:
+        copies = [] if self.budget.images_dropped else images_copies(images_copy, pngs)
+        if copies:
             tag = metadata.images_tag(info.kind, info.layer)
-            description = f"{info.kind} of {metadata.markdown_text(info.layer)} ({metadata.markdown_text(info.layer_class)}), one image per probe"
-            values.append(self._value(tag, tensor, image_metadata.create_summary_metadata(tag, description)))
+            shown = "one image per probe" if len(copies) == len(pngs) else "the first probe's image"
+            description = f"{info.kind} of {metadata.markdown_text(info.layer)} ({metadata.markdown_text(info.layer_class)}), {shown}"
+            copy = tensor if len(copies) == len(pngs) else _image_tensor(copies, layout.width, layout.height)
+            values.append(self._value(tag, copy, image_metadata.create_summary_metadata(tag, description)))
         for name, number in (health or {}).items():
             tag = metadata.scalars_tag(name, info.layer)
             scalar = tensor_util.make_tensor_proto(np.float32(number))
             values.append(self._value(tag, scalar, scalar_metadata.create_summary_metadata(tag, "")))
-        self._add(step, values)
+        self.budget.add(info.layer, self._add(step, values).ByteSize())
+        self._step = step
 
     def flush(self) -> None:
         """Writes everything written since the last flush (the callback: one step), whole or not at all.
@@ -104,20 +175,24 @@ class SummaryWriter:
         try:
             self._writer.flush()
         except OSError:
+            self.budget.clear()
             self._described.clear()  # the lost values may have carried a series' metadata
             if self._writer.closed:
                 self._writer = None
             raise
+        self.budget.step_done(self._step)
 
     def discard(self) -> None:
         """Drops everything written since the last flush: a step that failed part-way is never written in part."""
         if self._writer is not None:
             self._writer.discard()
+        self.budget.clear()
         self._described.clear()  # the dropped values may have carried a series' metadata
 
     def close(self) -> None:
         """Flushes (see :meth:`flush`) and closes the event file; a later write opens a new one."""
         writer, self._writer = self._writer, None
         self._described.clear()
+        self.budget.clear()
         if writer is not None:
             writer.close()

@@ -19,7 +19,7 @@ from ..format import metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels
 from . import arguments, runs
 from . import probes as probes_lib
-from .summary import SummaryWriter
+from .summary import StepBudget, SummaryWriter
 
 StageTimer = Callable[[str, float], None]
 """Called as ``timer(stage, seconds)`` after each stage of a log event (benchmarks)."""
@@ -79,7 +79,14 @@ class FeatureMapsWriter:
             instead of starting a new folder when it already holds a training.
         max_filters: At most this many filters (the first ones) are drawn per layer.
         max_tile_size: Maps larger than this (pixels per side) are block-averaged to fit.
-        write_images: Also write the grids for TensorBoard's stock Images dashboard.
+        write_images: Also write the grids for TensorBoard's stock Images dashboard:
+            ``"first"`` (default) the first probe's grid only, ``True`` every probe's,
+            ``False`` none. The Feature Maps panel reads its own series, never these.
+        max_step_bytes: A step's budget of encoded bytes (default 4 MiB, about 15x a
+            step of a small CNN; None: no budget). The first step over it warns once,
+            naming the biggest layers and the knobs (``max_tile_size``, ``max_filters``,
+            ``layers``, ``write_images``), and is written whole; later steps leave out
+            the Images copies. Nothing the panel shows is ever dropped.
         probes_channels_first: Whether the probe inputs are channels-first (for their pictures).
         timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
         background: Draw, encode and write on a background thread, in order: :meth:`write`
@@ -101,7 +108,8 @@ class FeatureMapsWriter:
         resume: bool = False,
         max_filters: int = 128,
         max_tile_size: int = 64,
-        write_images: bool = True,
+        write_images: Union[bool, str] = "first",
+        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         probes_channels_first: bool = False,
         timer: Optional[StageTimer] = None,
         background: bool = True,
@@ -114,7 +122,9 @@ class FeatureMapsWriter:
         self.resume = arguments.boolean(owner, "resume", resume)
         self.max_filters = arguments.positive_integer(owner, "max_filters", max_filters)
         self.max_tile_size = arguments.positive_integer(owner, "max_tile_size", max_tile_size)
-        self.write_images = arguments.boolean(owner, "write_images", write_images)
+        self.write_images = arguments.images(owner, write_images)
+        self.max_step_bytes = arguments.optional_positive_integer(owner, "max_step_bytes", max_step_bytes)
+        self._budget = StepBudget(self.max_step_bytes, owner)
         self.probes = probes if isinstance(probes, probes_lib.Probes) else probes_lib.prepare(probes, labels, owner)
         self.probes_channels_first = bool(probes_channels_first)
         self._timer = timer
@@ -166,13 +176,14 @@ class FeatureMapsWriter:
             raise OSError(f"{self.owner} cannot create its log directory {choice.run_dir!r} ({error}); pass a log_dir you can write to.") from error
         self._run = choice
         self._last_step = choice.last_step
-        self._summary = SummaryWriter(choice.run_dir)
+        self._summary = SummaryWriter(choice.run_dir, self._budget)
 
     def new_run(self) -> None:
         """Makes the next write start a new run folder (the same writer used for another model)."""
         self.close()
         self._after = max(self._after, self._run.number if self._run is not None else 1)
         self._run, self._infos, self._last_step, self._probes_written, self.resume = None, {}, None, False, False
+        self._budget = StepBudget(self.max_step_bytes, self.owner)
 
     # Writing --------------------------------------------------------------
 
@@ -325,7 +336,7 @@ class FeatureMapsWriter:
             self._worker = None
         summary = self._summary
         if summary is not None:
-            self._summary = SummaryWriter(summary.run_dir)
+            self._summary = SummaryWriter(summary.run_dir, self._budget)
             try:
                 summary.close()
             except Exception as error:
