@@ -101,9 +101,9 @@ def test_a_step_under_budget_is_unchanged(tmp_path):
 def test_the_budget_holds_across_close_and_a_new_run_starts_afresh(tmp_path):
     probes = np.zeros((PROBES, 8, 8, 1), np.float32)
     writer = FeatureMapsWriter(str(tmp_path), probes, run_name="run", max_step_bytes=1000)
-    with pytest.warns(UserWarning, match="max_step_bytes"):
+    with pytest.warns(UserWarning, match="max_step_bytes"):  # given on this thread by close() at the latest
         writer.write(0, _maps(0))
-    writer.close()
+        writer.close()
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         writer.write(1, _maps(1))  # a closed and reopened writer does not warn again

@@ -7,7 +7,6 @@ callback writes the same files whichever Keras backend trains the model.
 from __future__ import annotations
 
 import time
-import warnings
 from collections.abc import Sequence
 from typing import Optional, Union
 
@@ -40,7 +39,8 @@ def _size(count: int) -> str:
 class StepBudget:
     """``max_step_bytes``: the encoded bytes of each step's layers, and what to do past the budget.
 
-    The first step whose layers encode to more than ``max_bytes`` warns once, naming
+    The first step whose layers encode to more than ``max_bytes`` warns once (the
+    writer gives :attr:`warning` on its caller's thread), naming
     the knobs and the biggest layers, and is written whole; later steps leave out
     the Images-dashboard copies (:attr:`images_dropped`), which the Feature Maps
     panel never reads, so nothing it shows is lost. Grids, stats and Scalars are
@@ -52,6 +52,7 @@ class StepBudget:
         self.owner = owner
         self.images_dropped = False
         self.warned = False
+        self.warning: Optional[str] = None  # the one warning, until the writer gives it on the caller's thread
         self._layers: dict[str, int] = {}
 
     def add(self, layer: str, size: int) -> None:
@@ -63,7 +64,7 @@ class StepBudget:
         self._layers = {}
 
     def step_done(self, step: Optional[int]) -> int:
-        """Ends the pending step (written); warns the first time it was over the budget. Returns its bytes."""
+        """Ends the pending step (written); the first time it was over the budget, sets :attr:`warning`. Returns its bytes."""
         layers, self._layers = self._layers, {}
         total = sum(layers.values())
         if self.max_bytes is None or total <= self.max_bytes or self.warned:
@@ -77,12 +78,11 @@ class StepBudget:
             else " From the next step on, the copies for TensorBoard's Images dashboard are left out (the Feature Maps panel shows everything still)."
         )
         self.images_dropped = True
-        warnings.warn(
+        self.warning = (
             f"{self.owner}: step {step} logged {_size(total)}, over max_step_bytes={self.max_bytes} "
             f"({_size(self.max_bytes)}); the biggest layers: {named}.{images} "
             "To log less per step, pass max_tile_size= or max_filters= smaller, layers=[...] fewer, write_images=False; "
-            "to allow more, raise max_step_bytes (None: no budget). This warning is not repeated.",
-            stacklevel=2,
+            "to allow more, raise max_step_bytes (None: no budget). This warning is not repeated."
         )
         return total
 

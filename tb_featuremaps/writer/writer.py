@@ -229,6 +229,7 @@ class FeatureMapsWriter:
             self._last_step = step
             return True
         error = self._write_step(step, arrays, maps, layers or {})
+        self._report_worker_failures()
         if error is not None:
             self.report_failure(step, error)
             return False
@@ -242,9 +243,13 @@ class FeatureMapsWriter:
         self._report_worker_failures()
 
     def _report_worker_failures(self) -> None:
+        """Gives the worker's news as warnings on the caller's thread: failed steps, the byte budget's one warning."""
         if self._worker is not None:
             for step, error in self._worker.take_failures():
                 self.report_failure(step, error)
+        message, self._budget.warning = self._budget.warning, None
+        if message:
+            warnings.warn(message, stacklevel=4)
 
     def _write_step(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping) -> Optional[Exception]:
         """Draws and writes one step whole, or discards it and returns the error."""
