@@ -38,7 +38,7 @@ class Plan:
     many_runs: int  # runs in the many_runs logdir
     long_steps: int  # steps of the long_run logdir (20 layers)
     long_block: int  # of which written by FeatureMapsWriter (then copied with shifted steps)
-    long_requests: int  # requests per route on the long run
+    read_requests: int  # requests per route on the many_runs and long_run logdirs
 
 
 FULL = Plan(
@@ -56,7 +56,7 @@ FULL = Plan(
     many_runs=1000,
     long_steps=10000,
     long_block=500,
-    long_requests=50,
+    read_requests=50,
 )
 QUICK = Plan(
     events=3,
@@ -73,7 +73,7 @@ QUICK = Plan(
     many_runs=200,
     long_steps=1000,
     long_block=100,
-    long_requests=20,
+    read_requests=20,
 )
 SECTIONS = ("stages", "events", "overhead", "mobilenet", "serving", "browser", "cli", "many_runs", "long_run")
 
@@ -107,11 +107,11 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
     if name == "many_runs":
         from .reading import many_runs
 
-        return many_runs(workdir, plan.many_runs, plan.loaders, plan.requests)
+        return many_runs(workdir, plan.many_runs, plan.loaders, plan.read_requests)
     if name == "long_run":
         from .reading import long_run
 
-        return long_run(workdir, plan.long_steps, 20, plan.long_block, plan.long_requests, plan.loaders)
+        return long_run(workdir, plan.long_steps, 20, plan.long_block, plan.read_requests, plan.loaders)
     from .browser import measure_panel
 
     return measure_panel(workdir, plan.seed_steps, plan.browser_steps, plan.loaders)
