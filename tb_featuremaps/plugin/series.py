@@ -37,8 +37,10 @@ from .cache import BudgetCache
 ALL_STEPS = 2**31 - 1
 """``downsample`` meaning "every stored step": both loaders return all of a series when asked for at least as many."""
 
-TIMELINE_BUDGET = 200_000
-"""Most blob keys kept in the timeline cache (about 40 MB at worst)."""
+TIMELINE_BUDGET = 500_000
+"""Most blob keys (plus steps) kept in the timeline cache (about 100 MB at worst): room for 20 layers x 10,000 steps
+of one probe (benchmarks' ``long_run``); a smaller budget made the caches evict each other there and every
+``grid``/``steps`` request re-read a 10,000-step series (100-300 ms)."""
 
 STATS_BUDGET = 32 * 2**20
 """Most bytes of stats arrays kept in the stats cache."""
