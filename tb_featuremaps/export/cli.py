@@ -13,7 +13,6 @@ from collections.abc import Sequence
 from typing import Optional, TextIO
 
 from ..format import metadata
-from . import figures as export
 
 PROG = "tb-featuremaps"
 
@@ -137,6 +136,8 @@ def _index(layer, step: str, choice: str = "--step last or one of") -> int:
 
 
 def _indices(layer, steps: Optional[str], max_steps: Optional[int]) -> list[int]:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
     if steps:
         return [_index(layer, step.strip(), "--steps with some of") for step in steps.split(",") if step.strip()]
     return export.sample_indices(len(layer.steps), max_steps or len(layer.steps))
@@ -182,6 +183,8 @@ def cmd_list(args) -> None:
 
 
 def cmd_figure(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
     output = _output(args.output, _figure_formats())
     run, layer = _selection(args)
     figure = export.layer_figure(run, layer, _index(layer, args.step), _probe(run, layer, args.probe), args.cmap, args.cols)
@@ -189,6 +192,8 @@ def cmd_figure(args) -> None:
 
 
 def cmd_sheet(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
     output = _output(args.output, _figure_formats())
     run, layer = _selection(args)
     indices = _indices(layer, args.steps, args.max_steps)
@@ -199,6 +204,8 @@ def cmd_sheet(args) -> None:
 
 
 def cmd_gif(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
     output = _output(args.output, ["gif"])
     run, layer = _selection(args)
     if args.filter is not None and not 0 <= args.filter < layer.info.filters_shown:

@@ -89,7 +89,6 @@ export class HeatStrip {
     else this.scale.show(map, lo, hi);
     const style = getComputedStyle(this.root);
     const dead = deadPattern(context, style.getPropertyValue("--fm-dead"));
-    const columns = this.geometry.columns;
     for (let c = 0; c < columns; c++) {
       const x0 = Math.floor((c * width) / columns);
       const x1 = Math.floor(((c + 1) * width) / columns);
