@@ -386,3 +386,27 @@ VALUES = st.one_of(
 def test_fuzzed_parameters_never_fail(client, route, query):
     response = client.get(BASE + route + "?" + urllib.parse.urlencode(query))
     assert response.status_code in (200, 400, 404), (route, query, response.data)
+
+
+def test_a_listing_answers_the_next_requests_until_tensorboard_could_have_reloaded(tmp_path, monkeypatch):
+    from tb_featuremaps.plugin import catalog, series
+
+    write_log(tmp_path / "run", steps=range(2))
+    multiplexer = multiplexer_for(tmp_path)
+    client = make_client(tmp_path, multiplexer=multiplexer)
+    listings = []
+    blob_series = series.SeriesReader.blob_series
+
+    def counted(self, ctx, eid, run=None, tag=None):
+        if run is None:
+            listings.append(eid)
+        return blob_series(self, ctx, eid, run, tag)
+
+    monkeypatch.setattr(series.SeriesReader, "blob_series", counted)
+    first = get_json(client, "runs")
+    assert get_json(client, "runs") == first and len(listings) == 1  # the second request within FRESH_SECONDS
+    write_log(tmp_path / "run", steps=range(2, 4), resume=True)
+    multiplexer.Reload()
+    monkeypatch.setattr(catalog, "FRESH_SECONDS", 0.0)  # as if the window had passed
+    steps = get_json(client, "runs")["runs"][0]["layers"][0]["step_count"]
+    assert len(listings) == 2 and steps == 4

@@ -7,6 +7,8 @@ instead; it never fails the listing of the others.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Optional
 
@@ -16,7 +18,7 @@ from tensorboard.data import provider
 
 from ..format import metadata
 from .cache import BudgetCache
-from .series import SeriesReader, UnreadableError, Version, needs_escaping, version_of
+from .series import FRESH_SECONDS, SeriesReader, UnreadableError, Version, needs_escaping, version_of
 
 _HIDDEN = ("version", "kind", "extra")
 """Content fields of a grid series that the listing leaves out."""
@@ -45,14 +47,34 @@ def _grid_info(tag: str, content: bytes) -> Optional[metadata.LayerInfo]:
 
 
 class Catalog:
-    """Builds the ``runs`` listing; thread-safe."""
+    """Builds the ``runs`` listing; thread-safe.
+
+    A listing answers the requests of the next :data:`~.series.FRESH_SECONDS` too:
+    TensorBoard reloads a logdir only every few seconds (``--reload_interval``, 5 s
+    by default), so a younger listing is as current as a new one, and on a long run
+    the Python loader spends most of a second on each (it walks every stored event
+    for each series' last step).
+    """
 
     def __init__(self, reader: SeriesReader):
         self._reader = reader
         self._memo = BudgetCache(_EXTENTS_BUDGET)
+        self._listings: dict[str, tuple[float, dict[str, Any]]] = {}  # eid -> (when it was begun, listing)
+        self._lock = threading.Lock()
 
     def runs(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
         """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name."""
+        with self._lock:
+            cached = self._listings.get(eid)
+        if cached is not None and time.monotonic() - cached[0] < FRESH_SECONDS:
+            return cached[1]
+        begun = time.monotonic()
+        listing = self._list(ctx, eid)
+        with self._lock:
+            self._listings[eid] = (begun, listing)
+        return listing
+
+    def _list(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
         # Both listings at once, then every run's reads at once (see _LISTERS).
         tensors = _LISTERS.submit(self._reader.tensor_series, ctx, eid)
         blobs = self._reader.blob_series(ctx, eid)
