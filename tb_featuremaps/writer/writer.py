@@ -8,7 +8,6 @@ import queue
 import threading
 import time
 import warnings
-import weakref
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -213,7 +212,7 @@ class FeatureMapsWriter:
         """
         step = arguments.step(self.owner, step)
         self.open()
-        self._report_worker_failures()
+        self._report_pending_warnings()
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
         try:  # on the caller's thread: host copies, so that training may change the arrays afterwards
@@ -229,7 +228,7 @@ class FeatureMapsWriter:
             self._last_step = step
             return True
         error = self._write_step(step, arrays, maps, layers or {})
-        self._report_worker_failures()
+        self._report_pending_warnings()
         if error is not None:
             self.report_failure(step, error)
             return False
@@ -240,9 +239,9 @@ class FeatureMapsWriter:
         """Waits until every queued step is written; warns about the steps that failed."""
         if self._worker is not None:
             self._worker.wait()
-        self._report_worker_failures()
+        self._report_pending_warnings()
 
-    def _report_worker_failures(self) -> None:
+    def _report_pending_warnings(self) -> None:
         """Gives the worker's news as warnings on the caller's thread: failed steps, the byte budget's one warning."""
         if self._worker is not None:
             for step, error in self._worker.take_failures():
@@ -337,7 +336,7 @@ class FeatureMapsWriter:
         """Writes the queued steps, closes the event file (a later write opens a new one) and reports the steps failures cost."""
         if self._worker is not None:
             self._worker.stop()
-            self._report_worker_failures()
+            self._report_pending_warnings()
             self._worker = None
         summary = self._summary
         if summary is not None:
@@ -398,14 +397,17 @@ class _Worker:
                 if item is None:
                     return
                 error = self._writer._write_step(*item)
-                if error is not None:
-                    with self._lock:
-                        self._failures.append((item[0], error))
+            except Exception as unexpected:  # the thread must live on: a dead worker would leave flush() waiting
+                error = unexpected
             finally:
                 self._queue.task_done()
+            if error is not None:
+                with self._lock:
+                    self._failures.append((item[0], error))
 
 
-_LIVE_WORKERS: weakref.WeakSet = weakref.WeakSet()
+_LIVE_WORKERS: set[_Worker] = set()
+"""The workers not stopped yet, flushed at interpreter exit."""
 
 
 @atexit.register
