@@ -119,6 +119,8 @@ def test_grid_layers_and_probes(page, server, screenshots):
 
 
 def test_keyboard_scrubbing_and_reload(page, server):
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
     open_panel(page, server, "run=feature_maps&layer=conv1&step=2")
     assert text(page, ".fm-step-label") == "epoch 2"
     before = pixels(page)
@@ -138,6 +140,7 @@ def test_keyboard_scrubbing_and_reload(page, server):
         page.keyboard.press("ArrowRight")
         wait_grid(page, step)
     print(f"scrubbing: {EPOCHS / (time.monotonic() - started):.1f} steps/s")
+    assert any("/grids?" in url for url in asked), "the panel did not prefetch the layer's steps through the grids route"
 
     page.get_by_role("button", name="Per layer").click()
     page.get_by_label("Colormap", exact=True).select_option("viridis")
@@ -224,7 +227,7 @@ def test_hostile_run_name_is_text(page, server):
 
 
 def test_route_errors_are_shown(page, server):
-    page.route(re.compile(r"/grid\?"), lambda route: route.fulfill(status=404, content_type="text/plain", body="unknown step '3'"))
+    page.route(re.compile(r"/grids?\?"), lambda route: route.fulfill(status=404, content_type="text/plain", body="unknown step '3'"))
     page.goto(f"{server}/data/plugin_entry.html?name=feature_maps#run=feature_maps&layer=conv1")
     message = page.locator(".fm-message")
     message.wait_for()

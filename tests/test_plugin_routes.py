@@ -112,6 +112,20 @@ def test_grid_is_the_logged_png(client, listing, logged, step, probe):
         np.testing.assert_array_equal(image, layer_log.grid(layer_log.index_of(step), probe))
 
 
+@pytest.mark.parametrize("kind", ["activations", "weights"])
+def test_grids_answers_the_grid_pngs_of_several_steps_in_their_order(client, kind):
+    steps = [12, 0, 7, 7, 3]
+    probe = 0 if kind == "weights" else 4
+    response = get(client, "grids", run=RUN, layer="conv2", kind=kind, steps=",".join(map(str, steps)), probe=probe)
+    assert response.status_code == 200 and response.mimetype == "application/octet-stream"
+    lengths = [int(length) for length in response.headers["X-Grid-Lengths"].split(",")]
+    assert len(lengths) == len(steps) and sum(lengths) == len(response.data)
+    offsets = np.cumsum([0, *lengths])
+    for index, step in enumerate(steps):
+        alone = get(client, "grid", run=RUN, layer="conv2", kind=kind, step=step, probe=probe).data
+        assert response.data[offsets[index] : offsets[index + 1]] == alone
+
+
 def test_grid_probe_defaults_to_zero_and_weights_kind(client, listing, logged):
     np.testing.assert_array_equal(get_png(client, "grid", run=RUN, layer="conv1", step=4), logged.layers["conv1"].grid(4, 0))
     weights = listing["runs"][0]["layers"][0]["weights"]
@@ -181,6 +195,15 @@ BAD_REQUESTS = [
     ("grid", {"run": RUN, "layer": "pool1", "step": "1", "kind": "weights"}, 404),
     ("grid", {"run": "nope", "layer": "conv1", "step": "1"}, 404),
     ("grid", {"run": RUN, "layer": "CONV1", "step": "1"}, 404),
+    ("grids", {"run": RUN, "layer": "conv1"}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": ""}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": "1,,2"}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": "1,-2"}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": ",".join(["1"] * 65)}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": "1,2", "probe": "x"}, 400),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": "1,13"}, 404),
+    ("grids", {"run": RUN, "layer": "conv1", "steps": "1", "probe": "10"}, 404),
+    ("grids", {"run": "nope", "layer": "conv1", "steps": "1"}, 404),
     ("stats", {"run": RUN, "layer": "conv1"}, 400),
     ("stats", {"run": RUN, "layer": "conv1", "step": "x"}, 400),
     ("stats", {"run": RUN, "layer": "conv1", "step": "99"}, 404),

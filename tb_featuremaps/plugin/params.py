@@ -53,3 +53,21 @@ def kind(args: Mapping[str, str]) -> str:
 def not_found(what: str, value: object) -> errors.NotFoundError:
     """A 404 error naming the unknown ``what``."""
     return errors.NotFoundError(f"unknown {what} {quote(str(value))}")
+
+
+MAX_BATCH = 64
+"""Most steps one ``grids`` request may ask for."""
+
+
+def steps(args: Mapping[str, str]) -> list[int]:
+    """``steps``: 1 to :data:`MAX_BATCH` comma-separated non-negative integers, in the order given."""
+    value = args.get("steps")
+    if not value:
+        raise errors.InvalidArgumentError("missing parameter 'steps' (comma-separated steps, e.g. steps=0,1,2)")
+    parts = value.split(",")
+    if len(parts) > MAX_BATCH:
+        raise errors.InvalidArgumentError(f"parameter 'steps' may list at most {MAX_BATCH} steps, got {len(parts)}")
+    bad = next((part for part in parts if not _INTEGER.fullmatch(part)), None)
+    if bad is not None:
+        raise errors.InvalidArgumentError(f"parameter 'steps' must list non-negative integers of at most 15 digits, got {quote(bad)}")
+    return [int(part) for part in parts]

@@ -69,4 +69,19 @@ export async function grid(run, layer, kind, step, probe, time) {
   return (await request("grid", { run, layer, step, probe, kind, t: time })).blob();
 }
 
+/**
+ * One probe's grid PNGs at several `steps` (at most 64) in one `grids` answer, as Blobs in the order of `steps`;
+ * `time` (ignored by the server) keeps a rewritten run's answers out of the HTTP cache.
+ */
+export async function grids(run, layer, kind, steps, probe, time) {
+  const response = await request("grids", { run, layer, kind, probe, steps: steps.join(","), t: time });
+  const lengths = (response.headers.get("X-Grid-Lengths") || "").split(",").map(Number);
+  const body = await response.arrayBuffer();
+  if (lengths.length !== steps.length || lengths.reduce((sum, length) => sum + length, 0) !== body.byteLength) {
+    throw new RouteError("grids", response.status, "the answer's X-Grid-Lengths do not match its body");
+  }
+  let offset = 0;
+  return lengths.map((length) => new Blob([body.slice(offset, (offset += length))], { type: "image/png" }));
+}
+
 export const probeURL = (run, index) => routeURL("probe", { run, index });

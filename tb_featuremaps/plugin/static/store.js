@@ -5,7 +5,7 @@ import { LRU } from "./lru.js";
 
 const IMAGE_BYTES = 192 * 1024 * 1024;
 const ANSWERS = 400;
-const PREFETCH_PARALLEL = 3;
+const PREFETCH_BATCH = 16; // frames prefetched together: their grids in one `grids` request per layer and probe
 
 /** Decodes a grid PNG to its gray levels plus a NaN mask (alpha 0), exactly as stored (no colour management). */
 async function decodeGrid(blob) {
@@ -23,6 +23,8 @@ async function decodeGrid(blob) {
   }
   return { width, height, gray, nan };
 }
+
+const imageBytes = (image) => image.gray.length * 2;
 
 /** Changes when `layer` (a runs entry) logs new steps: the key that refetches cached answers spanning steps. */
 export const version = (layer) => `${layer.step_count}:${layer.last_step}`;
@@ -75,11 +77,36 @@ export class Store {
     });
   }
 
+  imageKey(run, layer, kind, step, probe) {
+    return JSON.stringify([run, layer, kind, step, probe, this.wallTime(run, layer, kind, step)]);
+  }
+
   image(run, layer, kind, step, probe) {
-    const time = this.wallTime(run, layer, kind, step);
-    const key = JSON.stringify([run, layer, kind, step, probe, time]);
-    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe, time));
-    return this.images.get(key, load, (image) => image.gray.length * 2);
+    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe, this.wallTime(run, layer, kind, step)));
+    return this.images.get(this.imageKey(run, layer, kind, step, probe), load, imageBytes);
+  }
+
+  /**
+   * Caches the grids of `specs` not cached yet, with one `grids` request per layer and probe: the server reads
+   * their blobs side by side, so TensorBoard's Rust data server makes the batch wait once, not once per grid.
+   * A failed batch leaves nothing behind; image() then asks for each grid alone.
+   */
+  async cacheGrids(specs) {
+    const groups = new Map();
+    for (const { run, layer, kind, step, probe } of specs) {
+      if (this.images.entries.has(this.imageKey(run, layer, kind, step, probe))) continue;
+      const group = JSON.stringify([run, layer, kind, probe]);
+      groups.set(group, [...(groups.get(group) || []), step]);
+    }
+    const batches = [...groups].map(([group, steps]) => {
+      const [run, layer, kind, probe] = JSON.parse(group);
+      const answer = api.grids(run, layer, kind, steps, probe, this.wallTime(run, layer, kind, steps[0]));
+      steps.forEach((step, index) => {
+        this.images.get(this.imageKey(run, layer, kind, step, probe), async () => decodeGrid((await answer)[index]), imageBytes);
+      });
+      return answer;
+    });
+    await Promise.allSettled(batches);
   }
 
   /**
@@ -108,7 +135,8 @@ export class Store {
   async pump() {
     this.pumping = true;
     while (this.queue.length) {
-      const batch = this.queue.splice(0, PREFETCH_PARALLEL);
+      const batch = this.queue.splice(0, PREFETCH_BATCH);
+      await this.cacheGrids(batch);
       await Promise.allSettled(batch.map((spec) => this.frame(spec)));
     }
     this.pumping = false;
