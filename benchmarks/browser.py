@@ -1,4 +1,5 @@
-"""The panel in headless Chromium: time to the first painted grid, and steps per second while scrubbing."""
+"""The panel in headless Chromium: time to the first painted grid, steps per second while scrubbing, and the
+time from choosing a layer not seen before to its grid painted (the browser's clock)."""
 
 from __future__ import annotations
 
@@ -30,6 +31,22 @@ _SCRUB = """async ({moves, timeoutMs}) => {
     }
   }
   return (performance.now() - started) / 1000;
+}"""
+
+
+# Chooses another layer (one with `filters` filters, not shown before) and waits for its grid; returns milliseconds.
+_NEW_LAYER = """async ({layer, filters, timeoutMs}) => {
+  const select = document.querySelector("select[aria-label=Layer]");
+  const grid = () => document.querySelector("canvas.fm-grid");
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const started = performance.now();
+  select.value = layer;
+  select.dispatchEvent(new Event("change", { bubbles: true }));
+  while (grid()?.dataset.filters !== String(filters)) {
+    if (performance.now() - started > timeoutMs) throw new Error(`layer ${layer} not shown`);
+    await frame();
+  }
+  return performance.now() - started;
 }"""
 
 
@@ -69,7 +86,8 @@ def _drive(browser, logdir: str, steps: int, moves: int, load_fast: bool) -> dic
             raise RuntimeError(f"no grid painted; the panel shows: {page.inner_text('body')[:300]!r}") from error
         first = time.perf_counter() - started
         seconds = page.evaluate(_SCRUB, {"moves": moves, "timeoutMs": 60_000})
+        new_layer_ms = page.evaluate(_NEW_LAYER, {"layer": "conv2", "filters": 64, "timeoutMs": 60_000})
         page.close()
     finally:
         server.close()
-    return {"load_fast": load_fast, "seconds_to_first_grid": first, "steps_per_second": moves / seconds}
+    return {"load_fast": load_fast, "seconds_to_first_grid": first, "steps_per_second": moves / seconds, "new_layer_ms": new_layer_ms}

@@ -246,6 +246,8 @@ def _rows(results: dict) -> list[Row]:
             add(Row(section, "first grid painted (s from opening the panel)", f"{loader['seconds_to_first_grid']:.2f}"))
             rate = loader["steps_per_second"]
             add(Row(section, f"scrubbing the slider (steps/s, {browser['steps']}-step log)", f"{rate:.1f}", ">= 20", rate >= 20))
+            painted = loader["new_layer_ms"]
+            add(Row(section, "a layer not seen before: choice to its grid painted (ms, browser clock)", f"{painted:.0f}", "<= 150", painted <= 150))
         if not browser.get("measured"):
             add(Row("browser", "panel", f"not measured: {browser.get('reason', '')}"))
     rows += _reading_rows(results)
