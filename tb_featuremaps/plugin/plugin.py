@@ -110,13 +110,8 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         run, layer, kind = params.name(args, "run"), params.name(args, "layer"), params.kind(args)
         step, probe = params.integer(args, "step"), params.integer(args, "probe", 0)
         tag = metadata.tag_for(kind, layer)
-        keys = self._reader.keys_at(ctx, eid, run, tag, step)
-        if keys is None:
-            raise params.not_found("step", step)
-        pngs = metadata.pngs_of(keys)
-        if probe >= len(pngs):
-            raise params.not_found("probe", probe)
-        return http_util.Respond(request, self._reader.blob(ctx, run, tag, pngs[probe]), "image/png", expires=IMAGE_EXPIRES)
+        key = self._grid_key(ctx, eid, run, tag, step, probe)
+        return http_util.Respond(request, self._reader.blob(ctx, run, tag, key), "image/png", expires=IMAGE_EXPIRES)
 
     @wrappers.Request.application
     def _serve_grids(self, request: wrappers.Request) -> wrappers.Response:
@@ -126,18 +121,20 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         run, layer, kind = params.name(args, "run"), params.name(args, "layer"), params.kind(args)
         steps, probe = params.steps(args), params.integer(args, "probe", 0)
         tag = metadata.tag_for(kind, layer)
-        keys = []
-        for step in steps:
-            at = self._reader.keys_at(ctx, eid, run, tag, step)
-            if at is None:
-                raise params.not_found("step", step)
-            pngs = metadata.pngs_of(at)
-            if probe >= len(pngs):
-                raise params.not_found("probe", probe)
-            keys.append(pngs[probe])
+        keys = [self._grid_key(ctx, eid, run, tag, step, probe) for step in steps]
         blobs = list(_BLOB_READERS.map(lambda key: self._reader.blob(ctx, run, tag, key), keys))
         headers = [(GRID_LENGTHS_HEADER, ",".join(str(len(blob)) for blob in blobs))]
         return http_util.Respond(request, b"".join(blobs), "application/octet-stream", expires=IMAGE_EXPIRES, headers=headers)
+
+    def _grid_key(self, ctx, eid: str, run: str, tag: str, step: int, probe: int) -> str:
+        """The blob key of one probe's grid at ``step``; NotFoundError naming the step or probe that is not logged."""
+        keys = self._reader.keys_at(ctx, eid, run, tag, step)
+        if keys is None:
+            raise params.not_found("step", step)
+        pngs = metadata.pngs_of(keys)
+        if probe >= len(pngs):
+            raise params.not_found("probe", probe)
+        return pngs[probe]
 
     @wrappers.Request.application
     def _serve_stats(self, request: wrappers.Request) -> wrappers.Response:
