@@ -37,10 +37,19 @@ KIND_ACTIVATIONS = "activations"
 KIND_STATS = "stats"
 KIND_WEIGHTS = "weights"
 KIND_PROBES = "probes"
-GRID_KINDS = (KIND_ACTIVATIONS, KIND_WEIGHTS)
+KIND_STRONGEST = "strongest"
+KIND_TOPK = "topk"
+KIND_CHANGE = "change"
+KIND_POOL = "pool"
+GRID_KINDS = (KIND_ACTIVATIONS, KIND_WEIGHTS, KIND_STRONGEST)
+"""Kinds stored as grid PNGs described by a :class:`LayerInfo`."""
+TENSOR_KINDS = (KIND_STATS, KIND_TOPK, KIND_CHANGE)
+"""Kinds stored as float32 tensors whose last axis is named by the content's ``fields``."""
 
 PROBES_TAG = KIND_PROBES
 """Tag of the single series holding the probe inputs as images."""
+POOL_TAG = KIND_POOL
+"""Tag of the single series holding the pictures of the pool inputs (``strongest``' sources)."""
 
 IMAGE_HEADER = 2
 """Entries before the PNGs in an image value ``[width, height, png_0, png_1, ...]`` (the layout of ``tf.summary.image``)."""
@@ -96,8 +105,34 @@ DEAD_THRESHOLD = 1e-6
 """A filter is dead at a step when ``max(|min|, |max|)`` is below this for every probe."""
 
 
-def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
-    """Stats stored with ``fields`` as their last axis, in :data:`STATS_FIELDS` order.
+TOPK_FIELDS = ("input", "value", "row", "col", "top", "left")
+"""Last axis of a topk tensor ``[filters, top_k, len(TOPK_FIELDS)]``, one row per filter and rank.
+
+``input``: the pool input's index (ranks sorted by ``value``, the filter's
+maximum activation over its map for that input, descending; ties by index; a
+pool input appears once per filter). ``row``/``col``: where that maximum lies in
+the layer's output (full resolution; ``row`` is 0 for 1-D outputs). ``top``/
+``left``: the input pixel at the patch's top-left corner, negative where the
+receptive field reaches into the padding.
+"""
+
+CHANGE_FIELDS = ("response", "kernel")
+"""Last axis of a change tensor ``[filters, len(CHANGE_FIELDS)]``: each filter's relative change since the previous logged step.
+
+``response``: ``|r_t - r_prev| / |r_prev|`` (Euclidean norms) of the filter's
+response to the pool, ``r`` = its maximum activation for each pool input;
+``kernel``: the same of the filter's kernel (all its input channels). NaN at a
+run's first step, for a response without a pool, a kernel without weights.
+"""
+
+CHANGING_THRESHOLD = 0.05
+"""A filter is *still changing* at a step when its change (``response``, else ``kernel``) exceeds this (5 % per logged interval)."""
+
+FIELDS_BY_KIND = {KIND_STATS: STATS_FIELDS, KIND_TOPK: TOPK_FIELDS, KIND_CHANGE: CHANGE_FIELDS}
+
+
+def align_fields(values: np.ndarray, fields: Sequence[str], known: Sequence[str]) -> np.ndarray:
+    """A tensor stored with ``fields`` as its last axis, in ``known`` order.
 
     A field the log lacks is NaN, one this version does not know is dropped: so a
     field can be added without breaking older logs or older readers
@@ -105,14 +140,31 @@ def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
     """
     values = np.asarray(values, np.float32)
     if values.shape[-1:] != (len(fields),):
-        raise FormatError(f"stats have {values.shape[-1] if values.ndim else 0} fields but their metadata names {len(fields)}: {list(fields)}")
-    if tuple(fields) == STATS_FIELDS:
+        raise FormatError(f"a tensor has {values.shape[-1] if values.ndim else 0} fields but its metadata names {len(fields)}: {list(fields)}")
+    if tuple(fields) == tuple(known):
         return values
-    aligned = np.full((*values.shape[:-1], len(STATS_FIELDS)), np.nan, np.float32)
-    for position, name in enumerate(STATS_FIELDS):
+    aligned = np.full((*values.shape[:-1], len(known)), np.nan, np.float32)
+    for position, name in enumerate(known):
         if name in fields:
             aligned[..., position] = values[..., list(fields).index(name)]
     return aligned
+
+
+def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
+    """Stats stored with ``fields`` as their last axis, in :data:`STATS_FIELDS` order (:func:`align_fields`)."""
+    return align_fields(values, fields, STATS_FIELDS)
+
+
+def changing_filters(change: np.ndarray) -> float:
+    """The fraction of filters still changing (:data:`CHANGING_THRESHOLD`) in a change tensor ``[filters, fields]``; NaN when unknown.
+
+    A filter's ``response`` change is used where known, else its ``kernel`` change.
+    """
+    change = np.asarray(change, np.float64)
+    response, kernel = change[:, CHANGE_FIELDS.index("response")], change[:, CHANGE_FIELDS.index("kernel")]
+    measure = np.where(np.isfinite(response), response, kernel)
+    known = np.isfinite(measure)
+    return float((measure[known] > CHANGING_THRESHOLD).mean()) if known.any() else float("nan")
 
 
 def dead_filters(stats: np.ndarray) -> np.ndarray:
@@ -144,6 +196,38 @@ def tile_ranges(normalization: str, stats: np.ndarray) -> tuple[np.ndarray, np.n
     if normalization != "per_filter":
         raise FormatError(f"unknown normalization {normalization!r}; this reader knows {', '.join(NORMALIZATIONS)}")
     return low, high
+
+
+INPUT_RANGE = "input_range"
+"""``normalization`` of ``strongest`` sheets: gray 0 and 255 stand for the pool inputs' ``extra.input_range`` ``[lo, hi]``."""
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Where a unit of a layer's output looks in the input, per spatial axis (rows, then columns).
+
+    Unit ``i`` along an axis sees the input pixels ``start + i·jump`` up to
+    ``start + i·jump + size`` (exclusive); ``start`` is negative where the field
+    reaches into the padding.
+    """
+
+    size: tuple
+    jump: tuple
+    start: tuple
+
+    def box(self, position: Sequence[int]) -> tuple[tuple, tuple]:
+        """``(top-left corner, size)`` in input pixels of the field of the unit at ``position``."""
+        corner = tuple(int(s + p * j) for s, p, j in zip(self.start, position, self.jump))
+        return corner, tuple(int(size) for size in self.size)
+
+    def to_json(self) -> dict:
+        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
+
+    @classmethod
+    def from_json(cls, data: Optional[dict]) -> Optional[ReceptiveField]:
+        if data is None:
+            return None
+        return cls(tuple(int(v) for v in data["size"]), tuple(int(v) for v in data["jump"]), tuple(int(v) for v in data["start"]))
 
 
 def levels_to_values(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
@@ -238,6 +322,8 @@ class LayerInfo:
     step_unit: str
     reduction: str = NO_REDUCTION
     normalization: str = "per_filter"
+    tiles_per_filter: int = 1
+    """Tiles each filter has, consecutive: 1, or ``top_k`` for ``strongest`` (filter ``f``'s rank ``r`` is tile ``f·top_k + r``)."""
     version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
 
@@ -253,11 +339,13 @@ class LayerInfo:
         """Parses grid content; raises :class:`FormatError` for an impossible layout."""
         layout = GridLayout(**{k: int(data[k]) for k in ("tile_height", "tile_width", "rows", "cols", "gutter")})
         shown = int(data["filters_shown"])
+        per_filter = int(data.get("tiles_per_filter", 1))
         if (
-            min(layout.tile_height, layout.tile_width, layout.rows, layout.cols) < 1
+            per_filter < 1
+            or min(layout.tile_height, layout.tile_width, layout.rows, layout.cols) < 1
             or not 0 <= layout.gutter <= 16
             or max(layout.height, layout.width) > MAX_GRID_SIDE
-            or not (layout.rows - 1) * layout.cols < shown <= layout.rows * layout.cols
+            or not (layout.rows - 1) * layout.cols < shown * per_filter <= layout.rows * layout.cols
             or shown > int(data["filters_total"])
             or not isinstance(data["probe_labels"], list)
         ):
@@ -275,6 +363,7 @@ class LayerInfo:
             step_unit=data["step_unit"],
             reduction=data.get("reduction", "none"),
             normalization=data.get("normalization", "per_filter"),
+            tiles_per_filter=per_filter,
             version=int(data["version"]),
             extra=dict(data.get("extra", {})),
         )
@@ -308,10 +397,17 @@ def grid_metadata(info: LayerInfo) -> summary_pb2.SummaryMetadata:
     return _metadata(info.to_json(), summary_pb2.DATA_CLASS_BLOB_SEQUENCE, f"{info.kind} of {markdown_text(info.layer)}")
 
 
-def stats_metadata(layer_path: str) -> summary_pb2.SummaryMetadata:
-    """Metadata of a ``stats/`` series (float32 tensor ``[probes, filters, fields]``)."""
-    content = {"version": FORMAT_VERSION, "kind": KIND_STATS, "layer": layer_path, "fields": list(STATS_FIELDS)}
-    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter statistics of {markdown_text(layer_path)}")
+def fields_metadata(kind: str, layer_path: str) -> summary_pb2.SummaryMetadata:
+    """Metadata of a ``stats/``, ``topk/`` or ``change/`` series (float32 tensor, last axis named by ``fields``)."""
+    content = {"version": FORMAT_VERSION, "kind": kind, "layer": layer_path, "fields": list(FIELDS_BY_KIND[kind])}
+    what = {KIND_STATS: "statistics", KIND_TOPK: "strongest pool inputs", KIND_CHANGE: "change since the previous step"}[kind]
+    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter {what} of {markdown_text(layer_path)}")
+
+
+def pool_metadata(labels: list, input_shape: list, input_range: list) -> summary_pb2.SummaryMetadata:
+    """Metadata of the ``pool`` series (blob sequence of the pool inputs' pictures, ``strongest``' sources)."""
+    content = {"version": FORMAT_VERSION, "kind": KIND_POOL, "labels": list(labels), "input_shape": list(input_shape), "input_range": list(input_range)}
+    return _metadata(content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE, "pool inputs")
 
 
 def probes_metadata(labels: list, input_shape: list) -> summary_pb2.SummaryMetadata:
@@ -357,9 +453,9 @@ def classify(tag: str, content: bytes) -> Optional[Series]:
     """
     data = parse_content(content)
     kind = data["kind"]
-    if kind == KIND_PROBES:
-        return Series(kind, data) if tag == PROBES_TAG else None
-    if kind not in (*GRID_KINDS, KIND_STATS):
+    if kind in (KIND_PROBES, KIND_POOL):
+        return Series(kind, data) if tag == {KIND_PROBES: PROBES_TAG, KIND_POOL: POOL_TAG}[kind] else None
+    if kind not in (*GRID_KINDS, *TENSOR_KINDS):
         return None
     layer = data.get("layer")
     if not isinstance(layer, str) or tag != tag_for(kind, layer):

@@ -7,7 +7,7 @@ callback writes the same files whichever Keras backend trains the model.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Optional, Union
 
 import numpy as np
@@ -126,17 +126,18 @@ class SummaryWriter:
         step: int,
         info: metadata.LayerInfo,
         pngs: Sequence[bytes],
-        stats: Optional[np.ndarray] = None,
+        tensors: Optional[Mapping[str, np.ndarray]] = None,
         images_copy: Union[bool, str] = True,
         health: Optional[dict] = None,
     ) -> None:
-        """Writes one layer's grids (one PNG per probe), its stats and optional copies.
+        """Writes one layer's grids (one PNG per probe), its tensors and optional copies, as one event.
 
         Args:
             step: The step of every value written.
             info: The layer's constant description (becomes the series metadata).
             pngs: One grid PNG per probe, all ``info.layout`` sized.
-            stats: float32 ``[probes, filters, len(STATS_FIELDS)]`` or None.
+            tensors: Kind (``stats``, ``topk``, ``change``) → its float32 tensor, last
+                axis :data:`metadata.FIELDS_BY_KIND` of that kind.
             images_copy: Also write the grids for TensorBoard's Images dashboard:
                 every probe's (``True``), the first probe's only (``"first"``) or none
                 (``False``); none either once the step budget was exceeded.
@@ -145,9 +146,9 @@ class SummaryWriter:
         layout = info.layout
         tensor = _image_tensor(pngs, layout.width, layout.height)
         values = [self._value(metadata.tag_for(info.kind, info.layer), tensor, metadata.grid_metadata(info))]
-        if stats is not None:
-            stats_tensor = tensor_util.make_tensor_proto(np.asarray(stats, dtype=np.float32))
-            values.append(self._value(metadata.tag_for(metadata.KIND_STATS, info.layer), stats_tensor, metadata.stats_metadata(info.layer)))
+        for kind, array in (tensors or {}).items():
+            tensor_proto = tensor_util.make_tensor_proto(np.asarray(array, dtype=np.float32))
+            values.append(self._value(metadata.tag_for(kind, info.layer), tensor_proto, metadata.fields_metadata(kind, info.layer)))
         copies = [] if self.budget.images_dropped else images_copies(images_copy, pngs)
         if copies:
             tag = metadata.images_tag(info.kind, info.layer)

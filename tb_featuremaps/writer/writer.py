@@ -296,7 +296,7 @@ class FeatureMapsWriter:
             step,
             info,
             pngs,
-            drawn.stats if activations else None,
+            {metadata.KIND_STATS: drawn.stats} if activations else None,
             self.write_images,
             filter_health(drawn.stats) if activations else None,
         )

@@ -115,7 +115,7 @@ def write_layer_step(
         step_unit,
         normalization=drawn.normalization,
     )
-    writer.write_layer(step, info, render.to_pngs(drawn, info.layout), stats=drawn.stats, images_copy=False)
+    writer.write_layer(step, info, render.to_pngs(drawn, info.layout), tensors={metadata.KIND_STATS: drawn.stats}, images_copy=False)
 
 
 def write_newer_format_run(run_dir) -> None:

@@ -1,0 +1,213 @@
+"""What each filter looks for: its strongest pool inputs, their receptive-field patches, and its change between steps.
+
+The Zeiler & Fergus view (2014, Figs. 2 and 4) computed at every log step, in
+NumPy only: :func:`responses` reduces a layer's output for a pool of inputs to
+each filter's maximum per input (and where it lies), :func:`top_k` ranks them,
+:func:`patch_sheet` crops the input under each maximum's receptive field, and
+:func:`relative_change` measures how much a filter's response (or kernel)
+moved since the previous step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional
+
+import numpy as np
+
+from ..format import metadata
+from ..format.metadata import GridLayout, ReceptiveField
+from .reduce import STRIP_HEIGHT
+
+MAX_PATCH_SIZE = 48
+"""Patches larger than this (input pixels per side) are block-averaged to fit."""
+
+MAX_POOL_PICTURE = 64
+"""The pool inputs' pictures (the ``pool`` series) are block-averaged to at most this many pixels per side."""
+
+
+@dataclass
+class Responses:
+    """Each filter's strongest response to each pool input (:func:`responses`)."""
+
+    values: np.ndarray
+    """float32 ``[N, F]``: the filter's maximum over its map for each pool input (NaN when none is finite)."""
+    positions: np.ndarray
+    """int32 ``[N, F, 2]``: ``(row, col)`` of that maximum in the layer's output (``row`` 0 for 1-D outputs)."""
+
+
+def spatial_axes(values: np.ndarray) -> int:
+    """How many spatial axes a batched output ``[N, *spatial, C]`` has."""
+    return max(np.ndim(values) - 2, 0)
+
+
+def responses(outputs: np.ndarray, channels_first: bool = False, max_filters: Optional[int] = None) -> Responses:
+    """Reduces a layer's output for pool inputs, ``[N, *spatial, C]`` (1 or 2 spatial axes), to :class:`Responses`.
+
+    Only the first ``max_filters`` filters are kept (those the grids draw).
+    """
+    values = np.asarray(outputs)
+    if spatial_axes(values) not in (1, 2):
+        raise ValueError(f"strongest inputs need outputs with 1 or 2 spatial axes, got shape {values.shape}")
+    if channels_first:
+        values = np.moveaxis(values, 1, -1)
+    if values.ndim == 3:
+        values = values[:, None]
+    values = values[..., :max_filters]
+    count, height, width, filters = values.shape
+    flat = values.reshape(count, height * width, filters).astype(np.float32, copy=False)
+    finite = np.isfinite(flat)
+    if not finite.all():
+        flat = np.where(finite, flat, -np.inf)
+    where = flat.argmax(axis=1)
+    best = np.take_along_axis(flat, where[:, None, :], axis=1)[:, 0]
+    best = np.where(np.isfinite(best), best, np.nan).astype(np.float32)
+    positions = np.stack(np.divmod(where, width), axis=-1).astype(np.int32)
+    return Responses(best, positions)
+
+
+def concatenate(parts: list[Responses]) -> Responses:
+    """The responses of consecutive batches of the pool, as one."""
+    return Responses(np.concatenate([part.values for part in parts]), np.concatenate([part.positions for part in parts]))
+
+
+def top_k(found: Responses, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each filter's ``k`` strongest pool inputs: ``(inputs [F, k], values [F, k], positions [F, k, 2])``.
+
+    Ranked by value, descending, ties by pool index; NaN ranks last.
+    """
+    k = min(k, found.values.shape[0])
+    ranking = np.where(np.isnan(found.values), -np.inf, found.values)
+    inputs = np.argsort(-ranking, axis=0, kind="stable")[:k].T  # [F, k]
+    filters = np.arange(inputs.shape[0])[:, None]
+    return inputs, found.values[inputs, filters], found.positions[inputs, filters]
+
+
+@dataclass
+class PoolPictures:
+    """The pool's (first) input as display levels, with the padding level and the value range they stand for."""
+
+    levels: np.ndarray
+    """uint8 ``[N, H, W]`` (gray) or ``[N, H, W, 3]`` (RGB); 1-D inputs have ``H = 1``."""
+    padding: int
+    """The level of the value 0, which convolutions pad with."""
+    input_range: tuple[float, float]
+
+    @classmethod
+    def of(cls, inputs: np.ndarray, channels_first: bool = False) -> PoolPictures:
+        """Pictures of pool inputs ``[N, H, W, C]`` or ``[N, L, C]``: RGB for 3 channels, else the first channel, scaled by the pool's finite range."""
+        values = np.asarray(inputs, np.float32)
+        if channels_first and values.ndim >= 3:
+            values = np.moveaxis(values, 1, -1)
+        if values.ndim == 3:
+            values = values[:, None]
+        if values.ndim != 4:
+            raise ValueError(f"pool pictures need inputs [N, H, W, C] or [N, L, C], got shape {np.shape(inputs)}")
+        values = values if values.shape[-1] == 3 else values[..., 0]
+        finite = np.isfinite(values)
+        low, high = (float(values[finite].min()), float(values[finite].max())) if finite.any() else (0.0, 0.0)
+        scale = 255.0 / (high - low) if high > low else 0.0
+        levels = np.clip(np.round(np.where(finite, (values - low) * scale, 0)), 0, 255).astype(np.uint8)
+        padding = int(np.clip(round((0.0 - low) * scale), 0, 255))
+        return cls(levels, padding, (low, high))
+
+
+def _crop(pictures: PoolPictures, index: int, corner: tuple, size: tuple) -> np.ndarray:
+    """The input window ``corner``, ``size`` of pool input ``index``; outside the input: the padding level."""
+    picture = pictures.levels[index]
+    window = np.full((*size, *picture.shape[2:]), pictures.padding, np.uint8)
+    (top, left), (height, width) = corner, size
+    rows = slice(max(top, 0), min(top + height, picture.shape[0]))
+    cols = slice(max(left, 0), min(left + width, picture.shape[1]))
+    if rows.start < rows.stop and cols.start < cols.stop:
+        window[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] = picture[rows, cols]
+    return window
+
+
+def _shrink(patch: np.ndarray, factors: tuple[int, int]) -> np.ndarray:
+    if factors == (1, 1):
+        return patch
+    (fh, fw), (height, width) = factors, patch.shape[:2]
+    blocks = patch[: height // fh * fh, : width // fw * fw].astype(np.float32)
+    blocks = blocks.reshape(height // fh, fh, width // fw, fw, *patch.shape[2:])
+    return np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+
+
+@dataclass
+class PatchSheet:
+    """Every filter's top-k patches as one picture: filter ``f``'s rank ``r`` is tile ``f·k + r`` of ``layout`` (rows: filters)."""
+
+    pixels: np.ndarray
+    """uint8 ``[height, width]`` or ``[height, width, 3]``, gutters at :data:`metadata.GUTTER_VALUE`."""
+    layout: GridLayout
+    corners: np.ndarray
+    """int ``[F, k, 2]``: each patch's top-left input pixel (``top``, ``left``)."""
+    patch_size: tuple[int, int]
+    """The patches' size in input pixels (before block averaging)."""
+    reduction: str
+
+
+def patch_sheet(pictures: PoolPictures, inputs: np.ndarray, positions: np.ndarray, field: Optional[ReceptiveField]) -> PatchSheet:
+    """The sheet of the input patches under each filter's strongest responses.
+
+    ``field`` None (a receptive field that cannot be computed): each patch is the
+    whole input. 1-D inputs are drawn as strips :data:`STRIP_HEIGHT` rows high.
+    """
+    height, width = pictures.levels.shape[1:3]
+    filters, k = inputs.shape
+    if field is None:
+        corners = np.zeros((filters, k, 2), np.int64)
+        size = (height, width)
+    else:
+        if height == 1 and len(field.size) == 1:  # a 1-D field: one row, the field along the columns
+            field = ReceptiveField((1, *field.size), (1, *field.jump), (0, *field.start))
+        corners = np.asarray(field.start)[None, None] + positions * np.asarray(field.jump)[None, None]
+        size = tuple(int(s) for s in field.size)
+    factors = tuple(-(-side // MAX_PATCH_SIZE) for side in size)
+    reduction = metadata.block_mean(*factors) if factors != (1, 1) else metadata.NO_REDUCTION
+    tile_height, tile_width = size[0] // factors[0], size[1] // factors[1]
+    strip = height == 1
+    layout = GridLayout(STRIP_HEIGHT if strip else tile_height, tile_width, filters, max(k, 1), 1)
+    pixels = np.full((layout.height, layout.width, *pictures.levels.shape[3:]), metadata.GUTTER_VALUE, np.uint8)
+    for f in range(filters):
+        for r in range(k):
+            patch = _shrink(_crop(pictures, int(inputs[f, r]), tuple(int(v) for v in corners[f, r]), size), factors)
+            if strip:
+                patch = np.repeat(patch, STRIP_HEIGHT, axis=0)
+            top, left = layout.tile_origin(f * layout.cols + r)
+            pixels[top : top + layout.tile_height, left : left + layout.tile_width] = patch
+    return PatchSheet(pixels, layout, corners, size, reduction)
+
+
+def topk_tensor(inputs: np.ndarray, values: np.ndarray, positions: np.ndarray, corners: np.ndarray) -> np.ndarray:
+    """The ``topk`` tensor ``[F, k, len(TOPK_FIELDS)]`` of one step (:data:`metadata.TOPK_FIELDS`)."""
+    columns = {
+        "input": inputs,
+        "value": values,
+        "row": positions[..., 0],
+        "col": positions[..., 1],
+        "top": corners[..., 0],
+        "left": corners[..., 1],
+    }
+    return np.stack([np.asarray(columns[name], np.float32) for name in metadata.TOPK_FIELDS], axis=-1)
+
+
+def relative_change(previous: Optional[np.ndarray], current: np.ndarray) -> np.ndarray:
+    """Per filter (last axis), ``|current - previous| / |previous|`` over every other axis; NaN without a previous one.
+
+    Used for a filter's response to the pool (``[N, F]``) and its kernel (``[..., F]``).
+    """
+    current = np.asarray(current, np.float64).reshape(-1, np.shape(current)[-1])
+    if previous is None or np.shape(previous)[-1] != current.shape[-1] or np.size(previous) != current.size:
+        return np.full(current.shape[-1], np.nan, np.float32)
+    previous = np.asarray(previous, np.float64).reshape(current.shape)
+    base = np.linalg.norm(previous, axis=0)
+    with np.errstate(all="ignore"):
+        change = np.linalg.norm(current - previous, axis=0) / np.where(base > 0, base, np.nan)
+    return change.astype(np.float32)
+
+
+def pool_picture(levels: np.ndarray) -> np.ndarray:
+    """One pool input's picture for the ``pool`` series, block-averaged to :data:`MAX_POOL_PICTURE` per side."""
+    factors = tuple(-(-side // MAX_POOL_PICTURE) for side in levels.shape[:2])
+    return _shrink(levels, factors)
