@@ -5,6 +5,7 @@ import { Detail } from "./detail.js";
 import { el } from "./dom.js";
 import { emptyState } from "./empty.js";
 import { HeatStrip } from "./heatstrip.js";
+import { AllLayers } from "./layers.js";
 import { Notice } from "./notice.js";
 import { Panes } from "./panes.js";
 import { ProbePicker } from "./probes.js";
@@ -66,14 +67,10 @@ class App {
     this.panes = new Panes(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
     this.heat = new HeatStrip((filter, step) => this.set({ filter, step }));
     this.detail = new Detail(this.store, { onPick: set, onClose: () => this.set({ filter: null }) });
-    this.main = el(
-      "section",
-      { class: "fm-main", "aria-label": "Filters" },
-      this.panes.summary,
-      this.panes.root,
-      this.panes.legend.root,
-      el("section", { class: "fm-activity" }, el("h2", { text: "Mean activation per filter over steps" }), this.heat.root),
-    );
+    this.layers = new AllLayers(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
+    this.activity = el("section", { class: "fm-activity" }, el("h2", { text: "Mean activation per filter over steps" }), this.heat.root);
+    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.panes.root, this.panes.legend.root, this.activity);
+    this.main = el("section", { class: "fm-main", "aria-label": "Filters" }, this.filters, this.layers.root);
     // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
     const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
     this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
@@ -93,6 +90,7 @@ class App {
   redraw() {
     this.panes.redraw();
     this.heat.draw();
+    this.layers.redraw();
   }
 
   /** Shows (or clears, with null) the error of one source; several sources can fail at once. */
@@ -159,6 +157,12 @@ class App {
     this.toolbar.update(this.runs, shown);
     this.probes.update(run.run, run.probes, layer.probe_labels, state.probe, !probeMatters(kind));
     this.stepbar.update({ steps: shown.steps, index, unit: layer.step_unit, playing: this.playing, follow: state.follow, wallTime: answer.wall_times[index] });
+    this.filters.hidden = shown.all;
+    if (shown.all) {
+      this.detail.hide();
+      return this.layers.show(shown);
+    }
+    this.layers.hide();
     const drawn = this.panes.draw(shown, this.runs, () => seq === this.seq);
     this.drawHeat(seq, shown);
     this.showDetail(shown);
