@@ -207,6 +207,15 @@ def relative_change(previous: Optional[np.ndarray], current: np.ndarray) -> np.n
     return change.astype(np.float32)
 
 
+def change_tensor(filters: int, response: Optional[np.ndarray], kernel: Optional[np.ndarray]) -> np.ndarray:
+    """The ``change`` tensor ``[filters, len(CHANGE_FIELDS)]`` of one layer and step; a missing or mis-sized part is NaN."""
+    columns = {"response": response, "kernel": kernel}
+    return np.stack(
+        [np.asarray(columns[name], np.float32) if columns[name] is not None and np.shape(columns[name]) == (filters,) else np.full(filters, np.nan, np.float32) for name in metadata.CHANGE_FIELDS],
+        axis=-1,
+    )
+
+
 def pool_picture(levels: np.ndarray) -> np.ndarray:
     """One pool input's picture for the ``pool`` series, block-averaged to :data:`MAX_POOL_PICTURE` per side."""
     factors = tuple(-(-side // MAX_POOL_PICTURE) for side in levels.shape[:2])
