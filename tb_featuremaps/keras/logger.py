@@ -11,11 +11,10 @@ import keras
 import numpy as np
 
 from ..format import metadata
-from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..render import strongest
+from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
-
 
 POOL_BATCH = 128
 """Pool inputs per forward pass: bounds the memory one layer's pool outputs take."""
