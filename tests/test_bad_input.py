@@ -28,7 +28,7 @@ def _refused_before_training(callback: FeatureMapsCallback, model: keras.Model |
         (np.zeros((0, 28, 28, 1)), "probes is empty"),
         ([], "probes is empty"),
         (np.array([["a cat", "a dog"]]), r"must be numeric arrays.*not raw strings"),
-        (np.zeros((33, 28, 28, 1)), r"33 probes is more than the 32 it logs; pass probes\[:32\]"),
+        (np.zeros((33, 28, 28, 1)), r"33 probes is more than the 32 it takes; pass probes\[:32\]"),
         ([np.zeros((2, 4)), np.zeros((3, 4))], r"same batch size, got \[2, 3\]"),
     ],
     ids=["empty", "empty-list", "strings", "too-many", "ragged"],

@@ -119,6 +119,14 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             the knobs (``max_tile_size``, ``max_filters``, ``layers``,
             ``write_images``), and is written whole; later steps leave out the Images
             copies. Nothing the panel shows is ever dropped.
+        pool: Inputs among which each filter's strongest responses are found at every
+            step (e.g. ``pool=x_val[:500]``: an array, a list/dict per input, or a
+            ``tf.data.Dataset`` read up to 5,000 examples); off by default. Logs, per
+            filter, its ``top_k`` strongest pool inputs with the patch under its
+            receptive field, and how much its response changed since the previous step
+            (the panel's "Looks for" view and "still changing" summary).
+        pool_labels: One label per pool input (default: the dataset's targets or the index).
+        top_k: How many strongest pool inputs are kept per filter.
     """
 
     def __init__(
@@ -135,6 +143,9 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         write_weights: bool = True,
         write_images: Union[bool, str] = "first",
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
+        pool: Any = None,
+        pool_labels: Optional[Sequence] = None,
+        top_k: int = 9,
     ):
         super().__init__()
         self.update_freq = _update_freq_argument(update_freq)
@@ -152,6 +163,9 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             write_weights=write_weights,
             write_images=write_images,
             max_step_bytes=max_step_bytes,
+            pool=pool,
+            pool_labels=pool_labels,
+            top_k=top_k,
             owner=_OWNER,
         )
         self.log_dir, self.run_name = self.logger.writer.log_dir, self.logger.writer.run_name

@@ -11,9 +11,13 @@ import keras
 import numpy as np
 
 from ..format import metadata
+from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
+
+POOL_BATCH = 128
+"""Pool inputs per forward pass: bounds the memory one layer's pool outputs take."""
 
 
 def _symbolic_inputs(model: keras.Model) -> Optional[list]:
@@ -54,6 +58,10 @@ class FeatureMapsLogger:
             max_step_bytes, step_unit, resume, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`;
             the default probes (ten MNIST digits) are reshaped to the model's input
             when it holds 784 values.
+        pool, pool_labels, top_k: the inputs whose strongest responses are found for
+            every filter at each step (e.g. ``pool=x_val[:500]``; off by default), as for
+            :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes through the model
+            in batches of ``POOL_BATCH``; patches follow each layer's receptive field.
         layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
             classes or layer objects; default: every convolution and (non-global)
             pooling layer, including those inside nested functional models.
@@ -76,6 +84,9 @@ class FeatureMapsLogger:
         write_weights: bool = True,
         write_images: Union[bool, str] = "first",
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
+        pool: Any = None,
+        pool_labels: Optional[Sequence] = None,
+        top_k: int = 9,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsLogger",
@@ -93,6 +104,9 @@ class FeatureMapsLogger:
             max_tile_size=max_tile_size,
             write_images=write_images,
             max_step_bytes=max_step_bytes,
+            pool=pool,
+            pool_labels=pool_labels,
+            top_k=top_k,
             timer=timer,
             background=background,
             owner=owner,
@@ -146,6 +160,9 @@ class FeatureMapsLogger:
         self._extractor = Extractor(model, selected)
         formats = [item.channels_first for item in self._extractor.layers if hasattr(item.layer, "data_format")]
         self.writer.probes_channels_first = formats[0] if formats else keras.config.image_data_format() == "channels_first"
+        if self.writer.pool is not None:
+            self.writer.pool = probes_lib.fit_to_model(self.writer.pool, shapes, False, names, self._owner, "pool")
+        self._pooled = {item.path for item in self._extractor.layers if len(item.output_shape) in (3, 4)}
         self._descriptions = {
             item.path: LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape) for item in self._extractor.layers
         }
@@ -164,11 +181,23 @@ class FeatureMapsLogger:
         self.trace()
         try:
             outputs = timed(self._timer, "forward", self._extractor, self.writer.probes.inputs)
+            pool = timed(self._timer, "forward", self._pool_responses) if self.writer.pool is not None else {}
             kernels = timed(self._timer, "kernels", self._kernels) if self.write_weights else {}
         except Exception as error:  # a training loop matters more than one log event
             self.writer.report_failure(step, error)
             return False
-        return self.writer.write(step, outputs, kernels, self._descriptions)
+        return self.writer.write(step, outputs, kernels, self._descriptions, pool)
+
+    def _pool_responses(self) -> dict[str, strongest.Responses]:
+        """The pool through the model in batches, each layer's output reduced to its filters' maxima per input."""
+        inputs, paths = self.writer.pool.inputs, [item.path for item in self._extractor.layers if item.path in self._pooled]
+        count = len(inputs[0])
+        parts: dict[str, list] = {path: [] for path in paths}
+        for start in range(0, count, POOL_BATCH):
+            outputs = self._extractor([array[start : start + POOL_BATCH] for array in inputs])
+            for path in paths:
+                parts[path].append(strongest.responses(outputs[path], self._descriptions[path].channels_first, self.writer.max_filters))
+        return {path: strongest.concatenate(found) for path, found in parts.items()}
 
     def _kernels(self) -> dict[str, np.ndarray]:
         found = {item.path: layer_kernel(item.layer) for item in self._extractor.layers}

@@ -111,10 +111,15 @@ def describe_spec(spec: Any) -> str:
     return f"the {type(spec).__name__} object {getattr(spec, 'name', '') or ''}".rstrip()
 
 
-def labels_need_probes(owner: str, probes: Any, labels: Any) -> None:
-    """Refuses ``labels=`` without ``probes=``: the default probes carry their own labels."""
-    if labels is not None and probes is None:
+def labels_need_probes(owner: str, probes: Any, labels: Any, what: str = "probes") -> None:
+    """Refuses ``labels=`` without ``probes=`` (or ``pool_labels=`` without ``pool=``)."""
+    if labels is None or probes is not None:
+        return
+    if what == "pool":
         raise ValueError(
-            f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
-            "Pass probes= together with labels=, one label per probe."
+            f"{owner}: pool_labels= was given without pool=; pass pool= (e.g. x_val[:500]) together with pool_labels=, one label per input."
         )
+    raise ValueError(
+        f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
+        "Pass probes= together with labels=, one label per probe."
+    )

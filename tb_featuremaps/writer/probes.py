@@ -13,6 +13,9 @@ import numpy as np
 MAX_PROBES = 32
 """Most probes one callback takes: each costs a grid per layer per step."""
 
+MAX_POOL = 5000
+"""Most pool inputs one producer takes: the pool goes through the model at every log step."""
+
 
 @dataclass
 class Probes:
@@ -41,6 +44,11 @@ def to_numpy(value: Any) -> np.ndarray:
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(value)
+
+
+def _is_dataset(value: Any) -> bool:
+    """A ``tf.data.Dataset`` or an iterator of batches."""
+    return hasattr(value, "element_spec") or (hasattr(value, "__iter__") and hasattr(value, "__next__"))
 
 
 def _from_dataset(dataset: Any, owner: str) -> tuple[Any, Any]:
@@ -82,16 +90,19 @@ def _labels_from(targets: Any, count: int) -> list:
     return [str(v) for v in targets.reshape(count, -1)[:, 0].tolist()]
 
 
-def prepare(probes: Any, labels: Optional[Sequence] = None, owner: str = "FeatureMapsWriter") -> Probes:
+def prepare(
+    probes: Any, labels: Optional[Sequence] = None, owner: str = "FeatureMapsWriter", limit: int = MAX_PROBES, what: str = "probes"
+) -> Probes:
     """Normalises user probes (array, tensor, list or dict per input, or a dataset).
 
-    Raises ValueError for empty, non-numeric, ragged or too many probes, or a bad label count.
+    Raises ValueError for empty, non-numeric, ragged or too many probes (more
+    than ``limit``), or a bad label count; ``what`` names the argument in errors.
     """
     if probes is None:
         images, digits = default_digits()
         return Probes([images.astype(np.float32) / 255.0], [str(d) for d in digits.tolist()])
     targets = None
-    if hasattr(probes, "element_spec") or (hasattr(probes, "__iter__") and hasattr(probes, "__next__")):
+    if _is_dataset(probes):
         probes, targets = _from_dataset(probes, owner)
         count = _batch_size(probes)
         if count is not None and count > MAX_PROBES:
@@ -106,27 +117,65 @@ def prepare(probes: Any, labels: Optional[Sequence] = None, owner: str = "Featur
         probes = list(probes.values())
     arrays = [to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [to_numpy(probes)]
     if not arrays:
-        raise ValueError(f"{owner}: probes is empty; pass at least one input example.")
+        raise ValueError(f"{owner}: {what} is empty; pass at least one input example.")
     for array in arrays:
         if array.ndim == 0 or not (np.issubdtype(array.dtype, np.number) or array.dtype == np.bool_) or np.iscomplexobj(array):
             raise ValueError(
-                f"{owner}: probes must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
+                f"{owner}: {what} must be numeric arrays with a batch axis, got {array.dtype} {array.shape}; "
                 "pass the model's input tensors (e.g. preprocessed real-valued images), not raw strings, objects or complex numbers."
             )
     counts = {int(a.shape[0]) for a in arrays}
     if len(counts) != 1:
-        raise ValueError(f"{owner}: every input's probes need the same batch size, got {sorted(counts)}.")
+        raise ValueError(f"{owner}: every input's {what} need the same batch size, got {sorted(counts)}.")
     count = counts.pop()
     if count == 0:
-        raise ValueError(f"{owner}: probes is empty; pass at least one input example.")
-    if count > MAX_PROBES:
-        raise ValueError(f"{owner}: {count} probes is more than the {MAX_PROBES} it logs; pass probes[:{MAX_PROBES}] or fewer.")
+        raise ValueError(f"{owner}: {what} is empty; pass at least one input example.")
+    if count > limit:
+        many = f"{count} probes" if what == "probes" else f"a {what} of {count} inputs"
+        raise ValueError(f"{owner}: {many} is more than the {limit} it takes; pass {what}[:{limit}] or fewer.")
     if labels is None:
         labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
     labels = _labels_argument(labels, owner)
     if len(labels) != count:
-        raise ValueError(f"{owner}: got {len(labels)} labels for {count} probes; pass one label per probe.")
+        raise ValueError(f"{owner}: got {len(labels)} labels for {count} {what}; pass one label per {'probe' if what == 'probes' else 'input'}.")
     return Probes(arrays, labels, names)
+
+
+def prepare_pool(pool: Any, labels: Any = None, owner: str = "FeatureMapsWriter") -> Probes:
+    """Normalises a pool of inputs (array, tensor, list or dict per input, or a dataset read up to :data:`MAX_POOL`).
+
+    Raises ValueError as :func:`prepare` does; labels default to the dataset's
+    targets or the pool index.
+    """
+    if _is_dataset(pool):
+        pool, targets = _read_dataset(pool, owner)
+        if labels is None and targets is not None:
+            labels = _labels_from(targets, _batch_size(pool))
+    return prepare(pool, labels, owner, limit=MAX_POOL, what="pool")
+
+
+def _read_dataset(dataset: Any, owner: str) -> tuple[list, Any]:
+    """Batches of a dataset (or iterator) concatenated up to :data:`MAX_POOL` examples, as (x, y)."""
+    inputs, targets, count = [], [], 0
+    for batch in dataset:
+        x, y = (batch[0], batch[1]) if isinstance(batch, tuple) and len(batch) in (2, 3) else (batch, None)
+        inputs.append(x)
+        targets.append(y)
+        count += _batch_size(x) or 0
+        if count >= MAX_POOL:
+            break
+    if not inputs:
+        raise ValueError(f"{owner}: pool is an empty {type(dataset).__name__}; pass a dataset or iterator that yields batches.")
+
+    def joined(parts: list) -> Any:
+        first = parts[0]
+        if isinstance(first, dict):
+            return {key: joined([part[key] for part in parts]) for key in first}
+        if isinstance(first, (list, tuple)):
+            return [joined([part[i] for part in parts]) for i in range(len(first))]
+        return np.concatenate([to_numpy(part) for part in parts])[:MAX_POOL]
+
+    return joined(inputs), None if targets[0] is None else joined(targets)
 
 
 def _batch_size(value: Any) -> Optional[int]:
@@ -154,10 +203,11 @@ def fit_to_model(
     default: bool,
     input_names: Optional[Sequence[str]] = None,
     owner: str = "FeatureMapsLogger",
+    what: str = "probes",
 ) -> Probes:
     """Checks (and, for the default digits, reshapes) probes against the model's inputs.
 
-    Probes given as a dict are ordered by ``input_names`` first.
+    Probes given as a dict are ordered by ``input_names`` first; ``what`` names the argument in errors.
     """
     if probes.names is not None:
         probes = _order_by_name(probes, input_names or [], owner)
@@ -169,15 +219,15 @@ def fit_to_model(
             return Probes([digits.reshape((len(digits), *shape))], probes.labels)
     if len(probes.inputs) != len(expected):
         raise ValueError(
-            f"{owner}: the model has {len(expected)} inputs {expected} but {len(probes.inputs)} probe "
-            "arrays were given; pass probes= as a list with one array per model input."
+            f"{owner}: the model has {len(expected)} inputs {expected} but {len(probes.inputs)} {what} "
+            f"arrays were given; pass {what}= as a list with one array per model input."
         )
     for array, shape in zip(probes.inputs, expected):
         if len(array.shape) != len(shape) or any(e is not None and e != a for e, a in zip(shape[1:], array.shape[1:])):
             hint = "the default probes are 28x28 MNIST digits; " if default else ""
             raise ValueError(
-                f"{owner}: probes have shape {tuple(array.shape)} but the model expects {shape}; "
-                f"{hint}pass probes= shaped like a batch of the model's input."
+                f"{owner}: {what} have shape {tuple(array.shape)} but the model expects {shape}; "
+                f"{hint}pass {what}= shaped like a batch of the model's input."
             )
     return probes
 

@@ -121,6 +121,11 @@ class SummaryWriter:
         tensor = _image_tensor(pngs, width, height)
         self._add(step, [self._value(metadata.PROBES_TAG, tensor, metadata.probes_metadata(labels, input_shape))])
 
+    def write_pool(self, step: int, pngs: Sequence[bytes], width: int, height: int, labels: list, input_shape: list, input_range: list):
+        """Writes the pool inputs' pictures (once per run, at its first step, with the probes)."""
+        tensor = _image_tensor(pngs, width, height)
+        self._add(step, [self._value(metadata.POOL_TAG, tensor, metadata.pool_metadata(labels, input_shape, input_range))])
+
     def write_layer(
         self,
         step: int,

@@ -15,7 +15,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..format import metadata
-from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels
+from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from . import arguments, runs
 from . import probes as probes_lib
 from .summary import StepBudget, SummaryWriter
@@ -23,8 +23,8 @@ from .summary import StepBudget, SummaryWriter
 StageTimer = Callable[[str, float], None]
 """Called as ``timer(stage, seconds)`` after each stage of a log event (benchmarks)."""
 
-STAGES = ("forward", "kernels", "stats", "normalise_tile", "png", "write")
-"""The stages of a log event, in order: producers time ``forward`` and ``kernels``, the writer the rest."""
+STAGES = ("forward", "kernels", "stats", "normalise_tile", "png", "strongest", "write")
+"""The stages of a log event, in order: producers time ``forward`` (with the pool's) and ``kernels``, the writer the rest."""
 
 
 @dataclass(frozen=True)
@@ -37,6 +37,12 @@ class LayerDescription:
     """Whether the output's channel axis is axis 1 (PyTorch's NCHW, Keras ``channels_first``)."""
     output_shape: Optional[list] = None
     """The output shape with ``None`` for the batch axis; default: the first output's shape."""
+    receptive_field: Optional[metadata.ReceptiveField] = None
+    """Where the layer's output units look in the input, for the strongest inputs' patches (default: the whole input)."""
+    receptive_input: int = 0
+    """Which input (of several) ``receptive_field`` refers to."""
+    patch_reason: str = ""
+    """Why there is no ``receptive_field`` (shown with the whole-input patches), e.g. ``"cannot follow 'up' (UpSampling2D)"``."""
 
 
 class FeatureMapsWriter:
@@ -87,6 +93,13 @@ class FeatureMapsWriter:
             ``layers``, ``write_images``), and is written whole; later steps leave out
             the Images copies. Nothing the panel shows is ever dropped.
         probes_channels_first: Whether the probe inputs are channels-first (for their pictures).
+        pool: Inputs to find each filter's strongest responses among (e.g. ``x_val[:500]``;
+            an array, a list/dict per input, or a dataset read up to 5,000 examples):
+            at each step, pass their layer outputs as ``write(..., pool_activations=)``
+            and every filter's ``top_k`` strongest inputs, the patches under them and
+            its change since the previous step are logged (``docs/format.md``).
+        pool_labels: One label per pool input (default: dataset targets or the index).
+        top_k: How many strongest pool inputs are kept per filter.
         timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
         background: Draw, encode and write on a background thread, in order: :meth:`write`
             only copies the arrays to host memory and queues them (waiting while
@@ -110,6 +123,9 @@ class FeatureMapsWriter:
         write_images: Union[bool, str] = "first",
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         probes_channels_first: bool = False,
+        pool: Any = None,
+        pool_labels: Any = None,
+        top_k: int = 9,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsWriter",
@@ -126,6 +142,12 @@ class FeatureMapsWriter:
         self._budget = StepBudget(self.max_step_bytes, owner)
         self.probes = probes if isinstance(probes, probes_lib.Probes) else probes_lib.prepare(probes, labels, owner)
         self.probes_channels_first = bool(probes_channels_first)
+        arguments.labels_need_probes(owner, pool, pool_labels, "pool")
+        self.pool = pool if pool is None or isinstance(pool, probes_lib.Probes) else probes_lib.prepare_pool(pool, pool_labels, owner)
+        self.top_k = arguments.positive_integer(owner, "top_k", top_k)
+        self._pictures: dict[int, strongest.PoolPictures] = {}
+        self._previous_kernels: dict[str, np.ndarray] = {}  # caller's thread
+        self._previous_responses: dict[str, np.ndarray] = {}  # worker's thread
         self._timer = timer
         self._summary: Optional[SummaryWriter] = None
         self._run: Optional[runs.RunChoice] = None
@@ -182,6 +204,7 @@ class FeatureMapsWriter:
         self.close()
         self._after = max(self._after, self._run.number if self._run is not None else 1)
         self._run, self._infos, self._last_step, self._probes_written, self.resume = None, {}, None, False, False
+        self._previous_kernels, self._previous_responses = {}, {}
         self._budget = StepBudget(self.max_step_bytes, self.owner)
 
     # Writing --------------------------------------------------------------
@@ -192,6 +215,7 @@ class FeatureMapsWriter:
         activations: Mapping[str, Any],
         kernels: Optional[Mapping[str, Any]] = None,
         layers: Optional[Mapping[str, LayerDescription]] = None,
+        pool_activations: Optional[Mapping[str, Any]] = None,
     ) -> bool:
         """Writes one step (queues it, with ``background=True``); returns whether it was accepted.
 
@@ -209,25 +233,33 @@ class FeatureMapsWriter:
                 (Keras' layout; each output filter is drawn averaged over its inputs,
                 here, so the optimizer may update the weights in place afterwards).
             layers: Layer path → :class:`LayerDescription`, read at a layer's first step.
+            pool_activations: Layer path → its output for the writer's ``pool``
+                (``[N, ...]``, 1 or 2 spatial axes; or :class:`~tb_featuremaps.render.strongest.Responses`
+                of consecutive batches), reduced here to each filter's maximum per input.
         """
         step = arguments.step(self.owner, step)
         self.open()
         self._report_pending_warnings()
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
+        layers = dict(layers or {})
         try:  # on the caller's thread: host copies, so that training may change the arrays afterwards
             arrays = {path: _host_copy(values) for path, values in activations.items()}
-            maps = {path: kernel_maps(kernel) for path, kernel in (kernels or {}).items() if path in arrays}
+            kernels = {path: kernel for path, kernel in (kernels or {}).items() if path in arrays}
+            maps = {path: kernel_maps(kernel) for path, kernel in kernels.items()}
+            changes = {path: self._kernel_change(path, kernel) for path, kernel in kernels.items()}
+            found = {path: self._responses(path, values, layers) for path, values in (pool_activations or {}).items() if path in arrays}
         except Exception as error:
             self.report_failure(step, error)
             return False
+        item = (step, arrays, maps, layers, changes, found)
         if self.background:
             if self._worker is None:
                 self._worker = _Worker(self)
-            self._worker.put((step, arrays, maps, dict(layers or {})))
+            self._worker.put(item)
             self._last_step = step
             return True
-        error = self._write_step(step, arrays, maps, layers or {})
+        error = self._write_step(*item)
         self._report_pending_warnings()
         if error is not None:
             self.report_failure(step, error)
@@ -250,11 +282,31 @@ class FeatureMapsWriter:
         if message:
             warnings.warn(message, stacklevel=4)
 
-    def _write_step(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping) -> Optional[Exception]:
+    def _kernel_change(self, path: str, kernel: Any) -> np.ndarray:
+        """Each output filter's relative kernel change since the previous step (caller's thread: the optimizer may change it in place)."""
+        current = probes_lib.to_numpy(kernel).astype(np.float32)
+        current = current.reshape(-1, current.shape[-1])[:, : self.max_filters]
+        change = strongest.relative_change(self._previous_kernels.get(path), current)
+        self._previous_kernels[path] = current
+        return change
+
+    def _responses(self, path: str, values: Any, layers: Mapping[str, LayerDescription]) -> strongest.Responses:
+        if self.pool is None:
+            raise ValueError(
+                f"{self.owner}: write(pool_activations=) needs the writer's pool; pass pool= (the inputs they are the outputs of) to the constructor."
+            )
+        if isinstance(values, strongest.Responses):
+            return values
+        channels_first = layers.get(path, LayerDescription()).channels_first
+        return strongest.responses(probes_lib.to_numpy(values), channels_first, self.max_filters)
+
+    def _write_step(
+        self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping, changes: Mapping, found: Mapping
+    ) -> Optional[Exception]:
         """Draws and writes one step whole, or discards it and returns the error."""
         try:
             with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
-                self._write(step, activations, kernels, layers)
+                self._write(step, activations, kernels, layers, changes, found)
         except Exception as error:  # a training loop matters more than one log event
             self._summary.discard()  # a step is written whole or not at all
             return error
@@ -273,33 +325,81 @@ class FeatureMapsWriter:
     def _time(self, stage: str, function: Callable, *args) -> Any:
         return timed(self._timer, stage, function, *args)
 
-    def _write(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping) -> None:
+    def _write(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping, changes: Mapping, found: Mapping) -> None:
         if not self._probes_written:
             self._write_probes(step)
+        responses = {path: self._response_change(path, found[path]) for path in found}
         for path, values in activations.items():
             description = layers.get(path, LayerDescription())
-            self._write_series(step, metadata.KIND_ACTIVATIONS, path, values, description, description.channels_first)
+            change = (responses.get(path), changes.get(path))
+            self._write_series(step, metadata.KIND_ACTIVATIONS, path, values, description, description.channels_first, change)
             if path in kernels:
                 self._write_series(step, metadata.KIND_WEIGHTS, path, kernels[path], description, False)
+            if path in found:
+                self._time("strongest", self._write_strongest, step, path, found[path], description)
         self._time("write", self._summary.flush)
         self._probes_written = True
 
-    def _write_series(self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool) -> None:
+    def _response_change(self, path: str, found: strongest.Responses) -> np.ndarray:
+        change = strongest.relative_change(self._previous_responses.get(path), found.values)
+        self._previous_responses[path] = found.values
+        return change
+
+    def _write_series(self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool, change=None) -> None:
         drawn = self._time("stats", draw, probes_lib.to_numpy(values), channels_first, self.max_filters, self.max_tile_size)
         info = self._info(kind, path, drawn, description, values)
         grids, masks = self._time("normalise_tile", gray_levels, drawn, info.layout)
         pngs = self._time("png", encode_all, grids, masks)
-        activations = kind == metadata.KIND_ACTIVATIONS
-        self._time(
-            "write",
-            self._summary.write_layer,
-            step,
-            info,
-            pngs,
-            {metadata.KIND_STATS: drawn.stats} if activations else None,
-            self.write_images,
-            filter_health(drawn.stats) if activations else None,
-        )
+        tensors, health = None, None
+        if kind == metadata.KIND_ACTIVATIONS:
+            change = strongest.change_tensor(info.filters_shown, *change)
+            tensors = {metadata.KIND_STATS: drawn.stats, metadata.KIND_CHANGE: change}
+            health = filter_health(drawn.stats)
+            changing = metadata.changing_filters(change)
+            if np.isfinite(changing):
+                health["changing_filters"] = changing
+        self._time("write", self._summary.write_layer, step, info, pngs, tensors, self.write_images, health)
+
+    def _write_strongest(self, step: int, path: str, found: strongest.Responses, description: LayerDescription) -> None:
+        """The ``strongest/`` sheet and ``topk/`` tensor of one layer (docs/format.md, "What each filter looks for")."""
+        inputs, values, positions = strongest.top_k(found, self.top_k)
+        field = description.receptive_field
+        sheet = strongest.patch_sheet(self._pool_pictures(description.receptive_input), inputs, positions, field)
+        activations = self._infos[metadata.tag_for(metadata.KIND_ACTIVATIONS, path)]
+        key = metadata.tag_for(metadata.KIND_STRONGEST, path)
+        if key not in self._infos:
+            pictures = self._pool_pictures(description.receptive_input)
+            self._infos[key] = metadata.LayerInfo(
+                kind=metadata.KIND_STRONGEST,
+                layer=path,
+                layer_class=activations.layer_class,
+                index=activations.index,
+                output_shape=activations.output_shape,
+                layout=sheet.layout,
+                filters_shown=int(inputs.shape[0]),
+                filters_total=activations.filters_total,
+                probe_labels=["pool"],
+                step_unit=self.step_unit,
+                reduction=sheet.reduction,
+                normalization=metadata.INPUT_RANGE,
+                tiles_per_filter=int(inputs.shape[1]),
+                extra={
+                    "top_k": int(inputs.shape[1]),
+                    "pool_size": int(found.values.shape[0]),
+                    "receptive_field": None if field is None else field.to_json(),
+                    "patch": "whole input" if field is None else "receptive field",
+                    "patch_reason": "" if field is not None else description.patch_reason,
+                    "patch_size": list(sheet.patch_size),
+                    "input_range": list(pictures.input_range),
+                },
+            )
+        topk = strongest.topk_tensor(inputs, values, positions, sheet.corners)
+        self._summary.write_layer(step, self._infos[key], [encode_png(sheet.pixels)], {metadata.KIND_TOPK: topk}, False)
+
+    def _pool_pictures(self, input_index: int) -> strongest.PoolPictures:
+        if input_index not in self._pictures:
+            self._pictures[input_index] = strongest.PoolPictures.of(self.pool.inputs[input_index], self.probes_channels_first)
+        return self._pictures[input_index]
 
     def _info(self, kind: str, path: str, drawn: DrawnLayer, description: LayerDescription, values: Any) -> metadata.LayerInfo:
         key = metadata.tag_for(kind, path)
@@ -329,6 +429,11 @@ class FeatureMapsWriter:
         pictures = [probes_lib.probe_image(example, self.probes_channels_first) for example in first]
         height, width = pictures[0].shape[:2]
         self._summary.write_probes(step, [encode_png(picture) for picture in pictures], width, height, self.probes.labels, list(first.shape[1:]))
+        if self.pool is not None:
+            pool = self._pool_pictures(0)
+            pngs = encode_all(np.stack([strongest.pool_picture(levels) for levels in pool.levels]))
+            height, width = strongest.pool_picture(pool.levels[0]).shape[:2]
+            self._summary.write_pool(step, pngs, width, height, self.pool.labels, list(self.pool.inputs[0].shape[1:]), list(pool.input_range))
 
     # Closing --------------------------------------------------------------
 
