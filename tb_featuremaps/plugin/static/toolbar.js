@@ -26,18 +26,18 @@ export function fillSelect(select, options, value) {
 }
 
 /** Toggle buttons of which one is pressed. */
-function segmented(text, choices, onPick) {
+export function segmented(text, choices, onPick) {
   const buttons = choices.map(([value, label]) =>
     el("button", { type: "button", class: "fm-segment", "data-value": value, text: label, onclick: () => onPick(value) }),
   );
   return { buttons, root: el("div", { class: "fm-field", role: "group", "aria-label": text }, el("span", { text }), el("div", { class: "fm-segments" }, ...buttons)) };
 }
 
-function press(buttons, value) {
+export function press(buttons, value) {
   for (const button of buttons) button.setAttribute("aria-pressed", String(button.dataset.value === value));
 }
 
-const segment = (buttons, value) => buttons.find((button) => button.dataset.value === value);
+export const segment = (buttons, value) => buttons.find((button) => button.dataset.value === value);
 
 export class Toolbar {
   /** `onChange(patch)` receives the changed part of the selection. */
