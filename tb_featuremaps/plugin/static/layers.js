@@ -42,13 +42,14 @@ export class AllLayers {
     this.queue = [];
   }
 
-  /** Shows every layer of `shown`'s run at its step (selection.js settle()); rebuilt only when the layers change. */
+  /** Shows every layer of `shown`'s run at its step (selection.js settle()); the rows are rebuilt only for other layers. */
   show(shown) {
     this.root.hidden = false;
     this.shown = shown;
     const { run, state } = shown;
-    const key = JSON.stringify([run.run, run.layers.map((layer) => [layer.layer, version(layer)])]);
+    const key = JSON.stringify([run.run, run.layers.map((layer) => layer.layer)]);
     if (key !== this.key) this.build(run, key);
+    for (const layer of run.layers) this.rows.get(layer.layer).layer = layer; // new steps: the rows stay, their entries move on
     const count = run.layers.length;
     this.summary.textContent = `${count} layer${count === 1 ? "" : "s"} of ${run.run} at ${stepText(shown.layer.step_unit, state.step)}, in model order · click one to open it`;
     this.layout();
