@@ -58,7 +58,7 @@ def test_looks_for_shows_patches_and_scrubbing_changes_them(page, server):
     page.on("request", lambda request: asked.append(request.url))
     open_looks(page, server, "&step=5")
     expect(page.get_by_role("button", name="Looks for")).to_have_attribute("aria-pressed", "true")
-    summary = page.locator(".fm-looks-view .fm-summary").inner_text()
+    summary = page.locator(".fm-looks-view .fm-view-summary").inner_text()
     assert f"each filter's {TOP_K} strongest of 12 pool inputs" in summary and "receptive fields of 3×3 input pixels" in summary
     before = fingerprint(page, LOOKS)
     page.locator(".fm-slider").focus()

@@ -29,7 +29,7 @@ export class AllLayers {
     this.shown = null;
     this.queue = [];
     this.loading = 0;
-    this.summary = el("p", { class: "fm-summary" });
+    this.summary = el("p", { class: "fm-view-summary" });
     this.list = el("div", { class: "fm-layers" });
     this.root = el("section", { class: "fm-all-layers", "aria-label": "All layers", hidden: true }, this.summary, this.list);
     this.near = new IntersectionObserver((entries) => this.seen(entries), { rootMargin: `${NEAR_PX}px 0px` });

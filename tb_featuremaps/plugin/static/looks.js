@@ -46,7 +46,7 @@ export class LooksFor {
   constructor(onSelect) {
     this.onSelect = onSelect;
     this.view = null;
-    this.summary = el("p", { class: "fm-summary" });
+    this.summary = el("p", { class: "fm-view-summary" });
     this.canvas = el("canvas", { class: "fm-looks", tabindex: "0", role: "img" });
     this.tip = el("div", { class: "fm-tip", hidden: true });
     this.note = el("p", { class: "fm-pane-note", hidden: true });
