@@ -172,3 +172,35 @@ def test_both_loaders_serve_the_same(logdir):
             assert json.loads(fast[name][1]) == json.loads(python[name][1]), name
         assert fast["pool"][1] == python["pool"][1] and fast["grid"][1] == python["grid"][1]
         assert fast["missing"][0] == python["missing"][0] == 404
+
+
+def test_topk_and_change_fields_are_read_by_name(tmp_path, monkeypatch):
+    """A log whose topk and change series name their fields in another order, one missing and one unknown, reads aligned."""
+    from helpers.logs import write_layer_step
+
+    from tb_featuremaps import render
+    from tb_featuremaps.writer.summary import SummaryWriter
+
+    topk_fields = ["value", "input", "extra", "left", "top", "col"]  # "row" missing, "extra" unknown
+    monkeypatch.setitem(metadata.FIELDS_BY_KIND, metadata.KIND_TOPK, topk_fields)
+    monkeypatch.setitem(metadata.FIELDS_BY_KIND, metadata.KIND_CHANGE, ["kernel", "response"])
+    writer = SummaryWriter(str(tmp_path / "odd"))
+    maps = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
+    write_layer_step(writer, 0, "conv", 0, maps, ["a", "b"])
+    layout = metadata.GridLayout(2, 2, 2, 1, 1)
+    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=1)
+    topk = np.array([[[5.0, 1.0, 99.0, -1.0, 2.0, 3.0]], [[4.0, 0.0, 99.0, 0.0, 1.0, 2.0]]], np.float32)  # [F=2, k=1, 6]
+    sheet = render.encode_png(np.zeros((layout.height, layout.width), np.uint8))
+    writer.write_layer(0, info, [sheet], tensors={metadata.KIND_TOPK: topk, metadata.KIND_CHANGE: np.array([[0.5, 0.01], [0.0, 0.2]], np.float32)})
+    writer.close()
+    monkeypatch.undo()
+    client = make_client(tmp_path)
+    answer = get_json(client, "topk", run="odd", layer="conv", step=0)
+    values = finite(answer["values"])
+    assert answer["fields"] == list(metadata.TOPK_FIELDS)
+    np.testing.assert_array_equal(values[:, 0, [0, 1, 3, 4, 5]], [[1, 5, 3, 2, -1], [0, 4, 2, 1, 0]])
+    assert np.isnan(values[:, 0, 2]).all()  # "row" was not logged
+    assert answer["labels"] == [[None], [None]]  # no pool series: no labels
+    change = get_json(client, "change", run="odd", layer="conv")
+    np.testing.assert_allclose(finite(change["values"]), [[[0.01, 0.5], [0.2, 0.0]]], rtol=1e-6)
+    assert change["changing"] == [0.5]  # filter 0's response changed 1 %, filter 1's 20 %
