@@ -238,3 +238,26 @@ def test_a_layer_without_strongest_inputs_says_which_have_them(tmp_path, capsys)
         "layer 'dense' has no strongest inputs (only layers with one or two spatial axes get them); pass --layer with one of: conv"
         in capsys.readouterr().err
     )
+
+
+def test_change_figure_has_one_line_per_layer_of_the_fraction_still_changing(pool_run, tmp_path, capsys):
+    logdir = pool_run[0]
+    out = tmp_path / "change.png"
+    assert cli.main(["change", logdir, "-o", str(out)]) == 0
+    assert _pixels(out).std() > 10
+
+    run = reader.load(logdir)["feature_maps"]
+    figure = export.change_figure(run, [run.layers["conv1"], run.layers["pool2"]])
+    axes = figure.axes[0]
+    assert [line.get_label() for line in axes.get_lines()] == ["conv1", "pool2"]
+    conv1 = run.layers["conv1"]
+    line = axes.get_lines()[0]
+    assert line.get_xdata().tolist() == [1, 2, 3], "from the second step on"
+    assert line.get_ydata().tolist() == [metadata.changing_filters(conv1.change[index]) for index in (1, 2, 3)]
+    assert f"{metadata.CHANGING_THRESHOLD:.0%}" in figure.get_suptitle()
+
+    assert cli.main(["change", logdir, "--layers", "conv1,nope", "-o", str(out)]) == 2
+    assert "unknown layer 'nope' in run 'feature_maps'; available: conv1, pool1, conv2, pool2 (pass --layers A,B)" in capsys.readouterr().err
+    write_run(tmp_path / "nopool" / "feature_maps", [0, 1])  # no pool, no kernels: nothing to measure
+    assert cli.main(["change", str(tmp_path / "nopool"), "-o", str(out)]) == 2
+    assert "has no change between steps for conv: it needs two logged steps and a pool (pass pool=" in capsys.readouterr().err

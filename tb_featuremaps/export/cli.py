@@ -286,6 +286,25 @@ def cmd_topk(args) -> None:
     figure.savefig(output, dpi=args.dpi)
 
 
+def cmd_change(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
+    output = _output(args.output, _figure_formats())
+    runs = _read(args.logdir, args.run or metadata.DEFAULT_RUN_NAME) or _load(args.logdir)
+    run = _run(runs, args.run)
+    names = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else list(run.layers)
+    for name in names:
+        if name not in run.layers:
+            raise CliError(f"unknown layer {name!r} in run {run.name!r}; available: {', '.join(run.layers) or 'none'} (pass --layers A,B)")
+    layers = [run.layers[name] for name in names]
+    if not any(len(export.changing_series(layer)[0]) for layer in layers):
+        raise CliError(
+            f"run {run.name!r} has no change between steps for {', '.join(names) or 'any layer'}: it needs two logged steps "
+            "and a pool (pass pool= to FeatureMapsCallback) or layers with kernels"
+        )
+    export.change_figure(run, layers).savefig(output, dpi=args.dpi)
+
+
 def _colormap(name: str) -> str:
     from matplotlib import colormaps
 
@@ -329,6 +348,11 @@ def build_parser() -> argparse.ArgumentParser:
     strongest = command("strongest", cmd_strongest, "each filter's strongest pool input over training: one row per filter, one column per step")
     topk = command("topk", cmd_topk, "each filter's top-k pool inputs at one step, labelled with their labels")
     topk.add_argument("--step", default="last", help="a logged step, or 'last' (default)")
+    change = command("change", cmd_change, "the fraction of each layer's filters still changing, over training")
+    change.add_argument("--layers", help="comma-separated layer paths (default: every layer)")
+    change.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
+    change.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
+    change.add_argument("-o", "--output", required=True, help="output file")
     for sub in (strongest, topk):
         sub.add_argument("--filters", help="comma-separated filters, e.g. 0,3,5 (default: every drawn filter)")
     for sub, most in ((sheet, 10), (gif, None), (strongest, 6)):

@@ -15,6 +15,7 @@ from typing import Optional
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..format import metadata
 from ..format.reader import LayerLog, RunLog, StrongestLog
@@ -363,5 +364,36 @@ def topk_figure(run: RunLog, best: StrongestLog, index: int, filters: Optional[S
         f"run {run.name} — {k} of {best.pool_size} pool inputs per filter — patch: {patch_text(best)}",
         f"{best.info.layer_class}; per filter its {k} strongest pool inputs, strongest first (left to right, top to bottom), "
         f"each the part under its largest activation, labelled with the input's label; {_input_note(best)}",
+    )
+    return figure
+
+
+def changing_series(layer: LayerLog) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's ``(steps, fraction of filters still changing)`` at the steps where it is known (from its second logged step on)."""
+    fractions = np.array([layer.changing(index) for index in range(len(layer.steps))], np.float64)
+    known = np.isfinite(fractions)
+    return layer.steps[known], fractions[known]
+
+
+def change_figure(run: RunLog, layers: Sequence[LayerLog]) -> Figure:
+    """The fraction of each layer's filters still changing over training, one line per layer (``docs/format.md``, "Change between steps")."""
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for layer in layers:
+        steps, fractions = changing_series(layer)
+        if len(steps):
+            axes.plot(steps, fractions, marker="o", markersize=3, label=layer.info.layer)
+    unit = layers[0].info.step_unit if layers else "step"
+    axes.set_xlabel(_plural(unit))
+    axes.set_ylabel("filters still changing")
+    axes.set_ylim(-0.03, 1.03)
+    axes.yaxis.set_major_formatter("{x:.0%}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    threshold = f"{metadata.CHANGING_THRESHOLD:.0%}"
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"Filters still changing (by more than {threshold} per logged step) — run {run.name}", fontsize=12, fontweight="bold")
+    axes.set_title(
+        f"a filter is still changing when its response to the pool (else its kernel) moved more than {threshold} since the previous step", fontsize=8
     )
     return figure
