@@ -261,3 +261,25 @@ def test_change_figure_has_one_line_per_layer_of_the_fraction_still_changing(poo
     write_run(tmp_path / "nopool" / "feature_maps", [0, 1])  # no pool, no kernels: nothing to measure
     assert cli.main(["change", str(tmp_path / "nopool"), "-o", str(out)]) == 2
     assert "has no change between steps for conv: it needs two logged steps and a pool (pass pool=" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("shape", [(10, 8, 8, 3), (10, 16, 2)], ids=["rgb", "1-d"])
+def test_rgb_and_1d_pools_draw(tmp_path, shape):
+    rng = np.random.default_rng(1)
+    pool = rng.uniform(size=shape).astype(np.float32)
+    outputs = rng.normal(size=(*shape[:-1], 3)).astype(np.float32)
+    with FeatureMapsWriter(str(tmp_path), pool[:2], ["a", "b"], pool=pool, top_k=4) as writer:
+        assert writer.write(0, {"conv": outputs[:2]}, pool_activations={"conv": outputs})
+        assert writer.write(1, {"conv": outputs[:2] * 2}, pool_activations={"conv": outputs * 2})
+    run = reader.load(str(tmp_path))["feature_maps"]
+    best = run.strongest["conv"]
+    rgb = len(shape) == 4
+    np.testing.assert_array_equal(best.inputs(1), _brute_force(outputs if rgb else outputs[:, None], 4)[0])  # 1-D outputs: one row
+    assert best.patch(1, 0, 0).shape == ((8, 8, 3) if rgb else (8, 16))  # 1-D: the whole input as an 8-row strip
+    strongest = export.strongest_figure(run, best, [0, 1])
+    topk = export.topk_figure(run, best, 1)
+    for figure in (strongest, topk):
+        picture = figure.axes[0].images[0].get_array()
+        assert picture.shape[-1] == 4 if rgb else picture.ndim == 2
+        figure.savefig(tmp_path / "out.png")
+        assert _pixels(tmp_path / "out.png").std() > 10
