@@ -5,6 +5,9 @@ model's inputs: convolutions and pooling grow and stride the field, padding and
 cropping shift it, pointwise layers pass it through and merges take the union of
 their inputs' fields. Any other layer on the way (upsampling, transposed
 convolutions, reshapes, global pooling, ``Lambda``, custom layers) stops it.
+
+The field is the usual bounding box: a unit may depend on fewer of its pixels
+(the gaps of a dilated kernel; pixels reached only through padding).
 """
 
 from __future__ import annotations
