@@ -127,7 +127,8 @@ def test_whole_input_patches_where_no_field_is_known(tmp_path):
     pool_inputs = rng.uniform(0, 1, (6, 10, 10, 1)).astype(np.float32)
     writer = FeatureMapsWriter(tmp_path, np.zeros((1, 10, 10, 1), np.float32), pool=pool_inputs, top_k=3, background=False)
     reason = "cannot follow 'up' (UpSampling2D)"
-    assert writer.write(0, {"up": rng.normal(size=(1, 4, 4, 2))}, layers={"up": LayerDescription(patch_reason=reason)}, pool_activations={"up": rng.normal(size=(6, 4, 4, 2))})
+    description = {"up": LayerDescription(patch_reason=reason)}
+    assert writer.write(0, {"up": rng.normal(size=(1, 4, 4, 2))}, layers=description, pool_activations={"up": rng.normal(size=(6, 4, 4, 2))})
     writer.close()
     value, content = _events(writer.run_dir)["strongest/up"][0]
     assert content["extra"]["patch"] == "whole input" and content["extra"]["patch_reason"] == reason and content["extra"]["receptive_field"] is None
