@@ -7,6 +7,7 @@ import statistics
 import time
 
 import keras
+import numpy as np
 
 from tb_featuremaps import FeatureMapsCallback
 from training import data
@@ -77,12 +78,13 @@ def settling(log_dir: str, epochs: int, train_digits: int, pool_size: int = 500)
     model = build_model()
     callback = FeatureMapsCallback(os.path.join(log_dir, "settling"), pool=digits.x_test[:pool_size], pool_labels=digits.y_test[:pool_size])
     model.fit(digits.x_train, digits.y_train, batch_size=50, epochs=epochs, verbose=0, callbacks=[callback])
-    run = reader.load(callback.run_dir)
+    run = next(iter(reader.load(callback.run_dir).values()))
     result: dict = {"epochs": epochs, "train_digits": train_digits, "pool_size": pool_size, "threshold": metadata.CHANGING_THRESHOLD, "layers": {}}
-    for layer, changes in run.changes.items():
-        steps = sorted(changes)[1:]
-        response = [float(statistics.median(changes[step][:, metadata.CHANGE_FIELDS.index("response")])) for step in steps]
-        changing = [metadata.changing_filters(changes[step]) for step in steps]
+    response = metadata.CHANGE_FIELDS.index("response")
+    for path, layer in run.layers.items():
+        steps = layer.steps.tolist()[1:]
+        median = [float(np.median(layer.change[index, :, response])) for index in range(1, len(layer.steps))]
+        changing = [layer.changing(index) for index in range(1, len(layer.steps))]
         settled = next((step for step, fraction in zip(steps, changing) if fraction <= 0.5), None)
-        result["layers"][layer] = {"steps": steps, "median_response_change": response, "changing_filters": changing, "settled_at": settled}
+        result["layers"][path] = {"steps": steps, "median_response_change": median, "changing_filters": changing, "settled_at": settled}
     return result
