@@ -406,7 +406,13 @@ def fields_metadata(kind: str, layer_path: str) -> summary_pb2.SummaryMetadata:
 
 def pool_metadata(labels: list, input_shape: list, input_range: list) -> summary_pb2.SummaryMetadata:
     """Metadata of the ``pool`` series (blob sequence of the pool inputs' pictures, ``strongest``' sources)."""
-    content = {"version": FORMAT_VERSION, "kind": KIND_POOL, "labels": list(labels), "input_shape": list(input_shape), "input_range": list(input_range)}
+    content = {
+        "version": FORMAT_VERSION,
+        "kind": KIND_POOL,
+        "labels": list(labels),
+        "input_shape": list(input_shape),
+        "input_range": list(input_range),
+    }
     return _metadata(content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE, "pool inputs")
 
 

@@ -95,7 +95,7 @@ class PoolPictures:
 
     @classmethod
     def of(cls, inputs: np.ndarray, channels_first: bool = False) -> PoolPictures:
-        """Pictures of pool inputs ``[N, H, W, C]`` or ``[N, L, C]``: RGB for 3 channels, else the first channel, scaled by the pool's finite range."""
+        """Pool inputs ``[N, H, W, C]`` or ``[N, L, C]`` as pictures: RGB for 3 channels, else the first channel; scaled by the finite range."""
         values = np.asarray(inputs, np.float32)
         if channels_first and values.ndim >= 3:
             values = np.moveaxis(values, 1, -1)
@@ -211,7 +211,12 @@ def change_tensor(filters: int, response: Optional[np.ndarray], kernel: Optional
     """The ``change`` tensor ``[filters, len(CHANGE_FIELDS)]`` of one layer and step; a missing or mis-sized part is NaN."""
     columns = {"response": response, "kernel": kernel}
     return np.stack(
-        [np.asarray(columns[name], np.float32) if columns[name] is not None and np.shape(columns[name]) == (filters,) else np.full(filters, np.nan, np.float32) for name in metadata.CHANGE_FIELDS],
+        [
+            np.asarray(columns[name], np.float32)
+            if columns[name] is not None and np.shape(columns[name]) == (filters,)
+            else np.full(filters, np.nan, np.float32)
+            for name in metadata.CHANGE_FIELDS
+        ],
         axis=-1,
     )
 

@@ -116,7 +116,9 @@ def labels_need_probes(owner: str, probes: Any, labels: Any, what: str = "probes
     if labels is None or probes is not None:
         return
     if what == "pool":
-        raise ValueError(f"{owner}: pool_labels= was given without pool=; pass pool= (e.g. x_val[:500]) together with pool_labels=, one label per input.")
+        raise ValueError(
+            f"{owner}: pool_labels= was given without pool=; pass pool= (e.g. x_val[:500]) together with pool_labels=, one label per input."
+        )
     raise ValueError(
         f"{owner}: labels= was given without probes=; the default probes (ten MNIST digits) carry their own labels. "
         "Pass probes= together with labels=, one label per probe."

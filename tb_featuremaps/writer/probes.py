@@ -90,7 +90,9 @@ def _labels_from(targets: Any, count: int) -> list:
     return [str(v) for v in targets.reshape(count, -1)[:, 0].tolist()]
 
 
-def prepare(probes: Any, labels: Optional[Sequence] = None, owner: str = "FeatureMapsWriter", limit: int = MAX_PROBES, what: str = "probes") -> Probes:
+def prepare(
+    probes: Any, labels: Optional[Sequence] = None, owner: str = "FeatureMapsWriter", limit: int = MAX_PROBES, what: str = "probes"
+) -> Probes:
     """Normalises user probes (array, tensor, list or dict per input, or a dataset).
 
     Raises ValueError for empty, non-numeric, ragged or too many probes (more

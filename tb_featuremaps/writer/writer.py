@@ -15,8 +15,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..format import metadata
-from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels
-from ..render import strongest
+from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from . import arguments, runs
 from . import probes as probes_lib
 from .summary import StepBudget, SummaryWriter
@@ -293,13 +292,17 @@ class FeatureMapsWriter:
 
     def _responses(self, path: str, values: Any, layers: Mapping[str, LayerDescription]) -> strongest.Responses:
         if self.pool is None:
-            raise ValueError(f"{self.owner}: write(pool_activations=) needs the writer's pool; pass pool= (the inputs they are the outputs of) to the constructor.")
+            raise ValueError(
+                f"{self.owner}: write(pool_activations=) needs the writer's pool; pass pool= (the inputs they are the outputs of) to the constructor."
+            )
         if isinstance(values, strongest.Responses):
             return values
         channels_first = layers.get(path, LayerDescription()).channels_first
         return strongest.responses(probes_lib.to_numpy(values), channels_first, self.max_filters)
 
-    def _write_step(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping, changes: Mapping, found: Mapping) -> Optional[Exception]:
+    def _write_step(
+        self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping, changes: Mapping, found: Mapping
+    ) -> Optional[Exception]:
         """Draws and writes one step whole, or discards it and returns the error."""
         try:
             with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
