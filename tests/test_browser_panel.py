@@ -100,7 +100,7 @@ def write_layer(writer, step, name, index, maps, layer_class, output_shape, step
         "activations", name, layer_class, index, output_shape, layout, filters, filters, LABELS, step_unit, normalization=normalization
     )
     levels, stats = levels_for(maps, normalization)
-    writer.write_layer(step, info, render.encode_all(render.tile(levels, layout)), {metadata.KIND_STATS: stats}, images_copy=False)
+    writer.write_layer(step, info, render.encode_all(render.tile(levels, layout)), tensors={metadata.KIND_STATS: stats}, images_copy=False)
 
 
 def write_run(run_dir: Path, steps, step_unit: str, layers) -> None:

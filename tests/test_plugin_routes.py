@@ -31,7 +31,8 @@ LAYERS = ["conv1", "pool1", "conv2", "pool2"]
 FILTERS = [8, 8, 16, 16]
 LAYER_KEYS = {
     "layer", "class", "index", "output_shape", "tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total",
-    "probe_labels", "step_unit", "reduction", "normalization", "step_count", "first_step", "last_step", "weights", "has_stats",
+    "probe_labels", "step_unit", "reduction", "normalization", "tiles_per_filter", "step_count", "first_step", "last_step", "weights",
+    "strongest", "has_stats", "has_change",
 }  # fmt: skip
 STATIC_NAMES = {"index.js": "text/javascript", "style.css": "text/css", "icon.png": "image/png", "logo.svg": "image/svg+xml"}
 
@@ -69,10 +70,12 @@ def test_runs_lists_layers_in_model_order(listing, logged):
     assert [layer["layer"] for layer in run["layers"]] == LAYERS
     assert [layer["filters_shown"] for layer in run["layers"]] == FILTERS
     assert run["probes"] == {"count": 10, "labels": [str(d) for d in range(10)], "width": 28, "height": 28}
+    assert run["pool"] is None
     for entry in run["layers"]:
         assert set(entry) == LAYER_KEYS
         assert (entry["step_count"], entry["first_step"], entry["last_step"]) == (13, 0, 12)
         assert entry["has_stats"] is True
+        assert entry["strongest"] is None and entry["has_change"] is True
         info = logged.layers[entry["layer"]].info
         assert (entry["rows"], entry["cols"], entry["tile_height"], entry["class"]) == (
             info.layout.rows,
@@ -396,7 +399,7 @@ def test_importing_the_plugin_needs_no_tensorflow_or_keras():
 
 # Fuzzing ------------------------------------------------------------------------------
 
-ROUTES = ["runs", "steps", "grid", "stats", "filter_stats", "activity", "probe", "index.js", "static/x.js", "nope"]
+ROUTES = ["runs", "steps", "grid", "stats", "filter_stats", "activity", "probe", "topk", "change", "pool", "index.js", "static/x.js", "nope"]
 KEYS = ["run", "layer", "kind", "step", "probe", "filter", "index"]
 _text = st.text(st.characters(exclude_categories=("Cs",)), max_size=12)
 VALUES = st.one_of(

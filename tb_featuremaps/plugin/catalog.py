@@ -26,6 +26,9 @@ _HIDDEN = ("version", "kind", "extra")
 WEIGHTS_FIELDS = ("tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total", "reduction")
 """Content fields of a ``weights`` series that a layer entry carries."""
 
+STRONGEST_FIELDS = (*WEIGHTS_FIELDS, "tiles_per_filter", "extra")
+"""Content fields of a ``strongest`` series (the patch sheet) that a layer entry carries."""
+
 _EXTENTS_BUDGET = 10_000
 """Most (run, version) step extents, probe sizes and read checks remembered."""
 
@@ -94,7 +97,7 @@ class Catalog:
             return None, [_problem(run, None, error)]
 
     def _entry(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[dict[str, Any], list[dict]]:
-        layers, weights = [], {}
+        layers, others = [], {}  # others: (kind, layer) -> the weights or strongest series' layer
         for tag, time_series in series.items():
             info = _grid_info(tag, time_series.plugin_content)
             if info is None:
@@ -102,7 +105,7 @@ class Catalog:
             if info.kind == metadata.KIND_ACTIVATIONS:
                 layers.append((info, time_series))
             else:
-                weights[info.layer] = info
+                others[info.kind, info.layer] = info
         layers.sort(key=lambda item: (item[0].index, item[0].layer))
         probes = series.get(metadata.PROBES_TAG)
         readable = [(metadata.PROBES_TAG, probes)] if probes is not None else []
@@ -113,15 +116,17 @@ class Catalog:
         entries = []
         for info, time_series in layers:
             try:
-                entries.append(self._layer(ctx, eid, run, info, time_series, weights.get(info.layer), tensors))
+                entries.append(self._layer(ctx, eid, run, info, time_series, others, tensors))
             except errors.PublicError as error:
                 problems.append(_problem(run, metadata.tag_for(info.kind, info.layer), error))
-        try:
-            probes_entry = self._probes(ctx, eid, run, probes) if probes is not None else None
-        except errors.PublicError as error:
-            probes_entry = None
-            problems.append(_problem(run, metadata.PROBES_TAG, error))
-        return {"run": run, "probes": probes_entry, "layers": entries}, problems
+        pictures = {}
+        for tag in (metadata.PROBES_TAG, metadata.POOL_TAG):
+            try:
+                pictures[tag] = self._probes(ctx, eid, run, tag, series[tag]) if tag in series else None
+            except errors.PublicError as error:
+                pictures[tag] = None
+                problems.append(_problem(run, tag, error))
+        return {"run": run, "probes": pictures[metadata.PROBES_TAG], "pool": pictures[metadata.POOL_TAG], "layers": entries}, problems
 
     def _check(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, series: provider.BlobSequenceTimeSeries) -> None:
         """Reads one blob of the series (its last step's first); UnreadableError if the provider cannot.
@@ -152,7 +157,7 @@ class Catalog:
         run: str,
         info: metadata.LayerInfo,
         series: provider.BlobSequenceTimeSeries,
-        weights: Optional[metadata.LayerInfo],
+        others: dict,
         tensors: dict,
     ) -> dict[str, Any]:
         tag = metadata.tag_for(info.kind, info.layer)
@@ -160,13 +165,15 @@ class Catalog:
             self._check(ctx, eid, run, tag, series)
         entry = {key: value for key, value in info.to_json().items() if key not in _HIDDEN}
         count, first = self._extent(ctx, eid, run, tag, version_of(series))
-        weights_json = weights.to_json() if weights is not None else None
+        weights, strongest = others.get((metadata.KIND_WEIGHTS, info.layer)), others.get((metadata.KIND_STRONGEST, info.layer))
         entry.update(
             step_count=count,
             first_step=first,
             last_step=series.max_step,
-            weights={key: weights_json[key] for key in WEIGHTS_FIELDS} if weights_json is not None else None,
+            weights=_fields(weights, WEIGHTS_FIELDS),
+            strongest=_fields(strongest, STRONGEST_FIELDS),
             has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
+            has_change=metadata.tag_for(metadata.KIND_CHANGE, info.layer) in tensors,
         )
         return entry
 
@@ -188,29 +195,40 @@ class Catalog:
             self._memo.put(key, extent, 1)
         return extent
 
-    def _probes(self, ctx: tb_context.RequestContext, eid: str, run: str, series: provider.BlobSequenceTimeSeries) -> Optional[dict[str, Any]]:
+    def _probes(
+        self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, series: provider.BlobSequenceTimeSeries
+    ) -> Optional[dict[str, Any]]:
+        """``{"count", "labels", "width", "height"}`` of the ``probes`` or ``pool`` pictures (their last step)."""
         try:
             content = metadata.parse_content(series.plugin_content)
         except (TypeError, ValueError):
             return None
         labels = content.get("labels", [])
-        key = ("probes", eid, run, version_of(series))
+        key = (tag, eid, run, version_of(series))
         size = self._memo.get(key)
         if size is None:
             try:
-                timeline = self._reader.timeline(ctx, eid, run, metadata.PROBES_TAG, version_of(series))
+                timeline = self._reader.timeline(ctx, eid, run, tag, version_of(series))
                 last = timeline.keys[-1] if timeline.keys else ()
                 if len(last) < 2:
                     return None
                 size = (
                     len(metadata.pngs_of(last)),
-                    *(_decimal(self._reader.blob(ctx, run, metadata.PROBES_TAG, blob_key)) for blob_key in last[: metadata.IMAGE_HEADER]),
+                    *(_decimal(self._reader.blob(ctx, run, tag, blob_key)) for blob_key in last[: metadata.IMAGE_HEADER]),
                 )
             except errors.NotFoundError:  # unloaded since it was listed
                 return None
             self._memo.put(key, size, 1)
         count, width, height = size
         return {"count": count, "labels": labels if isinstance(labels, list) else [], "width": width, "height": height}
+
+
+def _fields(info: Optional[metadata.LayerInfo], fields: tuple) -> Optional[dict[str, Any]]:
+    """``fields`` of a weights or strongest series' content, or None when the layer has no such series."""
+    if info is None:
+        return None
+    content = info.to_json()
+    return {key: content[key] for key in fields}
 
 
 def _problem(run: str, tag: Optional[str], error: errors.PublicError) -> dict[str, Any]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import warnings
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Optional
 
 import numpy as np
 from tensorboard import plugin_util
@@ -61,6 +62,9 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             "/filter_stats": self._serve_filter_stats,
             "/activity": self._serve_activity,
             "/probe": self._serve_probe,
+            "/topk": self._serve_topk,
+            "/change": self._serve_change,
+            "/pool": self._serve_pool,
         }
 
     def is_active(self) -> bool:
@@ -170,11 +174,64 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
 
     @wrappers.Request.application
     def _serve_probe(self, request: wrappers.Request) -> wrappers.Response:
+        return self._picture(request, metadata.PROBES_TAG, "probe")
+
+    @wrappers.Request.application
+    def _serve_pool(self, request: wrappers.Request) -> wrappers.Response:
+        return self._picture(request, metadata.POOL_TAG, "pool input")
+
+    def _picture(self, request: wrappers.Request, tag: str, what: str) -> wrappers.Response:
+        """One picture of the ``probes`` or ``pool`` series (of its last step), by ``index``."""
         ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
         run, index = params.name(request.args, "run"), params.integer(request.args, "index")
-        timeline = self._reader.timeline(ctx, eid, run, metadata.PROBES_TAG)
+        timeline = self._reader.timeline(ctx, eid, run, tag)
         keys = timeline.keys[-1] if timeline.keys else ()
         pngs = metadata.pngs_of(keys)
         if index >= len(pngs):
-            raise params.not_found("probe", index)
-        return http_util.Respond(request, self._reader.blob(ctx, run, metadata.PROBES_TAG, pngs[index]), "image/png", expires=IMAGE_EXPIRES)
+            raise params.not_found(what, index)
+        return http_util.Respond(request, self._reader.blob(ctx, run, tag, pngs[index]), "image/png", expires=IMAGE_EXPIRES)
+
+    @wrappers.Request.application
+    def _serve_topk(self, request: wrappers.Request) -> wrappers.Response:
+        """Each filter's strongest pool inputs at one step, with their labels (docs/http-api.md)."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, layer, step = params.name(request.args, "run"), params.name(request.args, "layer"), params.integer(request.args, "step")
+        values = self._reader.stats_at(ctx, eid, run, layer, step, metadata.KIND_TOPK)
+        if values is None:
+            raise params.not_found("step", step)
+        names = self._pool_labels(ctx, eid, run)
+        inputs = values[..., metadata.TOPK_FIELDS.index("input")]
+        labels = [[_label(names, index) for index in ranks] for ranks in inputs.tolist()]
+        return http_util.Respond(request, {"step": step, "fields": list(metadata.TOPK_FIELDS), "values": values.tolist(), "labels": labels}, _JSON)
+
+    def _pool_labels(self, ctx, eid: str, run: str) -> list:
+        """The labels of the run's pool inputs (its ``pool`` series' content), ``[]`` without one."""
+        series = self._reader.blob_series(ctx, eid, run, metadata.POOL_TAG).get(run, {}).get(metadata.POOL_TAG)
+        try:
+            labels = metadata.parse_content(series.plugin_content).get("labels") if series is not None else None
+        except metadata.FormatError:
+            labels = None
+        return labels if isinstance(labels, list) else []
+
+    @wrappers.Request.application
+    def _serve_change(self, request: wrappers.Request) -> wrappers.Response:
+        """Each filter's change since the previous step, at every step, and the fraction still changing."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, layer = params.name(request.args, "run"), params.name(request.args, "layer")
+        series = self._reader.stats(ctx, eid, run, layer, metadata.KIND_CHANGE)
+        changing = [metadata.changing_filters(values) if values.shape[0] else float("nan") for values in series.values]
+        answer = {
+            "steps": list(series.steps),
+            "fields": list(metadata.CHANGE_FIELDS),
+            "values": series.values.tolist(),
+            "changing": [value if np.isfinite(value) else None for value in changing],
+            "threshold": metadata.CHANGING_THRESHOLD,
+        }
+        return http_util.Respond(request, answer, _JSON)
+
+
+def _label(names: list, index: float) -> Optional[str]:
+    """The label of pool input ``index`` (a ``topk`` tensor's float), or None when it is not one of the pool's."""
+    if not np.isfinite(index) or index < 0 or index != int(index) or int(index) >= len(names):
+        return None
+    return str(names[int(index)])

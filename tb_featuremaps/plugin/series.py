@@ -106,7 +106,8 @@ class Timeline:
 
 @dataclass(frozen=True)
 class StatsSeries:
-    """A stats series: float32 ``values[step, probe, filter, field]`` (fields: ``STATS_FIELDS``), steps ascending, each once.
+    """A tensor series (stats, topk, change): float32 ``values[step, ..., field]``, fields in the order this version knows
+    (``metadata.FIELDS_BY_KIND``; stats: ``[step, probe, filter, field]``), steps ascending, each once.
 
     ``checked`` is the ``time.monotonic()`` when a listing last showed the series at ``version``.
     """
@@ -122,7 +123,7 @@ class StatsSeries:
 
 
 def _stats_fields(content: bytes) -> Optional[list]:
-    """The field names a stats series was written with (its metadata), or None if unreadable."""
+    """The field names a tensor series (stats, topk, change) was written with (its metadata), or None if unreadable."""
     try:
         fields = metadata.parse_content(content).get("fields")
     except metadata.FormatError:
@@ -130,12 +131,23 @@ def _stats_fields(content: bytes) -> Optional[list]:
     return fields if isinstance(fields, list) and all(isinstance(name, str) for name in fields) else None
 
 
-def _aligned(value: np.ndarray, fields: list) -> Optional[np.ndarray]:
-    """A stored stats array in ``STATS_FIELDS`` order (:func:`metadata.align_stats`), or None if it is not one."""
-    if value.ndim != 3 or value.dtype.kind != "f":
+_TENSOR_RANKS = {metadata.KIND_STATS: 3, metadata.KIND_TOPK: 3, metadata.KIND_CHANGE: 2}
+"""The rank of each tensor kind's value: stats ``[P, F, fields]``, topk ``[F, k, fields]``, change ``[F, fields]``."""
+
+GRID_OF = {
+    metadata.KIND_STATS: metadata.KIND_ACTIVATIONS,
+    metadata.KIND_CHANGE: metadata.KIND_ACTIVATIONS,
+    metadata.KIND_TOPK: metadata.KIND_STRONGEST,
+}
+"""The grid series each tensor kind is written in one event with (docs/format.md)."""
+
+
+def _aligned(value: np.ndarray, fields: list, kind: str = metadata.KIND_STATS) -> Optional[np.ndarray]:
+    """A stored ``kind`` array in this version's field order (:func:`metadata.align_fields`), or None if it is not one."""
+    if value.ndim != _TENSOR_RANKS[kind] or value.dtype.kind != "f":
         return None
     try:
-        return metadata.align_stats(value, fields)
+        return metadata.align_fields(value, fields, metadata.FIELDS_BY_KIND[kind])
     except metadata.FormatError:
         return None
 
@@ -214,12 +226,12 @@ class SeriesReader:
 
     # Stats tensors -------------------------------------------------------
 
-    def stats(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> StatsSeries:
-        """The layer's current stats series; NotFoundError when it has none."""
-        tag = metadata.tag_for(metadata.KIND_STATS, layer)
+    def stats(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, kind: str = metadata.KIND_STATS) -> StatsSeries:
+        """The layer's current ``kind`` series (stats, topk, change); NotFoundError when it has none."""
+        tag = metadata.tag_for(kind, layer)
         series = self.tensor_series(ctx, eid, run, tag).get(run, {}).get(tag)
         if series is None:
-            raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
+            raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
         cached = self._stats.get((eid, run, tag))
         if cached is not None and cached.version == version_of(series):
             cached = dataclasses.replace(cached, checked=time.monotonic())
@@ -227,29 +239,33 @@ class SeriesReader:
             return cached
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
-            raise errors.NotFoundError(f"no stats for layer {layer!r} in run {run!r}")
-        fields = _stats_fields(series.plugin_content) or list(metadata.STATS_FIELDS)
-        readable = [(datum, _aligned(datum.numpy, fields)) for datum in datums]
-        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, array in readable if array is not None])
+            raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
+        known = metadata.FIELDS_BY_KIND[kind]
+        fields = _stats_fields(series.plugin_content) or list(known)
+        readable = [(datum, _aligned(datum.numpy, fields, kind)) for datum in datums]
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, array in readable if array is not None], GRID_OF[kind])
         arrays = {id(datum): array for datum, array in readable}
-        shape = arrays[id(datums[-1])].shape if datums else (0, 0, len(metadata.STATS_FIELDS))
+        shape = arrays[id(datums[-1])].shape if datums else (*[0] * (_TENSOR_RANKS[kind] - 1), len(known))
         datums = [datum for datum in datums if arrays[id(datum)].shape == shape]  # the callback never changes it
         values = np.stack([arrays[id(datum)] for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
         stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic())
         self._stats.put((eid, run, tag), stats, values.nbytes)
         return stats
 
-    def stats_at(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int) -> Optional[np.ndarray]:
-        """The layer's stats at ``step`` (None if not logged); no provider call when cached and checked recently."""
-        cached = self._stats.get((eid, run, metadata.tag_for(metadata.KIND_STATS, layer)))
+    def stats_at(
+        self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, kind: str = metadata.KIND_STATS
+    ) -> Optional[np.ndarray]:
+        """The layer's ``kind`` tensor at ``step`` (None if not logged); no provider call when cached and checked recently."""
+        cached = self._stats.get((eid, run, metadata.tag_for(kind, layer)))
         fresh = cached is not None and time.monotonic() - cached.checked < FRESH_SECONDS
         value = cached.at(step) if fresh else None
         if value is None:
-            value = self.stats(ctx, eid, run, layer).at(step)
+            value = self.stats(ctx, eid, run, layer, kind).at(step)
         return value
 
-    def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list) -> list:
-        """Stats ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's grid.
+    def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list, grid_kind: str) -> list:
+        """Tensor ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's
+        grid of ``grid_kind`` (:data:`GRID_OF`).
 
         The callback writes a layer's grid and stats in one event, so they share its wall
         time; without a match, the datum given last. The grid series decides because the
@@ -260,7 +276,7 @@ class SeriesReader:
         if len(set(steps)) == len(steps):
             return sorted(datums, key=lambda datum: datum.step)
         try:
-            timeline = self.timeline(ctx, eid, run, metadata.tag_for(metadata.KIND_ACTIVATIONS, layer))
+            timeline = self.timeline(ctx, eid, run, metadata.tag_for(grid_kind, layer))
             grid_times = dict(zip(timeline.steps, timeline.wall_times))
         except errors.NotFoundError:  # stats without grids
             grid_times = {}

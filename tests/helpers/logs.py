@@ -24,17 +24,20 @@ LABELS = ["a", "b"]
 """The probe labels of :func:`write_run`'s logs."""
 
 
-def log_writer(run_dir, labels: Sequence[str] = LABELS, probes=None, *, step_unit: str = "epoch", resume: bool = False) -> FeatureMapsWriter:
+def log_writer(
+    run_dir, labels: Sequence[str] = LABELS, probes=None, *, step_unit: str = "epoch", resume: bool = False, **options
+) -> FeatureMapsWriter:
     """A ``FeatureMapsWriter`` logging exactly to ``run_dir`` (``log_dir/run_name``), with no Images copies.
 
     ``probes``: the probe inputs (default: blank), ``[P, 8, 8, 1]``, drawn as the run's
     probe pictures at its first step. ``resume=True`` appends to a run folder that
     already holds steps (in a new event file, as a second writer after the first closed).
+    ``options``: more of the writer's arguments (``pool=``, ``top_k=``).
     """
     run_dir = Path(run_dir)
     probes = np.zeros((len(labels), 8, 8, 1), np.float32) if probes is None else probes
     writer = FeatureMapsWriter(
-        str(run_dir.parent), probes, list(labels), run_name=run_dir.name, step_unit=step_unit, resume=resume, write_images=False
+        str(run_dir.parent), probes, list(labels), run_name=run_dir.name, step_unit=step_unit, resume=resume, write_images=False, **options
     )
     writer.open()
     if os.path.abspath(writer.run_dir) != os.path.abspath(run_dir):
@@ -76,6 +79,36 @@ def write_run(run_dir, steps: Sequence[int], layers: Sequence[str] = ("conv",), 
     with log_writer(run_dir, step_unit=step_unit) as writer:
         for step in steps:
             write_step(writer, step, {layer: step_maps(step, scale) for layer in layers})
+
+
+POOL_SIZE = 12
+POOL_LABELS = [f"digit{index % 10}" for index in range(POOL_SIZE)]
+"""The pool labels of :func:`write_pool_run`'s logs."""
+POOL_FIELD = metadata.ReceptiveField((3, 3), (1, 1), (-1, -1))
+"""The receptive field of :func:`write_pool_run`'s ``conv``: a 3x3 ``same`` convolution of the 8x8 input."""
+
+
+def pool_outputs(step: int, filters: int = 4) -> np.ndarray:
+    """``[POOL_SIZE, 8, 8, filters]``: ``conv``'s output for the pool at ``step``: the first half of the filters the same
+    at every step (they stop changing), the others new noise at each step."""
+    outputs = np.random.default_rng(1000).normal(size=(POOL_SIZE, 8, 8, filters)).astype(np.float32)
+    outputs[..., filters // 2 :] = np.random.default_rng(1001 + step).normal(size=(POOL_SIZE, 8, 8, filters - filters // 2))
+    return outputs
+
+
+def write_pool_run(run_dir, steps: Sequence[int], top_k: int = 3, filters: int = 4) -> None:
+    """A run with a pool of :data:`POOL_SIZE` random 8x8 pictures (labels :data:`POOL_LABELS`): layer ``conv`` (``Conv2D``,
+    its kernel, its top ``top_k`` pool inputs from :func:`pool_outputs`, so its ``strongest``, ``topk`` and ``change``) and
+    ``dense`` (no kernel, no pool outputs: its ``change`` is NaN), probes labelled :data:`LABELS`."""
+    rng = np.random.default_rng(7)
+    pool = rng.random((POOL_SIZE, 8, 8, 1)).astype(np.float32)
+    layers = {"conv": LayerDescription("Conv2D", receptive_field=POOL_FIELD), "dense": LayerDescription("Dense")}
+    with log_writer(run_dir, pool=pool, pool_labels=POOL_LABELS, top_k=top_k, background=False) as writer:
+        for step in steps:
+            maps = {"conv": rng.normal(size=(2, 8, 8, filters)).astype(np.float32), "dense": rng.normal(size=(2, 5)).astype(np.float32)}
+            kernels = {"conv": rng.normal(size=(3, 3, 1, filters)).astype(np.float32) * (1 + step)}
+            if not writer.write(step, maps, kernels, layers, pool_activations={"conv": pool_outputs(step, filters)}):
+                raise RuntimeError(f"{writer.run_dir}: step {step} was not written (see the warning)")
 
 
 def move_event_file(written_dir, run_dir, name: Optional[str] = None) -> Path:

@@ -85,3 +85,21 @@ export async function grids(run, layer, kind, steps, probe, time) {
 }
 
 export const probeURL = (run, index) => routeURL("probe", { run, index });
+
+/** Each filter's strongest pool inputs at `step`: the answer plus `records` [F][k] of {input, value, row, col, top, left, label}. */
+export async function topk(run, layer, step, time) {
+  const answer = await json("topk", { run, layer, step, t: time });
+  const values = numbers(answer.values);
+  const records = values.map((ranks, filter) =>
+    ranks.map((row, rank) => ({ ...Object.fromEntries(answer.fields.map((name, index) => [name, row[index]])), label: answer.labels[filter]?.[rank] ?? null })),
+  );
+  return { ...answer, values, records };
+}
+
+/** Each filter's change since the previous step at every step (`values` [S][F][fields]) and the fraction still changing. */
+export async function change(run, layer) {
+  const answer = await json("change", { run, layer });
+  return { ...answer, values: numbers(answer.values) };
+}
+
+export const poolURL = (run, index) => routeURL("pool", { run, index });

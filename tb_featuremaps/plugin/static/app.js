@@ -2,9 +2,11 @@
 import * as api from "./api.js";
 import { colormap } from "./colormaps.js";
 import { Detail } from "./detail.js";
-import { el } from "./dom.js";
+import { el, stepText } from "./dom.js";
 import { emptyState } from "./empty.js";
 import { HeatStrip } from "./heatstrip.js";
+import { AllLayers } from "./layers.js";
+import { LooksFor } from "./looks.js";
 import { Notice } from "./notice.js";
 import { Panes } from "./panes.js";
 import { ProbePicker } from "./probes.js";
@@ -13,7 +15,7 @@ import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { Store, version } from "./store.js";
 import { followTheme } from "./theme.js";
-import { Toolbar } from "./toolbar.js";
+import { press, segment, segmented, Toolbar } from "./toolbar.js";
 
 const POLL_MS = 3000;
 const PLAY_MS = 8000; // playback runs through all steps in about this long…
@@ -21,6 +23,13 @@ const FRAME_MIN_MS = 80; // …showing each step at least
 const FRAME_MAX_MS = 400; // …and at most this long
 const PREFETCH_AROUND = 8;
 const PREFETCH_ALL = 64; // prefetch every step of layers with at most this many
+
+/** Each filter's change per step, [S][F]: its response's change where known, else its kernel's (metadata.changing_filters). */
+function changeMeasure({ fields, values }) {
+  const response = fields.indexOf("response");
+  const kernel = fields.indexOf("kernel");
+  return values.map((filters) => filters.map((row) => (Number.isFinite(row[response]) ? row[response] : row[kernel])));
+}
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
@@ -66,14 +75,20 @@ class App {
     this.panes = new Panes(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
     this.heat = new HeatStrip((filter, step) => this.set({ filter, step }));
     this.detail = new Detail(this.store, { onPick: set, onClose: () => this.set({ filter: null }) });
-    this.main = el(
+    this.layers = new AllLayers(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
+    this.looks = new LooksFor((filter) => this.set({ filter }));
+    this.heatTitle = el("h2");
+    this.heatMode = segmented("Heat strip", [["mean", "Mean activation"], ["change", "Still changing"]], (heat) => this.set({ heat }));
+    this.changing = el("p", { class: "fm-changing", hidden: true });
+    this.activity = el(
       "section",
-      { class: "fm-main", "aria-label": "Filters" },
-      this.panes.summary,
-      this.panes.root,
-      this.panes.legend.root,
-      el("section", { class: "fm-activity" }, el("h2", { text: "Mean activation per filter over steps" }), this.heat.root),
+      { class: "fm-activity" },
+      el("div", { class: "fm-activity-head" }, this.heatTitle, this.heatMode.root),
+      this.changing,
+      this.heat.root,
     );
+    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.panes.root, this.panes.legend.root, this.looks.root, this.activity);
+    this.main = el("section", { class: "fm-main", "aria-label": "Filters" }, this.filters, this.layers.root);
     // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
     const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
     this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
@@ -93,6 +108,8 @@ class App {
   redraw() {
     this.panes.redraw();
     this.heat.draw();
+    this.layers.redraw();
+    this.looks.draw();
   }
 
   /** Shows (or clears, with null) the error of one source; several sources can fail at once. */
@@ -159,30 +176,91 @@ class App {
     this.toolbar.update(this.runs, shown);
     this.probes.update(run.run, run.probes, layer.probe_labels, state.probe, !probeMatters(kind));
     this.stepbar.update({ steps: shown.steps, index, unit: layer.step_unit, playing: this.playing, follow: state.follow, wallTime: answer.wall_times[index] });
-    const drawn = this.panes.draw(shown, this.runs, () => seq === this.seq);
+    this.filters.hidden = shown.all;
+    if (shown.all) {
+      this.detail.hide();
+      return this.layers.show(shown);
+    }
+    this.layers.hide();
+    const looks = kind === "strongest";
+    for (const part of [this.panes.summary, this.panes.root, this.panes.legend.root]) part.hidden = looks;
+    this.looks.root.hidden = !looks;
+    const drawn = looks ? this.drawLooks(seq, shown) : this.panes.draw(shown, this.runs, () => seq === this.seq);
     this.drawHeat(seq, shown);
     this.showDetail(shown);
     this.prefetch(shown);
     if ((await drawn) && !this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
   }
 
-  async drawHeat(seq, { layer, state }) {
-    if (!hasStats(layer, "activations")) return this.heat.message("No activation stats were logged for this layer.");
+  /** The "Looks for" view: the step's patch sheet at once from the cache, the pool inputs' labels when they are in. */
+  async drawLooks(seq, { state, layer, layout }) {
+    const current = () => seq === this.seq;
     try {
-      const activity = await this.store.activity(state.run, layer.layer, version(layer));
-      if (seq !== this.seq) return;
-      this.heat.show({
-        activity,
-        count: layer.filters_shown,
-        stepIndex: activity.steps.indexOf(state.step),
-        selected: state.filter,
-        map: colormap(state.cmap),
-        unit: layer.step_unit,
-      });
+      const frame = await this.store.frame(frameSpec(state.run, layer, "strongest", state.step, 0));
+      if (!current()) return false;
+      const topk = this.store.topk(state.run, layer.layer, state.step);
+      this.looks.show({ image: frame.image, layout, layer, step: state.step, selected: state.filter, topk: null });
+      topk.then(
+        (answer) => current() && this.looks.labels(state.step, answer),
+        (error) => current() && this.report("topk", new Error(`Couldn't load which pool inputs ${layer.layer}'s patches are (${error.message}).`)),
+      );
+      this.report("grid", null);
+      return true;
+    } catch (error) {
+      if (!current()) return false;
+      this.report("grid", new Error(`Couldn't load the strongest inputs of ${layer.layer} at ${stepText(layer.step_unit, state.step)} (${error.message}).`));
+      this.looks.message("Couldn't load the strongest inputs.");
+      return false;
+    }
+  }
+
+  /** The heat strip (mean activation, or change since the previous step) and the "still changing" line. */
+  async drawHeat(seq, { layer, state }) {
+    const mode = state.heat === "change" && layer.has_change ? "change" : "mean";
+    press(this.heatMode.buttons, mode);
+    const changeButton = segment(this.heatMode.buttons, "change");
+    changeButton.disabled = !layer.has_change;
+    changeButton.title = layer.has_change ? "Each filter's change since the previous step (its response to the pool, else its kernel)" : "No change was logged for this layer";
+    this.heatTitle.textContent = mode === "change" ? "Change per filter since the previous step" : "Mean activation per filter over steps";
+    this.describeChange(seq, layer, state);
+    const base = { count: layer.filters_shown, selected: state.filter, map: colormap(state.cmap), unit: layer.step_unit };
+    try {
+      if (mode === "change") {
+        const answer = await this.store.change(state.run, layer.layer, version(layer));
+        if (seq !== this.seq) return;
+        const activity = { steps: answer.steps, mean: changeMeasure(answer), dead: null };
+        this.heat.show({ ...base, activity, stepIndex: answer.steps.indexOf(state.step), legend: "change (relative)", quantity: "change" });
+      } else {
+        if (!hasStats(layer, "activations")) return this.heat.message("No activation stats were logged for this layer.");
+        const activity = await this.store.activity(state.run, layer.layer, version(layer));
+        if (seq !== this.seq) return;
+        this.heat.show({ ...base, activity, stepIndex: activity.steps.indexOf(state.step), legend: "mean activation", quantity: "mean" });
+      }
       this.report("activity", null);
     } catch (error) {
       if (seq !== this.seq) return;
-      this.heat.message(`Couldn't load the activity (${error.message}).`);
+      this.heat.message(`Couldn't load the ${mode === "change" ? "change" : "activity"} (${error.message}).`);
+    }
+  }
+
+  /** "N of F filters still changing at step S" (metadata.CHANGING_THRESHOLD, from the change route), when it is known. */
+  async describeChange(seq, layer, state) {
+    if (!layer.has_change) return (this.changing.hidden = true);
+    try {
+      const answer = await this.store.change(state.run, layer.layer, version(layer));
+      if (seq !== this.seq) return;
+      const index = answer.steps.indexOf(state.step);
+      const measures = changeMeasure(answer);
+      const everKnown = answer.changing.some((fraction) => fraction != null);
+      const known = index < 0 ? [] : measures[index].filter(Number.isFinite);
+      const unit = layer.step_unit;
+      const threshold = `${Math.round(answer.threshold * 100)} %`;
+      this.changing.hidden = !everKnown;
+      this.changing.textContent = known.length
+        ? `${known.filter((value) => value > answer.threshold).length} of ${known.length} filters still changing at ${stepText(unit, state.step)} (more than ${threshold} since the previous step)`
+        : `Not known at ${stepText(unit, state.step)} whether filters still change (the first logged step has nothing to compare with).`;
+    } catch {
+      if (seq === this.seq) this.changing.hidden = true; // the heat strip reports the error in change mode
     }
   }
 

@@ -1,13 +1,17 @@
-// The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked.
+// The selected filter in detail: enlarged, across steps, its mean over steps, for every probe, probes ranked. In the
+// "Looks for" view: its strongest pool inputs at this step (patches, labels, the top input's picture) and a film strip
+// of its strongest patch at every logged step (Zeiler & Fergus 2014, Fig. 4).
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { colormap } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
+import { patchCanvas, patchText, patchZoom } from "./looks.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
 import { filterParts, frameSpec, layoutOf, probeMatters } from "./selection.js";
 import { version } from "./store.js";
 
 const FILM_FRAMES = 14; // two rows of seven
+const STRONGEST_FRAMES = 240; // the strongest patch's film strip shows every step up to this many (then evenly spread)
 const FACTS = ["min", "max", "mean", "std"]; // stats fields, by name
 const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
 
@@ -79,11 +83,22 @@ export class Detail {
     const current = () => token === this.token;
     const { state, layer } = shown;
     const { filter, probe, step } = state;
-    const ctx = { ...shown, run: state.run, hasPictures: Boolean(shown.run.probes), filter, probe, step, unit: layer.step_unit, map: colormap(state.cmap) };
+    const ctx = {
+      ...shown,
+      run: state.run,
+      hasPictures: Boolean(shown.run.probes),
+      pool: shown.run.pool,
+      filter,
+      probe,
+      step,
+      unit: layer.step_unit,
+      map: colormap(state.cmap),
+    };
     this.root.hidden = false;
     this.root.dataset.filter = String(ctx.filter);
     this.title.textContent = `Filter ${ctx.filter}`;
-    const what = probeMatters(ctx.kind) ? `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})` : "kernel";
+    const looks = ctx.kind === "strongest";
+    const what = probeMatters(ctx.kind) ? `probe ${ctx.probe} (label ${ctx.labels[ctx.probe] ?? ctx.probe})` : looks ? "strongest pool inputs" : "kernel";
     this.subtitle.textContent = `${layer.layer} · ${stepText(ctx.unit, ctx.step)} · ${what}`;
     const fill = (part, build) =>
       build().then(
@@ -91,8 +106,10 @@ export class Detail {
         (error) => current() && part.body.replaceChildren(el("p", { class: "fm-pane-note", text: `Couldn't load this (${error.message}).` })),
       );
     const parts = filterParts(layer, ctx.filter);
-    fill(this.big, () => this.enlarged(ctx));
-    fill(this.film, () => this.filmStrip(ctx));
+    this.big.heading.textContent = looks ? "Strongest pool inputs at this step" : "At this step";
+    this.film.heading.textContent = looks ? "Its strongest patch at every step" : "Across steps";
+    fill(this.big, () => (looks ? this.strongestNow(ctx) : this.enlarged(ctx)));
+    fill(this.film, () => (looks ? this.strongestFilm(ctx) : this.filmStrip(ctx)));
     this.chart.root.hidden = !parts.stats;
     this.ranking.root.hidden = !parts.stats;
     this.probes.root.hidden = !parts.activations;
@@ -116,6 +133,53 @@ export class Detail {
       ? el("dl", { class: "fm-facts" }, ...FACTS.flatMap((name) => [el("dt", { text: name }), el("dd", { text: formatNumber(row[name]) })]))
       : el("p", { class: "fm-pane-note", text: !probeMatters(ctx.kind) ? "Kernel averaged over input channels, scaled to its own min … max." : "" });
     return [el("div", { class: "fm-big" }, canvas, facts)];
+  }
+
+  /** The filter's top-k patches at the step with their labels and activations, and the top input's whole picture. */
+  async strongestNow(ctx) {
+    const layout = ctx.layout;
+    const [frame, topk] = await Promise.all([this.frame(ctx, "strongest", ctx.step, 0), this.store.topk(ctx.run, ctx.layer.layer, ctx.step)]);
+    const records = topk.records[ctx.filter] || [];
+    const zoom = patchZoom(layout, 56);
+    const patches = el(
+      "div",
+      { class: "fm-patches" },
+      ...Array.from({ length: layout.tiles_per_filter }, (_, rank) =>
+        el("figure", { title: patchText(records[rank]) }, patchCanvas(frame.image, layout, ctx.filter, rank, zoom), el("figcaption", { text: caption(records[rank]) })),
+      ),
+    );
+    const top = records[0];
+    const known = top && Number.isFinite(top.input);
+    const picture =
+      known && ctx.pool
+        ? el(
+            "div",
+            { class: "fm-top-input" },
+            el("img", { src: api.poolURL(ctx.run, top.input), alt: `Pool input ${top.input}`, draggable: "false" }),
+            el("p", { text: `Its strongest input: ${patchText(top)}` }),
+          )
+        : null;
+    return [picture, patches].filter(Boolean);
+  }
+
+  /** The filter's rank-0 patch at every logged step (evenly spread beyond STRONGEST_FRAMES), prefetched in batches. */
+  async strongestFilm(ctx) {
+    const steps = sample(ctx.steps, STRONGEST_FRAMES);
+    const specs = steps.map((step) => frameSpec(ctx.run, ctx.layer, "strongest", step, 0));
+    await this.store.cacheGrids(specs);
+    const frames = await Promise.all(specs.map((spec) => this.store.frame(spec)));
+    const zoom = patchZoom(ctx.layout, 32);
+    return [
+      thumbStrip(
+        steps.map((step, index) => ({
+          pressed: step === ctx.step,
+          label: stepText(ctx.unit, step),
+          canvas: patchCanvas(frames[index].image, ctx.layout, ctx.filter, 0, zoom),
+          caption: stepText(ctx.unit, step),
+          pick: () => this.onPick({ step }),
+        })),
+      ),
+    ];
   }
 
   async filmStrip(ctx) {
@@ -188,6 +252,12 @@ export class Detail {
       ),
     ];
   }
+}
+
+/** A patch's caption: its input's label (else its index) and activation. */
+function caption(record) {
+  if (!record || !Number.isFinite(record.input)) return "–";
+  return `${record.label ?? `#${record.input}`} · ${formatNumber(record.value)}`;
 }
 
 /** A row of thumbnail buttons, each a tile canvas with a caption; the pressed one is the current choice. */

@@ -1,4 +1,5 @@
-// Filters × steps heat strip of mean activation (activity route) with its colour scale; dead cells striped.
+// Filters × steps heat strip of mean activation (activity route) or of change since the previous step (change route),
+// with its colour scale; dead cells striped.
 import { tableColour } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
 import { ScaleBar } from "./scalebar.js";
@@ -32,7 +33,8 @@ export class HeatStrip {
     this.note = el("p", { class: "fm-pane-note", hidden: true });
     this.axis = el("div", { class: "fm-heat-axis" });
     this.scale = new ScaleBar();
-    this.legend = el("div", { class: "fm-heat-scale" }, el("span", { text: "mean activation" }), this.scale.root);
+    this.legendText = el("span", { text: "mean activation" });
+    this.legend = el("div", { class: "fm-heat-scale" }, this.legendText, this.scale.root);
     this.root = el("div", { class: "fm-heat-wrap" }, this.canvas, this.tip, this.axis, this.legend, this.note);
     this.canvas.addEventListener("mousemove", (event) => this.hover(event));
     this.canvas.addEventListener("mouseleave", () => (this.tip.hidden = true));
@@ -42,7 +44,10 @@ export class HeatStrip {
     });
   }
 
-  /** `data`: {activity, count (filters drawn), stepIndex, selected, map, unit}. */
+  /**
+   * `data`: {activity ({steps, mean: [S][F] values, dead: [S][F] or null}), count (filters drawn), stepIndex, selected,
+   * map, unit, quantity ("mean" or "change": what the values are), legend (the scale's title)}.
+   */
   show(data) {
     this.data = data;
     this.note.hidden = true;
@@ -61,7 +66,9 @@ export class HeatStrip {
 
   draw() {
     if (!this.data) return;
-    const { activity, count, stepIndex, selected, map, unit } = this.data;
+    const { activity, count, stepIndex, selected, map, unit, quantity = "mean", legend = "mean activation" } = this.data;
+    this.legendText.textContent = legend;
+    this.canvas.dataset.quantity = quantity;
     const steps = activity.steps.length;
     const width = Math.max(160, this.root.clientWidth - 2);
     const rowHeight = Math.max(2, Math.min(9, Math.floor(MAX_HEIGHT / count)));
@@ -71,7 +78,8 @@ export class HeatStrip {
     this.geometry = { width, rowHeight, steps, columns };
     this.canvas.dataset.steps = String(steps);
     this.canvas.dataset.columns = String(columns);
-    this.canvas.setAttribute("aria-label", `Mean activation of ${count} filters over ${steps} steps; click a cell to open that filter at that step.`);
+    const what = quantity === "change" ? "Change since the previous step" : "Mean activation";
+    this.canvas.setAttribute("aria-label", `${what} of ${count} filters over ${steps} steps; click a cell to open that filter at that step.`);
     let lo = Infinity;
     let hi = -Infinity;
     for (const row of activity.mean) {
@@ -165,7 +173,7 @@ export class HeatStrip {
     const dead = allDead ? " · dead" : "";
     const last = activity.steps[cell.end - 1];
     const where = cell.end - cell.stepIndex > 1 ? `${stepText(unit, activity.steps[cell.stepIndex])}–${last} (averaged)` : stepText(unit, last);
-    this.tip.textContent = `filter ${cell.filter} · ${where} · mean ${formatNumber(value)}${dead}`;
+    this.tip.textContent = `filter ${cell.filter} · ${where} · ${this.data.quantity || "mean"} ${formatNumber(value)}${dead}`;
     this.tip.hidden = false;
     const box = this.canvas.getBoundingClientRect();
     this.tip.style.left = `${Math.min(event.clientX - box.left + 12, box.width - 220)}px`;

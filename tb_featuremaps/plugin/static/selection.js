@@ -8,17 +8,23 @@ const DEFAULTS = Object.freeze({
   probe: 0,
   step: null, // null: the latest step
   follow: true, // jump to new steps as they are logged; in the hash as "no step"
-  view: "activations", // or "weights"
+  view: "activations", // or "weights", "strongest" (what each filter looks for), "layers" (all layers at once)
   cmap: "gray",
   norm: "filter", // or "layer"
   compare: "off", // "steps" or "runs"
   compareStep: null, // null: the first step
   compareRun: "",
   filter: null, // the filter shown in the detail view
+  heat: "mean", // the heat strip: "mean" activation or "change" since the previous step
 });
 
 const INTEGERS = new Set(["probe", "step", "compareStep", "filter"]);
-const CHOICES = { view: ["activations", "weights"], norm: ["filter", "layer"], compare: ["off", "steps", "runs"] };
+const CHOICES = {
+  view: ["activations", "weights", "strongest", "layers"],
+  norm: ["filter", "layer"],
+  compare: ["off", "steps", "runs"],
+  heat: ["mean", "change"],
+};
 
 // The hash round trip ---------------------------------------------------------------------------------
 
@@ -64,14 +70,14 @@ export function change(state, patch, steps) {
 
 // What a layer offers -----------------------------------------------------------------------------------
 
-/** The tiles of `kind` ("activations" or "weights"): the layer's grid layout (docs/format.md), or null. */
-export const layoutOf = (layer, kind) => (kind === "weights" ? layer.weights : layer);
+/** The tiles of `kind` ("activations", "weights" or "strongest"): the layer's grid layout (docs/format.md), or null. */
+export const layoutOf = (layer, kind) => (kind === "weights" ? layer.weights : kind === "strongest" ? layer.strongest : layer);
 
 /** Whether the frames of `kind` come with stats (so with values, ranges and dead flags): activations that logged them. */
 export const hasStats = (layer, kind) => kind === "activations" && Boolean(layer.has_stats);
 
-/** Whether the probe changes what `kind` shows: kernels do not depend on it. */
-export const probeMatters = (kind) => kind !== "weights";
+/** Whether the probe changes what `kind` shows: kernels and the strongest pool inputs do not depend on it. */
+export const probeMatters = (kind) => kind === "activations";
 
 /** The probe a grid of `kind` is read for. */
 const gridProbe = (kind, probe) => (probeMatters(kind) ? probe : 0);
@@ -83,6 +89,7 @@ const gridProbe = (kind, probe) => (probeMatters(kind) ? probe : 0);
 export function offers(runs, layer, kind) {
   return {
     weights: Boolean(layer.weights),
+    strongest: Boolean(layer.strongest),
     perLayer: hasStats(layer, kind),
     perFilter: !(hasStats(layer, kind) && layer.normalization === "per_layer"),
     compareRuns: runs.length > 1,
@@ -100,17 +107,19 @@ export function frameSpec(run, layer, kind, step, probe) {
 /**
  * What `state` shows among `runs` (non-empty): the chosen run and layer, else the first; the chosen view and scale
  * where the layer has them (the choice itself is kept); probe 0 for a probe the run lacks. Returns
- * {state (corrected), run, layer, kind, norm, layout, labels}.
+ * {state (corrected), run, layer, kind, all (the all-layers view), norm, layout, labels}.
  */
 export function resolve(state, runs) {
   const run = runs.find((entry) => entry.run === state.run) || runs[0];
   const layer = run.layers.find((entry) => entry.layer === state.layer) || run.layers[0];
-  const kind = offers(runs, layer, state.view).weights ? state.view : "activations";
+  const offered = offers(runs, layer, state.view);
+  const kind = (state.view === "weights" && offered.weights) || (state.view === "strongest" && offered.strongest) ? state.view : "activations";
   const scales = offers(runs, layer, kind);
   const norm = !scales.perLayer ? "filter" : !scales.perFilter ? "layer" : state.norm;
   const labels = (run.probes ? run.probes.labels : layer.probe_labels).map(String);
   const probe = state.probe < labels.length ? state.probe : 0;
-  return { state: { ...state, run: run.run, layer: layer.layer, probe }, run, layer, kind, norm, layout: layoutOf(layer, kind), labels };
+  const all = state.view === "layers";
+  return { state: { ...state, run: run.run, layer: layer.layer, probe }, run, layer, kind, all, norm, layout: layoutOf(layer, kind), labels };
 }
 
 /** Index of the last of `steps` (ascending) at or before `step`, or 0. */

@@ -5,6 +5,7 @@ import { LRU } from "./lru.js";
 
 const IMAGE_BYTES = 192 * 1024 * 1024;
 const ANSWERS = 400;
+const GRIDS_MAX = 64; // steps one `grids` request may ask for (docs/http-api.md)
 const PREFETCH_BATCH = 16; // frames prefetched together: their grids in one `grids` request per layer and probe
 
 /** Decodes a grid PNG to its gray levels plus a NaN mask (alpha 0), exactly as stored (no colour management). */
@@ -24,7 +25,16 @@ async function decodeGrid(blob) {
   return { width, height, gray, nan };
 }
 
-const imageBytes = (image) => image.gray.length * 2;
+/** Decodes a `strongest` sheet PNG (pool pictures: gray or RGB) to a bitmap, drawn as it is. */
+async function decodeSheet(blob) {
+  const bitmap = await createImageBitmap(blob, { premultiplyAlpha: "none", colorSpaceConversion: "none" });
+  return { width: bitmap.width, height: bitmap.height, bitmap };
+}
+
+/** The decoder of a grid kind's PNGs: gray levels for the value grids, a bitmap for the patch sheets. */
+const decoder = (kind) => (kind === "strongest" ? decodeSheet : decodeGrid);
+
+const imageBytes = (image) => (image.bitmap ? image.width * image.height * 4 : image.gray.length * 2);
 
 /** Changes when `layer` (a runs entry) logs new steps: the key that refetches cached answers spanning steps. */
 export const version = (layer) => `${layer.step_count}:${layer.last_step}`;
@@ -60,6 +70,16 @@ export class Store {
     return this.answer(["activity", run, layer, version], () => api.activity(run, layer));
   }
 
+  change(run, layer, version) {
+    return this.answer(["change", run, layer, version], () => api.change(run, layer));
+  }
+
+  /** Each filter's strongest pool inputs at one step (api.topk), keyed by the sheet's wall time like its image. */
+  topk(run, layer, step) {
+    const time = this.wallTime(run, layer, "strongest", step);
+    return this.answer(["topk", run, layer, step, time], () => api.topk(run, layer, step, time));
+  }
+
   /** One filter's stats answer plus `records`: [S][P] of {min, max, mean, std, nonfinite}, by the answer's field names. */
   filterStats(run, layer, filter, version) {
     return this.answer(["filter_stats", run, layer, filter, version], async () => {
@@ -82,7 +102,7 @@ export class Store {
   }
 
   image(run, layer, kind, step, probe) {
-    const load = async () => decodeGrid(await api.grid(run, layer, kind, step, probe, this.wallTime(run, layer, kind, step)));
+    const load = async () => decoder(kind)(await api.grid(run, layer, kind, step, probe, this.wallTime(run, layer, kind, step)));
     return this.images.get(this.imageKey(run, layer, kind, step, probe), load, imageBytes);
   }
 
@@ -98,11 +118,14 @@ export class Store {
       const group = JSON.stringify([run, layer, kind, probe]);
       groups.set(group, [...(groups.get(group) || []), step]);
     }
-    const batches = [...groups].map(([group, steps]) => {
+    const chunks = [...groups].flatMap(([group, steps]) =>
+      Array.from({ length: Math.ceil(steps.length / GRIDS_MAX) }, (_, index) => [group, steps.slice(index * GRIDS_MAX, (index + 1) * GRIDS_MAX)]),
+    );
+    const batches = chunks.map(([group, steps]) => {
       const [run, layer, kind, probe] = JSON.parse(group);
       const answer = api.grids(run, layer, kind, steps, probe, this.wallTime(run, layer, kind, steps[0]));
       steps.forEach((step, index) => {
-        this.images.get(this.imageKey(run, layer, kind, step, probe), async () => decodeGrid((await answer)[index]), imageBytes);
+        this.images.get(this.imageKey(run, layer, kind, step, probe), async () => decoder(kind)((await answer)[index]), imageBytes);
       });
       return answer;
     });

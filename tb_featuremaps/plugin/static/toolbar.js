@@ -1,4 +1,4 @@
-// The top bar: run, layer, view (activations / weights), colormap, normalisation and compare mode.
+// The top bar: run, layer, view (activations / weights / looks for / all layers), colormap, normalisation and compare mode.
 import { COLORMAPS } from "./colormaps.js";
 import { el, formatShape } from "./dom.js";
 import { offers } from "./selection.js";
@@ -26,25 +26,31 @@ export function fillSelect(select, options, value) {
 }
 
 /** Toggle buttons of which one is pressed. */
-function segmented(text, choices, onPick) {
+export function segmented(text, choices, onPick) {
   const buttons = choices.map(([value, label]) =>
     el("button", { type: "button", class: "fm-segment", "data-value": value, text: label, onclick: () => onPick(value) }),
   );
   return { buttons, root: el("div", { class: "fm-field", role: "group", "aria-label": text }, el("span", { text }), el("div", { class: "fm-segments" }, ...buttons)) };
 }
 
-function press(buttons, value) {
+export function press(buttons, value) {
   for (const button of buttons) button.setAttribute("aria-pressed", String(button.dataset.value === value));
 }
 
-const segment = (buttons, value) => buttons.find((button) => button.dataset.value === value);
+export const segment = (buttons, value) => buttons.find((button) => button.dataset.value === value);
 
 export class Toolbar {
   /** `onChange(patch)` receives the changed part of the selection. */
   constructor(onChange) {
     this.run = labelledSelect("Run", (run) => onChange({ run }));
     this.layer = labelledSelect("Layer", (layer) => onChange({ layer }));
-    this.view = segmented("Show", [["activations", "Activations"], ["weights", "Weights"]], (view) => onChange({ view }));
+    const views = [
+      ["activations", "Activations"],
+      ["weights", "Weights"],
+      ["strongest", "Looks for"],
+      ["layers", "All layers"],
+    ];
+    this.view = segmented("Show", views, (view) => onChange({ view }));
     this.cmap = labelledSelect("Colormap", (cmap) => onChange({ cmap }));
     this.norm = segmented("Scale", [["filter", "Per filter"], ["layer", "Per layer"]], (norm) => onChange({ norm }));
     this.compare = labelledSelect("Compare", (compare) => onChange({ compare }));
@@ -62,7 +68,7 @@ export class Toolbar {
   }
 
   /** `runs` from the runs route, `shown` what is shown (selection.js): the pressed choices and those offered. */
-  update(runs, { state, run, layer, kind, norm }) {
+  update(runs, { state, run, layer, kind, all, norm }) {
     const offered = offers(runs, layer, kind);
     fillSelect(this.run.select, runs.map((entry) => [entry.run, entry.run]), run.run);
     fillSelect(
@@ -70,10 +76,16 @@ export class Toolbar {
       run.layers.map((entry) => [entry.layer, `${entry.layer} — ${entry.class} · ${formatShape(entry.output_shape)}`]),
       layer.layer,
     );
-    press(this.view.buttons, kind);
+    press(this.view.buttons, all ? "layers" : kind);
     const weights = segment(this.view.buttons, "weights");
     weights.disabled = !offered.weights;
     weights.title = offered.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
+    const strongest = segment(this.view.buttons, "strongest");
+    strongest.disabled = !offered.strongest;
+    strongest.title = offered.strongest
+      ? "Each filter's strongest inputs of the pool: the input patches it responds to most"
+      : `${layer.layer} has no strongest inputs logged (a pool= for the writer)`;
+    segment(this.view.buttons, "layers").title = "Every layer's feature maps at this step, one under the other";
     fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), state.cmap);
     press(this.norm.buttons, norm);
     const perFilter = segment(this.norm.buttons, "filter");

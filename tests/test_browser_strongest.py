@@ -1,0 +1,129 @@
+"""The "Looks for" view and the "still changing" heat strip in a real browser, over a log written with a pool.
+
+The log comes from ``FeatureMapsWriter`` with a pool (:func:`helpers.logs.write_pool_run`): half of
+``conv``'s filters respond the same at every step (they stop changing), the others anew. Uses
+conftest's browser fixtures (skipped without Debian's chromium).
+"""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers.browser import needs_chromium
+from helpers.logs import POOL_LABELS, write_pool_run
+from helpers.tensorboard import serving
+from playwright.sync_api import expect
+
+pytestmark = needs_chromium()
+
+STEPS = list(range(12))
+FILTERS = 4
+TOP_K = 4
+LOOKS = "canvas.fm-looks"
+MIN_STEPS_PER_SECOND = 30
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory):
+    logdir = tmp_path_factory.mktemp("looks_for")
+    write_pool_run(logdir / "pool", STEPS, top_k=TOP_K, filters=FILTERS)
+    with serving(logdir, ["--load_fast=false"], runs=1) as base:
+        yield base
+
+
+def open_looks(page, server, hash_: str = "") -> None:
+    page.goto(f"{server}/data/plugin_entry.html?name=feature_maps#run=pool&layer=conv&view=strongest{hash_}")
+    page.locator(f"{LOOKS}[data-step]").wait_for()
+
+
+def wait_looks(page, step: int) -> None:
+    page.wait_for_function(f"document.querySelector('{LOOKS}')?.dataset.step === '{step}'")
+
+
+def fingerprint(page, selector: str) -> int:
+    return page.eval_on_selector(
+        selector,
+        """canvas => {
+            const data = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
+            let print = 0;
+            for (let i = 0; i < data.length; i += 4) print = (print * 31 + data[i] + 7 * data[i + 1] + 13 * data[i + 2]) % 1000000007;
+            return print;
+        }""",
+    )
+
+
+def test_looks_for_shows_patches_and_scrubbing_changes_them(page, server):
+    asked = []
+    page.on("request", lambda request: asked.append(request.url))
+    open_looks(page, server, "&step=5")
+    expect(page.get_by_role("button", name="Looks for")).to_have_attribute("aria-pressed", "true")
+    summary = page.locator(".fm-looks-view .fm-view-summary").inner_text()
+    assert f"each filter's {TOP_K} strongest of 12 pool inputs" in summary and "receptive fields of 3×3 input pixels" in summary
+    before = fingerprint(page, LOOKS)
+    page.locator(".fm-slider").focus()
+    page.keyboard.press("ArrowRight")
+    wait_looks(page, 6)
+    assert fingerprint(page, LOOKS) != before, "the patches did not change with the step"
+    assert any("/grids?" in url and "kind=strongest" in url for url in asked), "the sheets were not prefetched through the grids route"
+
+    # Hovering a patch names its pool input: filter 0's first patch lies below the filter's label.
+    canvas = page.locator(LOOKS)
+    canvas.hover(position={"x": 10, "y": 24})
+    tip = page.locator(".fm-looks-view .fm-tip")
+    expect(tip).to_have_text(re.compile(r"filter 0 · rank 1 · label digit\d · input \d+ · activation \S+"))
+
+    # Scrubbing every step once the sheets are cached, as fast as the page draws them.
+    page.wait_for_timeout(500)  # the prefetch of every step's sheet
+    rate = page.evaluate(
+        """async (steps) => {
+            const slider = document.querySelector('.fm-slider');
+            const canvas = document.querySelector('canvas.fm-looks');
+            const started = performance.now();
+            for (const [index, step] of steps.entries()) {
+                slider.value = String(index);
+                slider.dispatchEvent(new Event('input'));
+                while (canvas.dataset.step !== String(step)) await new Promise((resolve) => setTimeout(resolve, 0));
+            }
+            return steps.length / ((performance.now() - started) / 1000);
+        }""",
+        STEPS,
+    )
+    print(f"scrubbing the strongest patches: {rate:.0f} steps/s")
+    assert rate >= MIN_STEPS_PER_SECOND
+
+
+def test_a_filter_opens_its_film_strip_and_top_inputs(page, server):
+    open_looks(page, server, "&step=3")
+    page.locator(LOOKS).click(position={"x": 10, "y": 24})
+    detail = page.locator(".fm-detail")
+    expect(detail.locator("h2")).to_have_text("Filter 0")
+    strip = detail.locator(".fm-detail-section").nth(1).locator(".fm-strip")
+    page.wait_for_function(f"document.querySelector('.fm-detail .fm-detail-section:nth-of-type(2) .fm-strip')?.children.length === {len(STEPS)}")
+    assert strip.locator("canvas").count() == len(STEPS)
+    assert strip.get_by_role("button", name="epoch 3").get_attribute("aria-pressed") == "true"
+    patches = detail.locator(".fm-patches figure")
+    expect(patches).to_have_count(TOP_K)
+    captions = patches.locator("figcaption").all_inner_texts()
+    assert all(caption.split(" · ")[0] in POOL_LABELS for caption in captions), captions
+    page.wait_for_function("document.querySelector('.fm-top-input img')?.naturalWidth === 8")
+    assert "Its strongest input: label digit" in detail.locator(".fm-top-input").inner_text()
+
+    strip.get_by_role("button", name="epoch 7").click()
+    wait_looks(page, 7)
+    assert "step=7" in page.evaluate("location.hash")
+
+
+def test_still_changing_heat_strip_and_summary(page, server):
+    open_looks(page, server, "&step=4")
+    changing = page.locator(".fm-changing")
+    expect(changing).to_have_text(f"2 of {FILTERS} filters still changing at epoch 4 (more than 5 % since the previous step)")
+    page.get_by_role("button", name="Still changing").click()
+    page.locator("canvas.fm-heat[data-quantity='change']").wait_for()
+    assert page.locator("canvas.fm-heat").get_attribute("data-steps") == str(len(STEPS))
+    assert "heat=change" in page.evaluate("location.hash")
+    page.get_by_role("button", name="First step").click()
+    wait_looks(page, 0)
+    expect(changing).to_contain_text("Not known at epoch 0")
+    page.get_by_role("button", name="Mean activation").click()
+    page.locator("canvas.fm-heat[data-quantity='mean']").wait_for()
