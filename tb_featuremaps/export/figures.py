@@ -24,6 +24,8 @@ Tick = Optional[Callable[[], None]]
 """Called once per step drawn (drives a progress bar)."""
 
 NOTE_COLOR = "0.35"
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = "osD^v<>"
 MIN_WIDTH = 6.0
 """Narrowest strongest and topk figure (inches): room for their titles."""
 
@@ -379,10 +381,12 @@ def change_figure(run: RunLog, layers: Sequence[LayerLog]) -> Figure:
     """The fraction of each layer's filters still changing over training, one line per layer (``docs/format.md``, "Change between steps")."""
     figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     axes = figure.add_subplot()
-    for layer in layers:
+    for position, layer in enumerate(layers):
         steps, fractions = changing_series(layer)
-        if len(steps):
-            axes.plot(steps, fractions, marker="o", markersize=3, label=layer.info.layer)
+        if len(steps):  # styles differ, so lines that coincide (a max-pooling layer after its convolution) both show
+            style = LINE_STYLES[position % len(LINE_STYLES)]
+            marker = MARKERS[position % len(MARKERS)]
+            axes.plot(steps, fractions, linestyle=style, marker=marker, markersize=4, markerfacecolor="none", label=layer.info.layer)
     unit = layers[0].info.step_unit if layers else "step"
     axes.set_xlabel(_plural(unit))
     axes.set_ylabel("filters still changing")
