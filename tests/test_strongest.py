@@ -138,6 +138,18 @@ def test_whole_input_patches_where_no_field_is_known(tmp_path):
     np.testing.assert_array_equal(sheet[11:21, 0:10], strongest.PoolPictures.of(pool_inputs).levels[index])
 
 
+def test_pool_outputs_without_one_or_two_spatial_axes_are_skipped(tmp_path):
+    rng = np.random.default_rng(2)
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 8, 8, 1), np.float32), pool=rng.uniform(size=(5, 8, 8, 1)), background=False)
+    activations = {"conv": rng.normal(size=(1, 4, 4, 2)), "dense": rng.normal(size=(1, 3)), "conv3d": rng.normal(size=(1, 2, 2, 2, 2))}
+    pool = {"conv": rng.normal(size=(5, 4, 4, 2)), "dense": rng.normal(size=(5, 3)), "conv3d": rng.normal(size=(5, 2, 2, 2, 2))}
+    assert writer.write(0, activations, pool_activations=pool)
+    writer.close()
+    tags = _events(writer.run_dir)
+    assert "strongest/conv" in tags and "strongest/dense" not in tags and "strongest/conv3d" not in tags
+    assert {"activations/dense", "activations/conv3d", "change/dense"} <= set(tags)
+
+
 def test_responses_take_the_finite_maximum_and_rank_nan_last():
     outputs = np.zeros((3, 2, 2, 1), np.float32)
     outputs[0] = np.nan
