@@ -40,6 +40,7 @@ class Plan:
     long_steps: int  # steps of the long_run logdir (20 layers)
     long_block: int  # of which written by FeatureMapsWriter (then copied with shifted steps)
     read_requests: int  # requests per route on the many_runs and long_run logdirs
+    settling_epochs: int  # epochs of the settling section's training (pool of 500)
 
 
 FULL = Plan(
@@ -59,6 +60,7 @@ FULL = Plan(
     long_steps=10000,
     long_block=500,
     read_requests=50,
+    settling_epochs=30,
 )
 QUICK = Plan(
     events=3,
@@ -77,8 +79,9 @@ QUICK = Plan(
     long_steps=1000,
     long_block=100,
     read_requests=20,
+    settling_epochs=4,
 )
-SECTIONS = ("stages", "bytes", "events", "thread", "overhead", "mobilenet", "serving", "browser", "cli", "many_runs", "long_run")
+SECTIONS = ("stages", "bytes", "events", "thread", "overhead", "mobilenet", "pool", "settling", "serving", "browser", "cli", "many_runs", "long_run")
 
 
 def run_section(name: str, plan: Plan, workdir: str) -> dict:
@@ -107,6 +110,14 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
         from .training import mobilenet
 
         return mobilenet(workdir, plan.mobilenet_events)
+    if name == "pool":
+        from .strongest import pool_cost
+
+        return pool_cost(workdir, plan.events, plan.train_digits)
+    if name == "settling":
+        from .strongest import settling
+
+        return settling(workdir, plan.settling_epochs, plan.train_digits)
     if name == "serving":
         from .serving import serve_logs
 
@@ -251,6 +262,39 @@ def _rows(results: dict) -> list[Row]:
         if not browser.get("measured"):
             add(Row("browser", "panel", f"not measured: {browser.get('reason', '')}"))
     rows += _reading_rows(results)
+    rows += _strongest_rows(results)
+    return rows
+
+
+def _strongest_rows(results: dict) -> list[Row]:
+    rows = []
+    pool = results.get("pool")
+    if pool:
+        section, epoch = f"seed event, pool of {pool['pool_size']}", pool["epoch_seconds"]
+        event = pool["event_ms"]
+        rows.append(Row(section, "whole log event without / with the pool (ms, p50)", f"{event['no_pool']['p50']:.0f} / {event['pool']['p50']:.0f}"))
+        thread = pool["thread_ms"]
+        rows.append(
+            Row(section, "training thread without / with the pool (ms, p50)", f"{thread['no_pool']['p50']:.0f} / {thread['pool']['p50']:.0f}")
+        )
+        rows.append(
+            Row(
+                section,
+                f"full-MNIST epoch (s; {epoch['digits']} digits timed, x{60000 / epoch['digits']:.0f})",
+                f"{epoch['full_mnist_estimate']:.0f} ({epoch['measured']:.1f} measured)",
+            )
+        )
+        share = pool["extra_to_full_epoch"]
+        rows.append(Row(section, "extra cost per event / full-MNIST epoch", f"{share:.2%}", "<= 10%", share <= 0.10))
+        per_step = pool["bytes_per_step"]
+        rows.append(
+            Row(section, "log bytes per step without / with the pool (KB)", f"{per_step['no_pool'] / 1e3:.0f} / {per_step['pool'] / 1e3:.0f}")
+        )
+    settled = results.get("settling")
+    for path, layer in (settled or {}).get("layers", {}).items():
+        section = f"settling, {settled['epochs']} epochs on {settled['train_digits']} digits"
+        curve = ", ".join(f"{fraction:.2f}" for fraction in layer["changing_filters"][:: max(1, len(layer["changing_filters"]) // 8)])
+        rows.append(Row(section, f"{path}: filters still changing (sampled epochs); settles at epoch", f"{curve}; {layer['settled_at']}"))
     return rows
 
 

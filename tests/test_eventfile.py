@@ -60,7 +60,7 @@ def test_descriptions_show_names_as_text(tmp_path):
     info = metadata.LayerInfo("activations", "<img src=x>", "My_Odd_Layer", 0, [None, 2, 2, 1], layout, 1, 1, ["p"], "epoch")
     writer = SummaryWriter(str(tmp_path))
     stats = np.zeros((1, 1, len(metadata.STATS_FIELDS)), np.float32)
-    writer.write_layer(0, info, [render.encode_png(np.zeros((2, 2), np.uint8))], stats=stats, health={"dead_filters": 1})
+    writer.write_layer(0, info, [render.encode_png(np.zeros((2, 2), np.uint8))], tensors={metadata.KIND_STATS: stats}, health={"dead_filters": 1})
     writer.close()
     (path,) = tmp_path.iterdir()
     (event,) = [event for event in eventfile.read_events(str(path)) if event.HasField("summary")]

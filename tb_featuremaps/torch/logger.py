@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from ..format import metadata
+from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 
@@ -23,6 +24,12 @@ TRANSPOSED_CONVOLUTIONS = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTransp
 POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d, nn.AvgPool3d)
 SPATIAL_MODULE_TYPES = CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + POOLING
 """Modules logged by default: convolutions (``Lazy`` ones too) and non-adaptive pooling."""
+
+POOL_BATCH = 128
+"""Pool inputs per forward pass: bounds the memory one module's pool outputs take."""
+
+NO_FIELD = "receptive fields are not computed for PyTorch modules"
+"""Why a PyTorch module's strongest inputs are shown whole."""
 
 ModuleSpec = Union[str, "re.Pattern[str]", type, nn.Module]
 
@@ -157,6 +164,11 @@ class FeatureMapsLogger:
             or module objects; default: every convolution, transposed convolution
             and (non-adaptive) max or average pooling module.
         write_weights: Also log the convolution weights as grids.
+        pool, pool_labels, top_k: the inputs each filter's strongest responses are found
+            among at every step (e.g. ``pool=x_val[:500]``, laid out like ``probes``; off
+            by default), as for :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes
+            through the module in batches of ``POOL_BATCH``. Receptive fields are not
+            computed for PyTorch modules: each strongest input is shown whole.
     """
 
     def __init__(
@@ -175,6 +187,9 @@ class FeatureMapsLogger:
         write_weights: bool = True,
         write_images: Union[bool, str] = "first",
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
+        pool: Any = None,
+        pool_labels: Optional[Sequence] = None,
+        top_k: int = 9,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsLogger",
@@ -198,6 +213,9 @@ class FeatureMapsLogger:
             write_images=write_images,
             max_step_bytes=max_step_bytes,
             probes_channels_first=True,
+            pool=pool,
+            pool_labels=pool_labels,
+            top_k=top_k,
             timer=timer,
             background=background,
             owner=owner,
@@ -268,7 +286,8 @@ class FeatureMapsLogger:
                     f"[{count} probes, channels, ...]."
                 )
         self._descriptions = {
-            path: LayerDescription(type(module).__name__, True, [None, *[int(size) for size in outputs[path].shape[1:]]]) for path, module in selected
+            path: LayerDescription(type(module).__name__, True, [None, *[int(size) for size in outputs[path].shape[1:]]], patch_reason=NO_FIELD)
+            for path, module in selected
         }
         capped = [f"{path} ({outputs[path].shape[1]})" for path, _ in selected if outputs[path].shape[1] > self.writer.max_filters]
         if capped:
@@ -286,11 +305,23 @@ class FeatureMapsLogger:
         first = self._trace(self._timer)
         try:
             outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
+            pool = timed(self._timer, "forward", self._pool_responses) if self.writer.pool is not None else {}
             kernels = timed(self._timer, "kernels", self._kernels) if self.write_weights else {}
         except Exception as error:  # a training loop matters more than one log event
             self.writer.report_failure(step, error)
             return False
-        return self.writer.write(step, outputs, kernels, self._descriptions)
+        return self.writer.write(step, outputs, kernels, self._descriptions, pool)
+
+    def _pool_responses(self) -> dict[str, strongest.Responses]:
+        """The pool through the module in batches, each selected output reduced to its filters' maxima per input."""
+        pooled = [(path, module) for path, module in self._selected if len(self._descriptions[path].output_shape) in (3, 4)]
+        inputs = self.writer.pool.inputs
+        parts: dict[str, list] = {path: [] for path, _ in pooled}
+        for start in range(0, len(inputs[0]), POOL_BATCH):
+            outputs = self._forward(pooled, [array[start : start + POOL_BATCH] for array in inputs])
+            for path, _ in pooled:
+                parts[path].append(strongest.responses(outputs[path], True, self.writer.max_filters))
+        return {path: strongest.concatenate(found) for path, found in parts.items()}
 
     def _kernels(self) -> dict[str, np.ndarray]:
         found = {path: module_kernel(module) for path, module in self._selected}
@@ -300,20 +331,23 @@ class FeatureMapsLogger:
         """The probes as tensors on the module's device, floating ones in its dtype (cached while those stay)."""
         device, dtype = _placement(self.module)
         if self._feed is None or self._feed[:2] != (device, dtype):
-            tensors = []
-            for array in self.writer.probes.inputs:
-                tensor = torch.as_tensor(np.ascontiguousarray(array))
-                if tensor.is_floating_point():
-                    tensor = tensor.to(dtype or torch.get_default_dtype())
-                tensors.append(tensor.to(device))
-            names = self.writer.probes.names
-            args, kwargs = (tensors, {}) if names is None else ([], dict(zip(names, tensors)))
-            self._feed = (device, dtype, args, kwargs)
+            self._feed = (device, dtype, *self._tensors(self.writer.probes.inputs, self.writer.probes.names))
         return self._feed[2], self._feed[3]
 
-    def _forward(self, modules: list[tuple[str, nn.Module]]) -> dict[str, np.ndarray]:
-        """One forward pass of the probes; each module's first output in it as float32 NumPy (a copy, on the CPU)."""
-        args, kwargs = self._inputs()
+    def _tensors(self, arrays: list, names: Optional[list]) -> tuple[list, dict]:
+        """``arrays`` as the module's positional (or, with ``names``, keyword) inputs on its device, floating ones in its dtype."""
+        device, dtype = _placement(self.module)
+        tensors = []
+        for array in arrays:
+            tensor = torch.as_tensor(np.ascontiguousarray(array))
+            if tensor.is_floating_point():
+                tensor = tensor.to(dtype or torch.get_default_dtype())
+            tensors.append(tensor.to(device))
+        return (tensors, {}) if names is None else ([], dict(zip(names, tensors)))
+
+    def _forward(self, modules: list[tuple[str, nn.Module]], arrays: Optional[list] = None) -> dict[str, np.ndarray]:
+        """One forward pass of the probes (or of ``arrays``, a pool batch); each module's first output as float32 NumPy (a copy, on the CPU)."""
+        args, kwargs = self._inputs() if arrays is None else self._tensors(arrays, self.writer.pool.names)
         outputs: dict[str, np.ndarray] = {}
 
         def hook_for(path: str):

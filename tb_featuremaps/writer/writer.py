@@ -234,8 +234,9 @@ class FeatureMapsWriter:
                 here, so the optimizer may update the weights in place afterwards).
             layers: Layer path → :class:`LayerDescription`, read at a layer's first step.
             pool_activations: Layer path → its output for the writer's ``pool``
-                (``[N, ...]``, 1 or 2 spatial axes; or :class:`~tb_featuremaps.render.strongest.Responses`
+                (``[N, ...]``; or :class:`~tb_featuremaps.render.strongest.Responses`
                 of consecutive batches), reduced here to each filter's maximum per input.
+                Layers with 1 or 2 spatial axes get strongest inputs; others are skipped.
         """
         step = arguments.step(self.owner, step)
         self.open()
@@ -248,7 +249,9 @@ class FeatureMapsWriter:
             kernels = {path: kernel for path, kernel in (kernels or {}).items() if path in arrays}
             maps = {path: kernel_maps(kernel) for path, kernel in kernels.items()}
             changes = {path: self._kernel_change(path, kernel) for path, kernel in kernels.items()}
-            found = {path: self._responses(path, values, layers) for path, values in (pool_activations or {}).items() if path in arrays}
+            found = {
+                path: self._responses(path, values, layers) for path, values in (pool_activations or {}).items() if _poolable(path, values, arrays)
+            }
         except Exception as error:
             self.report_failure(step, error)
             return False
@@ -530,6 +533,11 @@ def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) ->
     result = function(*args)
     timer(stage, time.perf_counter() - started)
     return result
+
+
+def _poolable(path: str, values: Any, activations: Mapping) -> bool:
+    """Whether a layer's pool output gets strongest inputs: a logged layer with 1 or 2 spatial axes (or reduced already)."""
+    return path in activations and (isinstance(values, strongest.Responses) or strongest.spatial_axes(values) in (1, 2))
 
 
 def _host_copy(values: Any) -> np.ndarray:

