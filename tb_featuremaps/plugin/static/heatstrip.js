@@ -88,15 +88,23 @@ export class HeatStrip {
       }
     }
     const magnitude = Math.max(Math.abs(lo), Math.abs(hi)) || 1;
+    // Changes span decades (the first interval moves a filter far more than the fortieth): a log scale, at most 4 decades.
+    const logScale = quantity === "change" && hi > 0;
+    if (logScale) lo = Math.max(lo, hi * 1e-4, Number.MIN_VALUE);
     const scale = (value) => {
+      if (logScale) return value > 0 && hi > lo ? Math.log(value / lo) / Math.log(hi / lo) : 0;
       if (map.diverging) return 0.5 + value / (2 * magnitude);
       return hi > lo ? (value - lo) / (hi - lo) : 0;
     };
+    this.canvas.dataset.scale = logScale ? "log" : "linear";
     if (lo > hi) this.scale.show(map, "–", "–");
-    else if (map.diverging) this.scale.show(map, -magnitude, magnitude, 0);
+    else if (logScale) this.scale.show(map, lo, hi, "log scale");
+    else if (map.diverging && quantity !== "change") this.scale.show(map, -magnitude, magnitude, 0);
     else this.scale.show(map, lo, hi);
     const style = getComputedStyle(this.root);
     const dead = deadPattern(context, style.getPropertyValue("--fm-dead"));
+    // A change not known (a run's first step) is not a NaN of the model's: the panel's surface colour, not the NaN marker.
+    const unknown = quantity === "change" ? style.getPropertyValue("--fm-surface") : `rgb(${map.marker.join(" ")})`;
     for (let c = 0; c < columns; c++) {
       const x0 = Math.floor((c * width) / columns);
       const x1 = Math.floor(((c + 1) * width) / columns);
@@ -106,7 +114,7 @@ export class HeatStrip {
           ? dead
           : Number.isFinite(value)
             ? tableColour(map, Math.round(Math.min(1, Math.max(0, scale(value))) * 255))
-            : `rgb(${map.marker.join(" ")})`;
+            : unknown;
         context.fillRect(x0, f * rowHeight, Math.max(1, x1 - x0), rowHeight);
       }
     }
