@@ -13,7 +13,7 @@ import urllib.parse
 import numpy as np
 import pytest
 from helpers.logs import LABELS, POOL_LABELS, POOL_SIZE, pool_outputs, write_pool_run
-from helpers.plugin import finite, get, get_json, get_png, make_client
+from helpers.plugin import assert_refused, finite, get, get_json, get_png, make_client
 from helpers.tensorboard import each_loader, fetch, fetch_json, poll
 from PIL import Image
 
@@ -128,10 +128,7 @@ BAD_REQUESTS = [
 
 @pytest.mark.parametrize(("route", "query", "status"), BAD_REQUESTS)
 def test_bad_parameters_are_refused_with_a_reason(client, route, query, status):
-    response = get(client, route, **query)
-    assert response.status_code == status, response.data
-    assert response.mimetype == "text/plain"
-    assert 0 < len(response.data) < 300
+    assert_refused(client, route, query, status)
 
 
 def test_a_run_without_a_pool(tmp_path):

@@ -60,6 +60,14 @@ def get(client: Client, route: str, **query):
     return client.get(BASE + route, query_string=query)
 
 
+def assert_refused(client: Client, route: str, query: dict, status: int) -> None:
+    """The route answers ``status`` (400 or 404) with a short plain-text reason."""
+    response = get(client, route, **query)
+    assert response.status_code == status, response.data
+    assert response.mimetype == "text/plain"
+    assert 0 < len(response.data) < 300
+
+
 def get_json(client: Client, route: str, **query):
     response = get(client, route, **query)
     assert response.status_code == 200, (route, query, response.data)

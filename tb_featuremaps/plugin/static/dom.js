@@ -68,3 +68,12 @@ const PLURALS = { epoch: "epochs", batch: "batches" };
 export function unitPlural(unit) {
   return PLURALS[unit] || `${unit}s`;
 }
+
+/** Replaces a view's canvas (and hides its tooltip) by the short `text` in its note: missing data, an error. */
+export function showNote(view, text) {
+  view.view = null;
+  view.canvas.hidden = true;
+  view.tip.hidden = true;
+  view.note.textContent = text;
+  view.note.hidden = false;
+}

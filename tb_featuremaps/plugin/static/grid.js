@@ -1,6 +1,6 @@
 // One grid of filter tiles on a canvas, scaled to the pane: hover shows a filter's stats and the value under the
 // pointer, click or Enter selects it.
-import { el, formatNumber, sizeCanvas } from "./dom.js";
+import { el, formatNumber, showNote, sizeCanvas } from "./dom.js";
 import { fitGrid } from "./layout.js";
 import { drawTile, valueAt } from "./render.js";
 
@@ -46,11 +46,7 @@ export class GridView {
 
   /** Replaces the grid by a short message (missing data, an error). */
   message(text) {
-    this.view = null;
-    this.canvas.hidden = true;
-    this.tip.hidden = true;
-    this.note.textContent = text;
-    this.note.hidden = false;
+    showNote(this, text);
   }
 
   /** Lays the tiles out to fill the pane's width (and fit the window when they can), then draws. */
