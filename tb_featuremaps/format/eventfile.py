@@ -17,6 +17,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from typing import Optional
 
 import numpy as np
 from tensorboard.compat import tf as tb_tf
@@ -250,3 +251,168 @@ def read_events(path: str) -> Iterator[event_pb2.Event]:
         except Exception:  # protobuf's DecodeError: a record that is framed but not an event
             return
         yield event
+
+
+# Indexing without decoding -----------------------------------------------------
+
+
+class CorruptRecord(Exception):
+    """A record whose framing was whole but whose data fails its CRC, found when its data is first used."""
+
+
+class Record:
+    """One record's data in a file read whole; its CRC is checked when :meth:`data` is first asked for."""
+
+    __slots__ = ("path", "_buffer", "_start", "_stop", "_checked")
+
+    def __init__(self, path: str, buffer: bytes, start: int, stop: int):
+        self.path, self._buffer, self._start, self._stop, self._checked = path, buffer, start, stop, False
+
+    @property
+    def offset(self) -> int:
+        """Where the record's data starts in its file."""
+        return self._start
+
+    def data(self, start: int, stop: int) -> bytes:
+        """Bytes ``start:stop`` of the record's data; :class:`CorruptRecord` if the record fails its CRC."""
+        if not self._checked:
+            body = memoryview(self._buffer)[self._start : self._stop]
+            (stored,) = struct.unpack_from("<I", self._buffer, self._stop)
+            if stored != masked_crc32c(body):
+                raise CorruptRecord(f"the record at byte {self._start - _HEADER.size} of {self.path} fails its CRC: the file was damaged")
+            self._checked = True
+        return self._buffer[self._start + start : self._start + stop]
+
+
+class Value:
+    """One ``Summary.Value`` of an indexed event: its tag, serialized metadata, and where its tensor lies."""
+
+    __slots__ = ("tag", "metadata", "record", "_tensor")
+
+    def __init__(self, tag: str, metadata: Optional[bytes], record: Record, tensor: Optional[tuple[int, int]]):
+        self.tag, self.metadata, self.record, self._tensor = tag, metadata, record, tensor
+
+    def tensor(self):
+        """The value's ``TensorProto``, parsed now (the record's CRC checked first: :class:`CorruptRecord`)."""
+        from tensorboard.compat.proto import tensor_pb2
+
+        if self._tensor is None:
+            return tensor_pb2.TensorProto()
+        return tensor_pb2.TensorProto.FromString(self.record.data(*self._tensor))
+
+
+class IndexedEvent:
+    """An event's step, wall time and summary values, their tensors left in the file's bytes."""
+
+    __slots__ = ("step", "wall_time", "values")
+
+    def __init__(self, step: int, wall_time: float, values: list):
+        self.step, self.wall_time, self.values = step, wall_time, values
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _varint(buffer: bytes, position: int, stop: int) -> tuple[int, int]:
+    result = shift = 0
+    while position < stop and shift < 70:
+        byte = buffer[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result & 0xFFFFFFFFFFFFFFFF, position
+        shift += 7
+    raise _Malformed
+
+
+def _fields(buffer: bytes, position: int, stop: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(field number, wire type, value or start, end)`` of each field of the message in ``buffer[position:stop]``."""
+    while position < stop:
+        key, position = _varint(buffer, position, stop)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _Malformed
+        if wire == 0:
+            value, position = _varint(buffer, position, stop)
+            yield number, wire, value, position
+        elif wire == 2:
+            length, position = _varint(buffer, position, stop)
+            if length > stop - position:
+                raise _Malformed
+            yield number, wire, position, position + length
+            position += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if size > stop - position:
+                raise _Malformed
+            yield number, wire, position, position + size
+            position += size
+        else:  # groups (no field of an Event is one) and invalid wire types
+            raise _Malformed
+
+
+def _values(buffer: bytes, start: int, stop: int, record: Record, values: list) -> None:
+    """Appends the ``Summary.Value`` s of the ``Summary`` in ``buffer[start:stop]``."""
+    for number, wire, value_start, value_stop in _fields(buffer, start, stop):
+        if number != 1 or wire != 2:
+            continue
+        tag, metadata, tensor = "", None, None
+        for field_number, field_wire, begin, end in _fields(buffer, value_start, value_stop):
+            if field_wire != 2:
+                continue
+            if field_number == 1:
+                tag = buffer[begin:end].decode("utf-8")
+            elif field_number == 9:
+                metadata = buffer[begin:end]
+            elif field_number == 8:
+                tensor = (begin - record.offset, end - record.offset)
+        values.append(Value(tag, metadata, record, tensor))
+
+
+def _indexed_event(buffer: bytes, start: int, stop: int, record: Record) -> IndexedEvent:
+    step, wall_time, values = 0, 0.0, []
+    for number, wire, value, end in _fields(buffer, start, stop):
+        if number == 1 and wire == 1:
+            (wall_time,) = struct.unpack_from("<d", buffer, value)
+        elif number == 2 and wire == 0:
+            step = value - (1 << 64) if value >= 1 << 63 else value
+        elif number == 5 and wire == 2:
+            _values(buffer, value, end, record, values)
+    return IndexedEvent(step, wall_time, values)
+
+
+def _whole_file(path: str) -> bytes:
+    if "://" not in path:
+        with open(path, "rb") as handle:
+            return handle.read()
+    with tb_tf.io.gfile.GFile(path, "rb") as handle:
+        return handle.read()
+
+
+def index_events(path: str) -> Iterator[IndexedEvent]:
+    """The events of one event file with their tensors not yet parsed nor their data checked, up to its first unreadable record.
+
+    Reads the framing as :func:`read_records` does, checking every record's
+    length and header CRC, and parses each event's step, wall time and values'
+    tags and metadata, but leaves the tensors in the file's bytes: a record's
+    data CRC is checked only when one of its tensors is parsed
+    (:meth:`Value.tensor`, which raises :class:`CorruptRecord` for a damaged
+    one). Stops (without raising) at the first torn or truncated record, or one
+    that is not an ``Event``.
+    """
+    buffer = _whole_file(path)
+    position, end = 0, len(buffer)
+    while end - position >= _HEADER.size + 4:
+        length, header_crc = _HEADER.unpack_from(buffer, position)
+        if header_crc != masked_crc32c(buffer[position : position + 8]) or length > end - position - _HEADER.size - 4:
+            return
+        start = position + _HEADER.size
+        stop = start + length
+        record = Record(path, buffer, start, stop)
+        try:
+            event = _indexed_event(buffer, start, stop, record)
+        except (_Malformed, UnicodeDecodeError):  # framed, but not an event
+            return
+        yield event
+        position = stop + 4
