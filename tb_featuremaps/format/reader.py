@@ -20,7 +20,12 @@ With a pool (``FeatureMapsCallback(..., pool=x_val[:500])``)::
 
 Event files are read with the project's own framing (lengths checked against the
 file before anything is allocated), never with TensorFlow's record reader, which
-a corrupt length crashes (see docs/security.md).
+a corrupt length crashes (see docs/security.md). :func:`load` reads each event's
+step, tags and metadata and leaves the values in the file's bytes: a record's
+data CRC is checked only when one of its values is first decoded, and a record
+that fails it raises :class:`metadata.FormatError` then (docs/format.md,
+"Reading"). Listing a run so decodes nothing, and a figure of one step only
+that step's records.
 """
 
 from __future__ import annotations
@@ -442,9 +447,11 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
 
     Runs are named as TensorBoard names them: the directory's path relative to
     ``logdir`` (``"."`` for ``logdir`` itself). Event files are read in name
-    order, each up to its first torn or corrupt record; a series keeps the first
-    metadata it was written with; a step written more than once (two trainings
-    in one run directory) keeps the value written last.
+    order, each up to its first torn record (bad length or header CRC) or one
+    that is not an event; a series keeps the first metadata it was written
+    with; a step written more than once (two trainings in one run directory)
+    keeps the value written last. Values are decoded, and their records' data
+    CRCs checked, when first used.
 
     Args:
         logdir: The ``log_dir`` given to the callback (local or remote).
@@ -453,7 +460,9 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
             layers' values are not decoded. A run is listed whichever layers it has.
 
     Raises:
-        metadata.FormatError: for a series this version cannot read.
+        metadata.FormatError: for a series this version cannot read; later, when
+            a value is decoded, for one that is not what its series holds or
+            whose record fails its CRC.
     """
     runs: dict[str, RunLog] = {}
     for name, files in _run_files(os.fspath(logdir), run):
