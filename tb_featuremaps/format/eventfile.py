@@ -231,16 +231,17 @@ class _RemoteFile:
 _HEADER = struct.Struct("<QI")
 
 
-def read_records(path: str) -> Iterator[bytes]:
-    """The data of each whole, intact record of a TFRecord file, in order.
+def _framed(path: str) -> Iterator[tuple[int, bytes]]:
+    """``(offset, data + its stored CRC)`` of each record whose length and header CRC are whole, up to the first that is not.
 
-    Reads the framing itself: a length is checked against what is left of the
-    file before anything is allocated, so a header claiming 2^40 bytes cannot
-    crash the reader. Stops (without raising) at the first torn, truncated or
-    corrupt record: what follows it cannot be trusted to be framed.
+    A length is checked against what is left of the file before anything is
+    allocated. Local files are read with :func:`open` (TensorFlow's or
+    TensorBoard's file systems only for ``gs://`` and the like).
     """
-    with tb_tf.io.gfile.GFile(path, "rb") as handle:
-        remaining = tb_tf.io.gfile.stat(path).length
+    local = "://" not in path
+    with open(path, "rb") if local else tb_tf.io.gfile.GFile(path, "rb") as handle:
+        remaining = os.fstat(handle.fileno()).st_size if local else tb_tf.io.gfile.stat(path).length
+        offset = 0
         while remaining >= _HEADER.size + 4:
             header = handle.read(_HEADER.size)
             if len(header) < _HEADER.size:
@@ -249,10 +250,26 @@ def read_records(path: str) -> Iterator[bytes]:
             if header_crc != masked_crc32c(header[:8]) or length > remaining - _HEADER.size - 4:
                 return
             body = handle.read(length + 4)
-            if len(body) < length + 4 or struct.unpack("<I", body[length:])[0] != masked_crc32c(body[:length]):
+            if len(body) < length + 4:
                 return
+            yield offset, body
+            offset += _HEADER.size + length + 4
             remaining -= _HEADER.size + length + 4
-            yield body[:length]
+
+
+def read_records(path: str) -> Iterator[bytes]:
+    """The data of each whole, intact record of a TFRecord file, in order.
+
+    Reads the framing itself: a length is checked against what is left of the
+    file before anything is allocated, so a header claiming 2^40 bytes cannot
+    crash the reader. Stops (without raising) at the first torn, truncated or
+    corrupt record: what follows it cannot be trusted to be framed.
+    """
+    for _, body in _framed(path):
+        data = memoryview(body)[:-4]
+        if struct.unpack_from("<I", body, len(body) - 4)[0] != masked_crc32c(data):
+            return
+        yield bytes(data)
 
 
 def read_events(path: str) -> Iterator[event_pb2.Event]:
@@ -274,27 +291,21 @@ class CorruptRecord(Exception):
 
 
 class Record:
-    """One record's data in a file read whole; its CRC is checked when :meth:`data` is first asked for."""
+    """One record's data (and its stored CRC), checked against that CRC when :meth:`data` is first asked for."""
 
-    __slots__ = ("path", "_buffer", "_start", "_stop", "_checked")
+    __slots__ = ("path", "offset", "_body", "_checked")
 
-    def __init__(self, path: str, buffer: bytes, start: int, stop: int):
-        self.path, self._buffer, self._start, self._stop, self._checked = path, buffer, start, stop, False
-
-    @property
-    def offset(self) -> int:
-        """Where the record's data starts in its file."""
-        return self._start
+    def __init__(self, path: str, offset: int, body: bytes):
+        self.path, self.offset, self._body, self._checked = path, offset, body, False  # offset: of the record's header
 
     def data(self, start: int, stop: int) -> bytes:
         """Bytes ``start:stop`` of the record's data; :class:`CorruptRecord` if the record fails its CRC."""
         if not self._checked:
-            body = memoryview(self._buffer)[self._start : self._stop]
-            (stored,) = struct.unpack_from("<I", self._buffer, self._stop)
-            if stored != masked_crc32c(body):
-                raise CorruptRecord(f"the record at byte {self._start - _HEADER.size} of {self.path} fails its CRC: the file was damaged")
+            body = memoryview(self._body)
+            if struct.unpack_from("<I", body, len(body) - 4)[0] != masked_crc32c(body[:-4]):
+                raise CorruptRecord(f"the record at byte {self.offset} of {self.path} fails its CRC: the file was damaged")
             self._checked = True
-        return self._buffer[self._start + start : self._start + stop]
+        return self._body[start:stop]
 
 
 class Value:
@@ -379,7 +390,7 @@ def _values(buffer: bytes, start: int, stop: int, record: Record, values: list) 
             elif field_number == 9:
                 metadata = buffer[begin:end]
             elif field_number == 8:
-                tensor = (begin - record.offset, end - record.offset)
+                tensor = (begin, end)
         values.append(Value(tag, metadata, record, tensor))
 
 
@@ -395,37 +406,21 @@ def _indexed_event(buffer: bytes, start: int, stop: int, record: Record) -> Inde
     return IndexedEvent(step, wall_time, values)
 
 
-def _whole_file(path: str) -> bytes:
-    if "://" not in path:
-        with open(path, "rb") as handle:
-            return handle.read()
-    with tb_tf.io.gfile.GFile(path, "rb") as handle:
-        return handle.read()
-
-
 def index_events(path: str) -> Iterator[IndexedEvent]:
     """The events of one event file with their tensors not yet parsed nor their data checked, up to its first unreadable record.
 
     Reads the framing as :func:`read_records` does, checking every record's
     length and header CRC, and parses each event's step, wall time and values'
-    tags and metadata, but leaves the tensors in the file's bytes: a record's
+    tags and metadata, but leaves the tensors in the record's bytes: a record's
     data CRC is checked only when one of its tensors is parsed
     (:meth:`Value.tensor`, which raises :class:`CorruptRecord` for a damaged
     one). Stops (without raising) at the first torn or truncated record, or one
-    that is not an ``Event``.
+    that is not an ``Event``. A record no value of which is kept is freed.
     """
-    buffer = _whole_file(path)
-    position, end = 0, len(buffer)
-    while end - position >= _HEADER.size + 4:
-        length, header_crc = _HEADER.unpack_from(buffer, position)
-        if header_crc != masked_crc32c(buffer[position : position + 8]) or length > end - position - _HEADER.size - 4:
-            return
-        start = position + _HEADER.size
-        stop = start + length
-        record = Record(path, buffer, start, stop)
+    for offset, body in _framed(path):
+        record = Record(path, offset, body)
         try:
-            event = _indexed_event(buffer, start, stop, record)
+            event = _indexed_event(body, 0, len(body) - 4, record)
         except (_Malformed, UnicodeDecodeError):  # framed, but not an event
             return
         yield event
-        position = stop + 4
