@@ -326,7 +326,7 @@ class Value:
 
 
 class IndexedEvent:
-    """An event's step, wall time and summary values, their tensors left in the file's bytes."""
+    """An event's step, wall time and summary values, their tensors left in the record's bytes."""
 
     __slots__ = ("step", "wall_time", "values")
 

@@ -21,7 +21,7 @@ With a pool (``FeatureMapsCallback(..., pool=x_val[:500])``)::
 Event files are read with the project's own framing (lengths checked against the
 file before anything is allocated), never with TensorFlow's record reader, which
 a corrupt length crashes (see docs/security.md). :func:`load` reads each event's
-step, tags and metadata and leaves the values in the file's bytes: a record's
+step, tags and metadata and leaves the values undecoded in their records: a record's
 data CRC is checked only when one of its values is first decoded, and a record
 that fails it raises :class:`metadata.FormatError` then (docs/format.md,
 "Reading"). Listing a run so decodes nothing, and a figure of one step only
