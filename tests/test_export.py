@@ -43,6 +43,18 @@ def test_list_names_runs_layers_shapes_and_steps(trained_logdir, capsys):
     assert "weights: conv1, conv2" in out
 
 
+def test_list_imports_neither_matplotlib_nor_tensorflow(tmp_path):
+    """``list`` in a fresh process, as the installed command runs it: no drawing or TensorFlow libraries are loaded."""
+    write_run(tmp_path / "feature_maps", [0, 1])
+    script = (
+        "import sys; from tb_featuremaps.export import cli; sys.argv = ['tb-featuremaps', 'list', sys.argv[1]]; code = cli.main(); "
+        "print(code, [name for name in ('matplotlib', 'tensorflow', 'keras', 'boto3') if name in sys.modules])"
+    )
+    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.splitlines()[-1] == "0 []"
+
+
 def test_figure_has_one_titled_subplot_per_filter(trained_logdir, tmp_path):
     out = tmp_path / "figure.png"
     assert cli.main(["figure", trained_logdir, "--layer", "conv2", "--probe", "3", "-o", str(out)]) == 0

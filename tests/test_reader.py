@@ -30,6 +30,29 @@ def test_a_huge_record_length_ends_the_file_without_crashing(tmp_path):
     assert done.stdout.splitlines()[-1] == "[0, 1, 2]"
 
 
+def test_a_damaged_record_is_found_when_its_values_are_decoded(tmp_path):
+    """A byte flipped inside step 1's grid: its framing is whole, so every step is listed; decoding step 1 names the damage."""
+    write_run(tmp_path / "feature_maps", [0, 1, 2])
+    (path,) = (tmp_path / "feature_maps").iterdir()
+    data = bytearray(path.read_bytes())
+    (event,) = [event for event in eventfile.index_events(str(path)) if event.step == 1 and any(v.tag == "activations/conv" for v in event.values)]
+    data[data.index(b"IDAT", event.values[0].record.offset) + 8] ^= 0xFF  # inside the first PNG's pixels
+    path.write_bytes(bytes(data))
+    conv = reader.load(str(tmp_path))["feature_maps"].layers["conv"]
+    assert conv.steps.tolist() == [0, 1, 2]
+    assert conv.tiles(0).shape == conv.tiles(2).shape
+    with pytest.raises(metadata.FormatError, match="at step 1 cannot be read: .* fails its CRC"):
+        conv.tiles(1)
+    assert [event.step for event in eventfile.read_events(str(path)) if event.summary.value][-1] == 0  # the strict reader stops there
+    done = subprocess.run(
+        [sys.executable, "-m", "tb_featuremaps.export.cli", "figure", str(tmp_path), "--layer", "conv", "--step", "1", "-o", str(tmp_path / "f.png")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2 and "fails its CRC" in done.stderr.splitlines()[-1], done.stderr[-2000:]
+
+
 def test_a_step_written_again_keeps_its_last_value(tmp_path):
     """Two trainings into one run directory (0..5, then 0..2 again): every step once, the later writing wins, grids and stats alike."""
     run_dir = tmp_path / "feature_maps"
@@ -63,8 +86,8 @@ def test_runs_are_named_as_tensorboard_names_them_and_read_only_when_asked(tmp_p
     assert list(reader.load(str(tmp_path))) == [".", "nested/run"]
 
     opened = []
-    read_events = eventfile.read_events
-    monkeypatch.setattr(eventfile, "read_events", lambda path: opened.append(path) or read_events(path))
+    index_events = eventfile.index_events
+    monkeypatch.setattr(eventfile, "index_events", lambda path: opened.append(path) or index_events(path))
     (top,) = reader.load(str(tmp_path), run=".", layers=["dense"]).values()
     assert all("nested" not in path for path in opened) and opened
     assert top.name == "." and list(top.layers) == ["dense"] and top.probe_labels == LABELS

@@ -385,7 +385,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _use_tensorboard_stub(args.logdir)
     try:
         args.handler(args)
-    except CliError as error:
+    except (CliError, metadata.FormatError) as error:  # FormatError: also a value found unreadable when decoded
         print(f"{PROG}: error: {error}", file=sys.stderr)
         return 2
     return 0

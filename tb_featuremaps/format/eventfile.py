@@ -3,8 +3,9 @@
 TensorBoard's own ``EventFileWriter`` checksums every record with a pure-Python
 CRC-32C (about 150 ns a byte, holding the GIL): for the half a megabyte of PNGs
 one log event of the seed model writes, that was the dominant cost of logging.
-Here the checksum runs in NumPy over 4,096 lanes of the record at once, whose
-partial CRCs are then combined (CRC is linear over GF(2)), about 30x faster. The
+Here the checksum runs in NumPy over up to 4,096 lanes of the record at once,
+four bytes a step (two 65,536-entry tables), whose partial CRCs are then
+combined (CRC is linear over GF(2)): 40-60x faster on records of 100-500 KB. The
 files are the same: TensorBoard and TensorFlow read them as any event file.
 """
 
@@ -17,6 +18,7 @@ import socket
 import struct
 import time
 from collections.abc import Iterator
+from typing import Optional
 
 import numpy as np
 from tensorboard.compat import tf as tb_tf
@@ -24,7 +26,7 @@ from tensorboard.compat.proto import event_pb2
 
 _POLYNOMIAL = 0x82F63B78  # CRC-32C (Castagnoli), bit-reflected
 _MAX_LANES = 4096
-_MIN_LANE = 16  # bytes per lane at least (fewer, longer lanes cost more NumPy calls); shorter records take the byte-by-byte loop
+_MIN_LANE = 32  # bytes per lane at least (fewer, longer lanes cost more NumPy calls); shorter records take the byte-by-byte loop
 _MASK_DELTA = 0xA282EAD8
 _FILE_IDS = itertools.count()
 
@@ -36,8 +38,18 @@ def _byte_table() -> np.ndarray:
     return table
 
 
+def _word_tables(table: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Tables of the low and high 16 bits of a register that takes in 4 bytes at once (slicing-by-4, two bytes a lookup)."""
+    shifted = [table]
+    for _ in range(3):  # shifted[k][b]: byte b followed by k zero bytes
+        shifted.append((shifted[-1] >> 8) ^ table[shifted[-1] & 0xFF])
+    halves = np.arange(1 << 16, dtype=np.uint32)
+    return shifted[3][halves & 0xFF] ^ shifted[2][halves >> 8], shifted[1][halves & 0xFF] ^ shifted[0][halves >> 8]
+
+
 _TABLE = _byte_table()
 _TABLE_LIST = _TABLE.tolist()
+_LOW_WORD, _HIGH_WORD = _word_tables(_TABLE)
 _BASIS = np.uint32(1) << np.arange(32, dtype=np.uint32)
 _BYTE_BITS = ((np.arange(256)[:, None] >> np.arange(8)) & 1).astype(bool)  # [256, 8]
 
@@ -74,15 +86,17 @@ def crc32c(data: bytes) -> int:
         return crc ^ 0xFFFFFFFF
     lanes = min(_MAX_LANES, 1 << ((size // _MIN_LANE).bit_length() - 1))
     length = -(-size // lanes)
+    length += -length % 4  # whole little-endian words
     # Leading zeros leave a zero register unchanged, and starting the register at
     # 0xFFFFFFFF equals XOR-ing that into the first four bytes.
     buffer = np.zeros(lanes * length, np.uint8)
     buffer[-size:] = np.frombuffer(data, np.uint8)
     buffer[-size : -size + 4] ^= 0xFF
-    columns = np.ascontiguousarray(buffer.reshape(lanes, length).T)
+    columns = np.ascontiguousarray(buffer.view("<u4").reshape(lanes, length // 4).T)
     crc = np.zeros(lanes, np.uint32)
-    for column in columns:
-        crc = _TABLE[(crc ^ column) & 0xFF] ^ (crc >> 8)
+    for column in columns:  # four bytes a step: 6 array operations where one byte at a time took 20
+        crc ^= column
+        crc = _LOW_WORD[crc & 0xFFFF] ^ _HIGH_WORD[crc >> 16]
     while len(crc) > 1:  # crc(A + B) = zeros(len(B)) applied to crc(A), XOR crc(B)
         crc = _apply(_zeros_map(length), crc[0::2]) ^ crc[1::2]
         length *= 2
@@ -217,16 +231,17 @@ class _RemoteFile:
 _HEADER = struct.Struct("<QI")
 
 
-def read_records(path: str) -> Iterator[bytes]:
-    """The data of each whole, intact record of a TFRecord file, in order.
+def _framed(path: str) -> Iterator[tuple[int, bytes]]:
+    """``(offset, data + its stored CRC)`` of each record whose length and header CRC are whole, up to the first that is not.
 
-    Reads the framing itself: a length is checked against what is left of the
-    file before anything is allocated, so a header claiming 2^40 bytes cannot
-    crash the reader. Stops (without raising) at the first torn, truncated or
-    corrupt record: what follows it cannot be trusted to be framed.
+    A length is checked against what is left of the file before anything is
+    allocated. Local files are read with :func:`open` (TensorFlow's or
+    TensorBoard's file systems only for ``gs://`` and the like).
     """
-    with tb_tf.io.gfile.GFile(path, "rb") as handle:
-        remaining = tb_tf.io.gfile.stat(path).length
+    local = "://" not in path
+    with open(path, "rb") if local else tb_tf.io.gfile.GFile(path, "rb") as handle:
+        remaining = os.fstat(handle.fileno()).st_size if local else tb_tf.io.gfile.stat(path).length
+        offset = 0
         while remaining >= _HEADER.size + 4:
             header = handle.read(_HEADER.size)
             if len(header) < _HEADER.size:
@@ -235,10 +250,26 @@ def read_records(path: str) -> Iterator[bytes]:
             if header_crc != masked_crc32c(header[:8]) or length > remaining - _HEADER.size - 4:
                 return
             body = handle.read(length + 4)
-            if len(body) < length + 4 or struct.unpack("<I", body[length:])[0] != masked_crc32c(body[:length]):
+            if len(body) < length + 4:
                 return
+            yield offset, body
+            offset += _HEADER.size + length + 4
             remaining -= _HEADER.size + length + 4
-            yield body[:length]
+
+
+def read_records(path: str) -> Iterator[bytes]:
+    """The data of each whole, intact record of a TFRecord file, in order.
+
+    Reads the framing itself: a length is checked against what is left of the
+    file before anything is allocated, so a header claiming 2^40 bytes cannot
+    crash the reader. Stops (without raising) at the first torn, truncated or
+    corrupt record: what follows it cannot be trusted to be framed.
+    """
+    for _, body in _framed(path):
+        data = memoryview(body)[:-4]
+        if struct.unpack_from("<I", body, len(body) - 4)[0] != masked_crc32c(data):
+            return
+        yield bytes(data)
 
 
 def read_events(path: str) -> Iterator[event_pb2.Event]:
@@ -248,5 +279,148 @@ def read_events(path: str) -> Iterator[event_pb2.Event]:
         try:
             event.ParseFromString(data)
         except Exception:  # protobuf's DecodeError: a record that is framed but not an event
+            return
+        yield event
+
+
+# Indexing without decoding -----------------------------------------------------
+
+
+class CorruptRecord(Exception):
+    """A record whose framing was whole but whose data fails its CRC, found when its data is first used."""
+
+
+class Record:
+    """One record's data (and its stored CRC), checked against that CRC when :meth:`data` is first asked for."""
+
+    __slots__ = ("path", "offset", "_body", "_checked")
+
+    def __init__(self, path: str, offset: int, body: bytes):
+        self.path, self.offset, self._body, self._checked = path, offset, body, False  # offset: of the record's header
+
+    def data(self, start: int, stop: int) -> bytes:
+        """Bytes ``start:stop`` of the record's data; :class:`CorruptRecord` if the record fails its CRC."""
+        if not self._checked:
+            body = memoryview(self._body)
+            if struct.unpack_from("<I", body, len(body) - 4)[0] != masked_crc32c(body[:-4]):
+                raise CorruptRecord(f"the record at byte {self.offset} of {self.path} fails its CRC: the file was damaged")
+            self._checked = True
+        return self._body[start:stop]
+
+
+class Value:
+    """One ``Summary.Value`` of an indexed event: its tag, serialized metadata, and where its tensor lies."""
+
+    __slots__ = ("tag", "metadata", "record", "_tensor")
+
+    def __init__(self, tag: str, metadata: Optional[bytes], record: Record, tensor: Optional[tuple[int, int]]):
+        self.tag, self.metadata, self.record, self._tensor = tag, metadata, record, tensor
+
+    def tensor(self):
+        """The value's ``TensorProto``, parsed now (the record's CRC checked first: :class:`CorruptRecord`)."""
+        from tensorboard.compat.proto import tensor_pb2
+
+        if self._tensor is None:
+            return tensor_pb2.TensorProto()
+        return tensor_pb2.TensorProto.FromString(self.record.data(*self._tensor))
+
+
+class IndexedEvent:
+    """An event's step, wall time and summary values, their tensors left in the record's bytes."""
+
+    __slots__ = ("step", "wall_time", "values")
+
+    def __init__(self, step: int, wall_time: float, values: list):
+        self.step, self.wall_time, self.values = step, wall_time, values
+
+
+class _Malformed(Exception):
+    pass
+
+
+def _varint(buffer: bytes, position: int, stop: int) -> tuple[int, int]:
+    result = shift = 0
+    while position < stop and shift < 70:
+        byte = buffer[position]
+        position += 1
+        result |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return result & 0xFFFFFFFFFFFFFFFF, position
+        shift += 7
+    raise _Malformed
+
+
+def _fields(buffer: bytes, position: int, stop: int) -> Iterator[tuple[int, int, int, int]]:
+    """``(field number, wire type, value or start, end)`` of each field of the message in ``buffer[position:stop]``."""
+    while position < stop:
+        key, position = _varint(buffer, position, stop)
+        number, wire = key >> 3, key & 7
+        if number == 0:
+            raise _Malformed
+        if wire == 0:
+            value, position = _varint(buffer, position, stop)
+            yield number, wire, value, position
+        elif wire == 2:
+            length, position = _varint(buffer, position, stop)
+            if length > stop - position:
+                raise _Malformed
+            yield number, wire, position, position + length
+            position += length
+        elif wire in (1, 5):
+            size = 8 if wire == 1 else 4
+            if size > stop - position:
+                raise _Malformed
+            yield number, wire, position, position + size
+            position += size
+        else:  # groups (no field of an Event is one) and invalid wire types
+            raise _Malformed
+
+
+def _values(buffer: bytes, start: int, stop: int, record: Record, values: list) -> None:
+    """Appends the ``Summary.Value`` s of the ``Summary`` in ``buffer[start:stop]``."""
+    for number, wire, value_start, value_stop in _fields(buffer, start, stop):
+        if number != 1 or wire != 2:
+            continue
+        tag, metadata, tensor = "", None, None
+        for field_number, field_wire, begin, end in _fields(buffer, value_start, value_stop):
+            if field_wire != 2:
+                continue
+            if field_number == 1:
+                tag = buffer[begin:end].decode("utf-8")
+            elif field_number == 9:
+                metadata = buffer[begin:end]
+            elif field_number == 8:
+                tensor = (begin, end)
+        values.append(Value(tag, metadata, record, tensor))
+
+
+def _indexed_event(buffer: bytes, start: int, stop: int, record: Record) -> IndexedEvent:
+    step, wall_time, values = 0, 0.0, []
+    for number, wire, value, end in _fields(buffer, start, stop):
+        if number == 1 and wire == 1:
+            (wall_time,) = struct.unpack_from("<d", buffer, value)
+        elif number == 2 and wire == 0:
+            step = value - (1 << 64) if value >= 1 << 63 else value
+        elif number == 5 and wire == 2:
+            _values(buffer, value, end, record, values)
+    return IndexedEvent(step, wall_time, values)
+
+
+def index_events(path: str) -> Iterator[IndexedEvent]:
+    """The events of one event file with their tensors not yet parsed nor their data checked, up to its first unreadable record.
+
+    Reads the framing as :func:`read_records` does, checking every record's
+    length and header CRC, and parses each event's step, wall time and values'
+    tags and metadata, but leaves the tensors in the record's bytes: a record's
+    data CRC is checked only when one of its tensors is parsed
+    (:meth:`Value.tensor`, which raises :class:`CorruptRecord` for a damaged
+    one). Stops (without raising) at the first torn or truncated record, or one
+    that is not an ``Event``. A record no value of which is kept is freed.
+    """
+    for offset, body in _framed(path):
+        record = Record(path, offset, body)
+        try:
+            event = _indexed_event(body, 0, len(body) - 4, record)
+        except (_Malformed, UnicodeDecodeError):  # framed, but not an event
             return
         yield event

@@ -20,42 +20,91 @@ With a pool (``FeatureMapsCallback(..., pool=x_val[:500])``)::
 
 Event files are read with the project's own framing (lengths checked against the
 file before anything is allocated), never with TensorFlow's record reader, which
-a corrupt length crashes (see docs/security.md).
+a corrupt length crashes (see docs/security.md). :func:`load` reads each event's
+step, tags and metadata and leaves the values undecoded in their records: a record's
+data CRC is checked only when one of its values is first decoded, and a record
+that fails it raises :class:`metadata.FormatError` then (docs/format.md,
+"Reading"). Listing a run so decodes nothing, and a figure of one step only
+that step's records.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
 
 import numpy as np
 from tensorboard.backend.event_processing import io_wrapper
 from tensorboard.compat import tf as tb_tf
-from tensorboard.compat.proto import types_pb2
-from tensorboard.util import tensor_util
+from tensorboard.compat.proto import summary_pb2, types_pb2
 
 from .. import render
 from . import eventfile, metadata
 
 
+class _Deferred:
+    """A ``[step, ...]`` array of a layer's, decoded a step at a time when asked for (see :func:`_deferred_field`)."""
+
+    def at(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def __call__(self) -> np.ndarray:
+        raise NotImplementedError
+
+
+def _deferred_field(name: str) -> property:
+    """A dataclass field that may be given a :class:`_Deferred`: decoded whole on first access."""
+    key = f"_{name}"
+
+    def get(self):
+        value = self.__dict__.get(key)
+        if isinstance(value, _Deferred):
+            value = self.__dict__[key] = value()
+        return value
+
+    def put(self, value) -> None:
+        self.__dict__[key] = value
+
+    return property(get, put)
+
+
+def _row(log, name: str, index: int) -> Optional[np.ndarray]:
+    """Step position ``index`` of the array field ``name``, decoding only that step if the field is still deferred."""
+    value = log.__dict__.get(f"_{name}")
+    if isinstance(value, _Deferred):
+        return value.at(index)
+    return None if value is None else value[index]
+
+
 @dataclass
 class LayerLog:
-    """One layer's grid series (activations or weights) and, for activations, its stats."""
+    """One layer's grid series (activations or weights) and, for activations, its stats.
+
+    Read by :func:`load`, ``pngs``, ``stats`` and ``change`` are decoded (and
+    their records' CRCs checked) when used: ``pngs[i]`` a step at a time, the
+    arrays whole on first access, or a step at a time through :meth:`stats_at`
+    and the methods that take a step position.
+    """
 
     info: metadata.LayerInfo
     steps: np.ndarray
     wall_times: np.ndarray
-    pngs: list  # [step][probe] -> PNG bytes
+    pngs: Sequence  # [step][probe] -> PNG bytes
     stats: Optional[np.ndarray] = None  # [step, probe, filter, field]
     change: Optional[np.ndarray] = None  # [step, filter, len(CHANGE_FIELDS)]; activations with a change series only
 
+    def stats_at(self, index: int) -> Optional[np.ndarray]:
+        """The stats ``[probe, filter, field]`` at step position ``index`` (only that step decoded); None without stats."""
+        return _row(self, "stats", index)
+
     def changing(self, index: int) -> float:
         """The fraction of filters still changing at step position ``index`` (:func:`metadata.changing_filters`); NaN when unknown."""
-        if self.change is None:
+        change = _row(self, "change", index)
+        if change is None:
             return float("nan")
-        return metadata.changing_filters(self.change[index])
+        return metadata.changing_filters(change)
 
     def index_of(self, step: int) -> int:
         """Position of ``step`` in :attr:`steps`; KeyError if it was not logged."""
@@ -90,12 +139,13 @@ class LayerLog:
         (:func:`metadata.tile_ranges`, :func:`metadata.levels_to_values`), exact to
         half a gray level of that range; NaN where the value was NaN or ±Inf.
         """
-        if self.stats is None:
+        stats = self.stats_at(index)
+        if stats is None:
             raise ValueError(
                 f"{self.info.kind}/{self.info.layer} has no stats, so its gray levels cannot be mapped back to values; use tiles() for the levels"
             )
         cells = self._cells(index, probe)
-        low, high = metadata.tile_ranges(self.info.normalization, self.stats[index])
+        low, high = metadata.tile_ranges(self.info.normalization, stats)
         values = metadata.levels_to_values(cells[..., 0] if cells.ndim == 4 else cells, low[probe], high[probe])
         if cells.ndim == 4:
             values[cells[..., 1] == 0] = np.nan
@@ -128,7 +178,7 @@ class StrongestLog(LayerLog):
 
     def field(self, index: int, name: str) -> np.ndarray:
         """One :data:`metadata.TOPK_FIELDS` field at step position ``index``: float32 ``[filters, k]``."""
-        return self.topk[index, ..., metadata.TOPK_FIELDS.index(name)]
+        return _row(self, "topk", index)[..., metadata.TOPK_FIELDS.index(name)]
 
     def inputs(self, index: int) -> np.ndarray:
         """Each filter's top-k pool inputs (indices into the ``pool`` series), strongest first: int ``[filters, k]``, -1 where unknown."""
@@ -157,6 +207,11 @@ class StrongestLog(LayerLog):
             )
         top, left = self.info.layout.tile_origin(filter_index * self.top_k + rank)
         return self.grid(index)[top : top + self.info.layout.tile_height, left : left + self.info.layout.tile_width]
+
+
+LayerLog.stats = _deferred_field("stats")
+LayerLog.change = _deferred_field("change")
+StrongestLog.topk = _deferred_field("topk")
 
 
 @dataclass
@@ -197,47 +252,96 @@ class RunLog:
 class _Series:
     """One tag's metadata and its values by step; a step written again keeps its last value."""
 
+    tag: str
     data: dict  # the parsed plugin content
     info: Optional[metadata.LayerInfo] = None  # grid series only
-    values: dict = field(default_factory=dict)  # step -> (wall time, TensorProto)
+    values: dict = field(default_factory=dict)  # step -> (wall time, eventfile.Value)
 
     def by_step(self) -> tuple[np.ndarray, np.ndarray, list]:
-        """Steps, wall times and values, in step order."""
+        """Steps, wall times and values (not yet decoded), in step order."""
         steps = sorted(self.values)
         wall_times = [self.values[step][0] for step in steps]
         return np.array(steps, np.int64), np.array(wall_times, np.float64), [self.values[step][1] for step in steps]
 
+    def tensor(self, step: int):
+        """The ``TensorProto`` at ``step``, parsed now; FormatError if its record is damaged."""
+        try:
+            return self.values[step][1].tensor()
+        except eventfile.CorruptRecord as error:
+            raise metadata.FormatError(f"feature_maps series {self.tag!r} at step {step} cannot be read: {error}") from None
+        except Exception as error:  # protobuf's DecodeError: framed, CRC intact, but not a tensor
+            raise metadata.FormatError(f"feature_maps series {self.tag!r} at step {step} is not a tensor ({error}); rewrite the log") from None
+
+
+def _is_events_file(name: str) -> bool:
+    """An event file that may hold summaries, as TensorBoard tells them (``io_wrapper.IsSummaryEventsFile``)."""
+    return "tfevents" in name and not name.endswith(".profile-empty")
+
+
+def _local_run_dirs(logdir: str) -> Iterator[tuple[str, list[str]]]:
+    """``(directory, its event files)`` under a local ``logdir``, walked as TensorBoard walks it (links followed)."""
+    if not os.path.isdir(logdir):
+        return
+    for directory, _, names in os.walk(logdir, followlinks=True):
+        files = [os.path.join(directory, name) for name in names if _is_events_file(name) and not os.path.isdir(os.path.join(directory, name))]
+        if files:
+            yield directory, files
+
 
 def _run_files(logdir: str, run: Optional[str]) -> Iterator[tuple[str, list[str]]]:
-    """``(run name, event files in name order)`` of each directory under ``logdir``, named as TensorBoard names runs."""
+    """``(run name, event files in name order)`` of each directory under ``logdir``, named as TensorBoard names runs.
+
+    Local logdirs are listed with :mod:`os` (TensorBoard's file-system layer costs a tenth of a second to import).
+    """
+    local = "://" not in logdir
     if run is not None:
         directory = logdir if run == "." else os.path.join(logdir, run)
-        directories = [directory] if tb_tf.io.gfile.isdir(directory) else []
+        if local:
+            names = os.listdir(directory) if os.path.isdir(directory) else []
+            found = [os.path.join(directory, name) for name in names if _is_events_file(name) and not os.path.isdir(os.path.join(directory, name))]
+            listed = [(run, found)]
+        else:
+            listed = [(run, _remote_files(directory))] if tb_tf.io.gfile.isdir(directory) else []
+    elif local:
+        listed = [(os.path.relpath(directory, logdir), files) for directory, files in _local_run_dirs(logdir)]
     else:
-        directories = io_wrapper.GetLogdirSubdirectories(logdir)
-    for directory in directories:
-        files = sorted(path for path in io_wrapper.ListDirectoryAbsolute(directory) if io_wrapper.IsSummaryEventsFile(path))
+        listed = [(os.path.relpath(directory, logdir), _remote_files(directory)) for directory in io_wrapper.GetLogdirSubdirectories(logdir)]
+    for name, files in listed:
         if files:
-            yield run if run is not None else os.path.relpath(directory, logdir), files
+            yield name, sorted(files)
+
+
+def _remote_files(directory: str) -> list[str]:
+    return [path for path in io_wrapper.ListDirectoryAbsolute(directory) if io_wrapper.IsSummaryEventsFile(path)]
 
 
 def _read_series(files: list[str], layers: Optional[Collection[str]]) -> Optional[dict[str, _Series]]:
-    """The ``feature_maps`` series of one run's event files kept for ``layers`` (and the probes); None if it has none at all."""
+    """The ``feature_maps`` series of one run's event files kept for ``layers`` (and the probes); None if it has none at all.
+
+    Only the events' framing, steps, tags and metadata are read here; the
+    values stay in the files' bytes until decoded (:meth:`_Series.tensor`).
+    """
     series: dict[str, Optional[_Series]] = {}  # tag -> its series, None where its values are not kept
     ours = False
     for path in files:
-        for event in eventfile.read_events(path):
-            for value in event.summary.value:
+        for event in eventfile.index_events(path):
+            for value in event.values:
                 if value.tag not in series:
-                    if not value.HasField("metadata"):
+                    if value.metadata is None:
                         continue
-                    plugin_data = value.metadata.plugin_data
+                    try:
+                        plugin_data = summary_pb2.SummaryMetadata.FromString(value.metadata).plugin_data
+                    except Exception:  # protobuf's DecodeError: the event was framed but is not one
+                        break
                     mine = plugin_data.plugin_name == metadata.PLUGIN_NAME
                     ours |= mine
                     series[value.tag] = _new_series(value.tag, plugin_data.content, layers) if mine else None
                 found = series[value.tag]
                 if found is not None:
-                    found.values[event.step] = (event.wall_time, value.tensor)
+                    found.values[event.step] = (event.wall_time, value)
+            else:
+                continue
+            break  # nothing after an unreadable event is trusted
     return {tag: found for tag, found in series.items() if found is not None} if ours else None
 
 
@@ -246,47 +350,95 @@ def _new_series(tag: str, content: bytes, layers: Optional[Collection[str]]) -> 
     if found is None:
         return None  # a kind this version does not know: skipped, as in the plugin's listing
     if found.kind in (metadata.KIND_PROBES, metadata.KIND_POOL) or layers is None or found.layer in layers:
-        return _Series(found.content, found.info)
+        return _Series(tag, found.content, found.info)
     return None
 
 
-def _pngs(tag: str, step: int, tensor) -> list:
-    """The PNGs of a ``[width, height, png...]`` value."""
+def _pngs(series: _Series, step: int) -> list:
+    """The PNGs of the ``[width, height, png...]`` value at ``step``."""
+    tensor = series.tensor(step)
     if tensor.dtype != types_pb2.DT_STRING or len(tensor.string_val) <= metadata.IMAGE_HEADER:
-        raise metadata.FormatError(f"feature_maps series {tag!r} at step {step} is not a [width, height, png, ...] string tensor; rewrite the log")
-    return metadata.pngs_of(tensor.string_val)
+        raise metadata.FormatError(
+            f"feature_maps series {series.tag!r} at step {step} is not a [width, height, png, ...] string tensor; rewrite the log"
+        )
+    return list(metadata.pngs_of(tensor.string_val))
 
 
-def _tensors(tag: str, series: Optional[_Series], steps: np.ndarray, shape: tuple, known: tuple) -> Optional[np.ndarray]:
-    """A fields series at ``steps`` (aligned by field name), NaN at a step it lacks; None without the series."""
-    if series is None:
-        return None
-    kind = series.data["kind"]
-    arrays = np.full((len(steps), *shape), np.nan, np.float32)
-    for position, step in enumerate(steps.tolist()):
-        if step in series.values:
-            array = metadata.align_fields(tensor_util.make_ndarray(series.values[step][1]), series.data.get("fields", known), known)
-            if array.shape != shape:
-                raise metadata.FormatError(
-                    f"{kind} of {tag.split('/', 1)[-1]!r} at step {step} have shape {array.shape}, not {shape}; rewrite the log"
-                )
-            arrays[position] = array
-    return arrays
+class _Pngs(Sequence):
+    """A grid series' PNGs, ``[step position][probe]``, each step decoded when first used."""
+
+    def __init__(self, series: _Series, steps: list):
+        self._series, self._steps, self._decoded = series, steps, {}
+
+    def __len__(self) -> int:
+        return len(self._steps)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        position = range(len(self._steps))[index]  # IndexError as a list's
+        if position not in self._decoded:
+            self._decoded[position] = _pngs(self._series, self._steps[position])
+        return self._decoded[position]
+
+    def __eq__(self, other) -> bool:
+        return isinstance(other, Sequence) and list(self) == list(other)
+
+    def __repr__(self) -> str:
+        return f"<{len(self)} steps of {self._series.tag!r} PNGs>"
 
 
-def _layer_log(tag: str, grids: _Series, tensors_of: dict) -> LayerLog:
+def _ndarray(tensor) -> np.ndarray:
+    """The array of a ``TensorProto``: float32 tensors read directly, others through TensorBoard's ``tensor_util``."""
+    if tensor.dtype == types_pb2.DT_FLOAT and tensor.tensor_content:
+        shape = [dim.size for dim in tensor.tensor_shape.dim]
+        return np.frombuffer(tensor.tensor_content, "<f4").astype(np.float32).reshape(shape)
+    from tensorboard.util import tensor_util
+
+    return tensor_util.make_ndarray(tensor)
+
+
+class _Fields(_Deferred):
+    """A fields series at a grid's steps (aligned by field name), NaN at a step it lacks."""
+
+    def __init__(self, series: _Series, steps: list, shape: tuple, known: tuple):
+        self._series, self._steps, self._shape, self._known = series, steps, shape, known
+
+    def at(self, index: int) -> np.ndarray:
+        step = self._steps[index]
+        if step not in self._series.values:
+            return np.full(self._shape, np.nan, np.float32)
+        data, layer = self._series.data, self._series.tag.split("/", 1)[-1]
+        array = metadata.align_fields(_ndarray(self._series.tensor(step)), data.get("fields", self._known), self._known)
+        if array.shape != self._shape:
+            raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {array.shape}, not {self._shape}; rewrite the log")
+        return array.astype(np.float32, copy=False)
+
+    def __call__(self) -> np.ndarray:
+        arrays = np.empty((len(self._steps), *self._shape), np.float32)
+        for position in range(len(self._steps)):
+            arrays[position] = self.at(position)
+        return arrays
+
+
+def _tensors(series: Optional[_Series], steps: list, shape: tuple, known: tuple) -> Optional[_Fields]:
+    return None if series is None else _Fields(series, steps, shape, known)
+
+
+def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
     info = grids.info
-    steps, wall_times, tensors = grids.by_step()
-    pngs = [_pngs(tag, step, tensor) for step, tensor in zip(steps.tolist(), tensors)]
+    steps, wall_times, _ = grids.by_step()
+    step_list = steps.tolist()
+    pngs = _Pngs(grids, step_list)
     if info.kind == metadata.KIND_STRONGEST:
         shape = (info.filters_shown, info.tiles_per_filter, len(metadata.TOPK_FIELDS))
-        return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tag, tensors_of.get(metadata.KIND_TOPK), steps, shape, metadata.TOPK_FIELDS))
+        return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
     log = LayerLog(info, steps, wall_times, pngs)
     if info.kind == metadata.KIND_ACTIVATIONS:
         shape = (len(info.probe_labels), info.filters_shown, len(metadata.STATS_FIELDS))
-        log.stats = _tensors(tag, tensors_of.get(metadata.KIND_STATS), steps, shape, metadata.STATS_FIELDS)
+        log.stats = _tensors(tensors_of.get(metadata.KIND_STATS), step_list, shape, metadata.STATS_FIELDS)
         shape = (info.filters_shown, len(metadata.CHANGE_FIELDS))
-        log.change = _tensors(tag, tensors_of.get(metadata.KIND_CHANGE), steps, shape, metadata.CHANGE_FIELDS)
+        log.change = _tensors(tensors_of.get(metadata.KIND_CHANGE), step_list, shape, metadata.CHANGE_FIELDS)
     return log
 
 
@@ -295,9 +447,11 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
 
     Runs are named as TensorBoard names them: the directory's path relative to
     ``logdir`` (``"."`` for ``logdir`` itself). Event files are read in name
-    order, each up to its first torn or corrupt record; a series keeps the first
-    metadata it was written with; a step written more than once (two trainings
-    in one run directory) keeps the value written last.
+    order, each up to its first torn record (bad length or header CRC) or one
+    that is not an event; a series keeps the first metadata it was written
+    with; a step written more than once (two trainings in one run directory)
+    keeps the value written last. Values are decoded, and their records' data
+    CRCs checked, when first used.
 
     Args:
         logdir: The ``log_dir`` given to the callback (local or remote).
@@ -306,7 +460,9 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
             layers' values are not decoded. A run is listed whichever layers it has.
 
     Raises:
-        metadata.FormatError: for a series this version cannot read.
+        metadata.FormatError: for a series this version cannot read; later, when
+            a value is decoded, for one that is not what its series holds or
+            whose record fails its CRC.
     """
     runs: dict[str, RunLog] = {}
     for name, files in _run_files(os.fspath(logdir), run):
@@ -319,22 +475,20 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
             if found.data["kind"] in metadata.TENSOR_KINDS:
                 fields_series.setdefault(found.data["layer"], {})[found.data["kind"]] = found
         grids = []
-        for tag, found in series.items():
+        for found in series.values():
             if found.data["kind"] == metadata.KIND_PROBES:
                 log.probe_labels = list(found.data["labels"])
-                steps, _, tensors = found.by_step()
-                log.probe_images = [render.decode_png(png) for png in _pngs(tag, int(steps[-1]), tensors[-1])]
+                log.probe_images = [render.decode_png(png) for png in _pngs(found, max(found.values))]
             elif found.data["kind"] == metadata.KIND_POOL:
-                steps, _, values = found.by_step()
                 content = found.data
                 log.pool = PoolLog(
                     list(content.get("labels", [])),
                     list(content.get("input_shape", [])),
                     tuple(content.get("input_range", (0.0, 1.0))),
-                    list(_pngs(tag, int(steps[-1]), values[-1])),
+                    _pngs(found, max(found.values)),
                 )
             elif found.info is not None:
-                grids.append(_layer_log(tag, found, fields_series.get(found.info.layer, {}) if found.info.kind != metadata.KIND_WEIGHTS else {}))
+                grids.append(_layer_log(found, fields_series.get(found.info.layer, {}) if found.info.kind != metadata.KIND_WEIGHTS else {}))
         tables = {metadata.KIND_ACTIVATIONS: log.layers, metadata.KIND_WEIGHTS: log.weights, metadata.KIND_STRONGEST: log.strongest}
         for layer_log in sorted(grids, key=lambda item: item.info.index):
             tables[layer_log.info.kind][layer_log.info.layer] = layer_log
