@@ -50,6 +50,71 @@ _NEW_LAYER = """async ({layer, filters, timeoutMs}) => {
 }"""
 
 
+# Scrolls the All layers view to its bottom, 60 px per frame; returns the frame intervals (ms) and what was loaded.
+_SCROLL = """async ({timeoutMs}) => {
+  const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
+  const started = performance.now();
+  const intervals = [];
+  let last = await frame();
+  while (window.scrollY + window.innerHeight < document.documentElement.scrollHeight - 1) {
+    if (performance.now() - started > timeoutMs) throw new Error("the page did not scroll to its end");
+    window.scrollBy(0, 60);
+    const now = await frame();
+    intervals.push(now - last);
+    last = now;
+  }
+  return {intervals, height: document.documentElement.scrollHeight};
+}"""
+
+RESNET50_STAGES = ((112, 64, 1), (56, 256, 10), (28, 512, 13), (14, 1024, 19), (7, 2048, 10))
+"""(side, channels, layers) of the convolutions of ResNet50 at 224x224 the callback logs by default (53)."""
+
+
+def measure_layers_scroll(workdir: str, loaders: Sequence[bool] = (True, False)) -> dict:
+    """The All layers view of a ResNet50-shaped log (53 layers, 2 probes, 2 steps) scrolled top to bottom in Chromium."""
+    if not have_chromium():
+        return {"measured": False, "reason": f"no Chromium at {CHROMIUM}"}
+    from playwright.sync_api import sync_playwright
+
+    layers = []
+    for side, channels, count in RESNET50_STAGES:
+        for noise in logdirs.noise_layers(count, 2, side, min(channels, 128), seed=side):
+            layers.append(logdirs.LogLayer(f"conv{len(layers) + 1}_{side}", "Conv2D", noise.maps))
+    logdir = logdirs.write_log(os.path.join(workdir, "resnet_layers"), layers, 2)
+    results = {"measured": True, "layers": len(layers), "loaders": []}
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            for load_fast in loaders:
+                server = start(logdir, load_fast)
+                try:
+                    wait_ready(server, lambda s: len(s.json("/data/plugin/feature_maps/runs")["runs"][0]["layers"]) == len(layers), 300, poll=0.5)
+                    page = browser.new_page(viewport={"width": 1280, "height": 900})
+                    asked: list = []
+                    page.on("request", lambda request, asked=asked: asked.append(request.url) if "/grid" in request.url else None)
+                    page.goto(f"http://127.0.0.1:{server.port}/data/plugin_entry.html?name=feature_maps#view=layers")
+                    page.wait_for_selector(GRID, state="attached", timeout=60_000)
+                    page.wait_for_timeout(1000)
+                    before = len(asked)
+                    scrolled = page.evaluate(_SCROLL, {"timeoutMs": 120_000})
+                    page.close()
+                finally:
+                    server.close()
+                intervals = sorted(scrolled["intervals"])
+                results["loaders"].append(
+                    {
+                        "load_fast": load_fast,
+                        "frames": len(intervals),
+                        "page_height": scrolled["height"],
+                        "frame_ms": {"p50": intervals[len(intervals) // 2], "p95": intervals[int(len(intervals) * 0.95)], "max": intervals[-1]},
+                        "grid_requests_before_scrolling": before,
+                    }
+                )
+        finally:
+            browser.close()
+    return results
+
+
 def measure_panel(workdir: str, steps: int, moves: int, loaders: Sequence[bool] = (True, False)) -> dict:
     """Loads the seed-like log (steps 0..steps-1) into TensorBoard and drives the panel, for each loader."""
     if not have_chromium():
