@@ -348,17 +348,20 @@ class FeatureMapsWriter:
         self._previous_responses[path] = found.values
         return change
 
-    def _write_series(self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool, change=None) -> None:
+    def _write_series(
+        self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool, change: tuple = (None, None)
+    ) -> None:
+        """One grid series' event; for activations with their stats, ``change`` (``(response, kernel)`` change per filter) and Scalars."""
         drawn = self._time("stats", draw, probes_lib.to_numpy(values), channels_first, self.max_filters, self.max_tile_size)
         info = self._info(kind, path, drawn, description, values)
         grids, masks = self._time("normalise_tile", gray_levels, drawn, info.layout)
         pngs = self._time("png", encode_all, grids, masks)
         tensors, health = None, None
         if kind == metadata.KIND_ACTIVATIONS:
-            change = strongest.change_tensor(info.filters_shown, *change)
-            tensors = {metadata.KIND_STATS: drawn.stats, metadata.KIND_CHANGE: change}
+            changes = strongest.change_tensor(info.filters_shown, *change)
+            tensors = {metadata.KIND_STATS: drawn.stats, metadata.KIND_CHANGE: changes}
             health = filter_health(drawn.stats)
-            changing = metadata.changing_filters(change)
+            changing = metadata.changing_filters(changes)
             if np.isfinite(changing):
                 health["changing_filters"] = changing
         self._time("write", self._summary.write_layer, step, info, pngs, tensors, self.write_images, health)
@@ -366,12 +369,11 @@ class FeatureMapsWriter:
     def _write_strongest(self, step: int, path: str, found: strongest.Responses, description: LayerDescription) -> None:
         """The ``strongest/`` sheet and ``topk/`` tensor of one layer (docs/format.md, "What each filter looks for")."""
         inputs, values, positions = strongest.top_k(found, self.top_k)
-        field = description.receptive_field
-        sheet = strongest.patch_sheet(self._pool_pictures(description.receptive_input), inputs, positions, field)
+        field, pictures = description.receptive_field, self._pool_pictures(description.receptive_input)
+        sheet = strongest.patch_sheet(pictures, inputs, positions, field)
         activations = self._infos[metadata.tag_for(metadata.KIND_ACTIVATIONS, path)]
         key = metadata.tag_for(metadata.KIND_STRONGEST, path)
         if key not in self._infos:
-            pictures = self._pool_pictures(description.receptive_input)
             self._infos[key] = metadata.LayerInfo(
                 kind=metadata.KIND_STRONGEST,
                 layer=path,
