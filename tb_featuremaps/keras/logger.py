@@ -17,9 +17,6 @@ from ..writer import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
 from .receptive import receptive_field
 
-POOL_BATCH = 128
-"""Pool inputs per forward pass: bounds the memory one layer's pool outputs take."""
-
 
 def _symbolic_inputs(model: keras.Model) -> Optional[list]:
     """The model's symbolic inputs, or None while it has none (unbuilt Sequential, subclassed)."""
@@ -62,7 +59,7 @@ class FeatureMapsLogger:
         pool, pool_labels, top_k: the inputs whose strongest responses are found for
             every filter at each step (e.g. ``pool=x_val[:500]``; off by default), as for
             :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes through the model
-            in batches of ``POOL_BATCH``; patches follow each layer's receptive field.
+            in batches of 128; patches follow each layer's receptive field.
         layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
             classes or layer objects; default: every convolution and (non-global)
             pooling layer, including those inside nested functional models.
@@ -196,15 +193,8 @@ class FeatureMapsLogger:
         return self.writer.write(step, outputs, kernels, self._descriptions, pool)
 
     def _pool_responses(self) -> dict[str, strongest.Responses]:
-        """The pool through the model in batches, each layer's output reduced to its filters' maxima per input."""
-        inputs, paths = self.writer.pool.inputs, [item.path for item in self._extractor.layers if item.path in self._pooled]
-        count = len(inputs[0])
-        parts: dict[str, list] = {path: [] for path in paths}
-        for start in range(0, count, POOL_BATCH):
-            outputs = self._extractor([array[start : start + POOL_BATCH] for array in inputs])
-            for path in paths:
-                parts[path].append(strongest.responses(outputs[path], self._descriptions[path].channels_first, self.writer.max_filters))
-        return {path: strongest.concatenate(found) for path, found in parts.items()}
+        layouts = {path: self._descriptions[path].channels_first for path in self._pooled}
+        return strongest.pool_responses(self._extractor, self.writer.pool.inputs, layouts, self.writer.max_filters)
 
     def _kernels(self) -> dict[str, np.ndarray]:
         found = {item.path: layer_kernel(item.layer) for item in self._extractor.layers}

@@ -10,8 +10,9 @@ moved since the previous step.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import numpy as np
 
@@ -21,6 +22,9 @@ from .reduce import STRIP_HEIGHT
 
 MAX_PATCH_SIZE = 48
 """Patches larger than this (input pixels per side) are block-averaged to fit."""
+
+POOL_BATCH = 128
+"""Pool inputs per forward pass of a producer (:func:`pool_responses`): bounds the memory one layer's pool outputs take."""
 
 MAX_POOL_PICTURE = 64
 """The pool inputs' pictures (the ``pool`` series) are block-averaged to at most this many pixels per side."""
@@ -69,6 +73,19 @@ def responses(outputs: np.ndarray, channels_first: bool = False, max_filters: Op
 def concatenate(parts: list[Responses]) -> Responses:
     """The responses of consecutive batches of the pool, as one."""
     return Responses(np.concatenate([part.values for part in parts]), np.concatenate([part.positions for part in parts]))
+
+
+def pool_responses(
+    forward: Callable[[list], Mapping[str, np.ndarray]], inputs: list, channels_first: Mapping[str, bool], max_filters: int
+) -> dict[str, Responses]:
+    """The pool (one array per model input) through ``forward`` in batches of :data:`POOL_BATCH`, each output of a
+    layer in ``channels_first`` (path → its layout) reduced to its filters' maxima per input as the batches go."""
+    parts: dict[str, list] = {path: [] for path in channels_first}
+    for start in range(0, len(inputs[0]), POOL_BATCH):
+        outputs = forward([array[start : start + POOL_BATCH] for array in inputs])
+        for path, first in channels_first.items():
+            parts[path].append(responses(outputs[path], first, max_filters))
+    return {path: concatenate(found) for path, found in parts.items()}
 
 
 def top_k(found: Responses, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -25,9 +25,6 @@ POOLING = (nn.MaxPool1d, nn.MaxPool2d, nn.MaxPool3d, nn.AvgPool1d, nn.AvgPool2d,
 SPATIAL_MODULE_TYPES = CONVOLUTIONS + TRANSPOSED_CONVOLUTIONS + POOLING
 """Modules logged by default: convolutions (``Lazy`` ones too) and non-adaptive pooling."""
 
-POOL_BATCH = 128
-"""Pool inputs per forward pass: bounds the memory one module's pool outputs take."""
-
 NO_FIELD = "receptive fields are not computed for PyTorch modules"
 """Why a PyTorch module's strongest inputs are shown whole."""
 
@@ -167,7 +164,7 @@ class FeatureMapsLogger:
         pool, pool_labels, top_k: the inputs each filter's strongest responses are found
             among at every step (e.g. ``pool=x_val[:500]``, laid out like ``probes``; off
             by default), as for :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes
-            through the module in batches of ``POOL_BATCH``. Receptive fields are not
+            through the module in batches of 128. Receptive fields are not
             computed for PyTorch modules: each strongest input is shown whole.
     """
 
@@ -313,15 +310,9 @@ class FeatureMapsLogger:
         return self.writer.write(step, outputs, kernels, self._descriptions, pool)
 
     def _pool_responses(self) -> dict[str, strongest.Responses]:
-        """The pool through the module in batches, each selected output reduced to its filters' maxima per input."""
         pooled = [(path, module) for path, module in self._selected if len(self._descriptions[path].output_shape) in (3, 4)]
-        inputs = self.writer.pool.inputs
-        parts: dict[str, list] = {path: [] for path, _ in pooled}
-        for start in range(0, len(inputs[0]), POOL_BATCH):
-            outputs = self._forward(pooled, [array[start : start + POOL_BATCH] for array in inputs])
-            for path, _ in pooled:
-                parts[path].append(strongest.responses(outputs[path], True, self.writer.max_filters))
-        return {path: strongest.concatenate(found) for path, found in parts.items()}
+        layouts = {path: True for path, _ in pooled}  # PyTorch computes NCHW
+        return strongest.pool_responses(lambda arrays: self._forward(pooled, arrays), self.writer.pool.inputs, layouts, self.writer.max_filters)
 
     def _kernels(self) -> dict[str, np.ndarray]:
         found = {path: module_kernel(module) for path, module in self._selected}
