@@ -112,6 +112,18 @@ def test_change_is_the_relative_change_since_the_previous_step(logged):
     assert 0 not in events["feature_maps/changing_filters/conv"]
 
 
+def test_a_kernel_changed_in_place_is_measured_against_its_previous_value(tmp_path):
+    kernel = np.ones((3, 3, 1, 2), np.float32)
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 8, 8, 1), np.float32), background=False)
+    for step in range(2):
+        assert writer.write(step, {"conv": np.ones((1, 6, 6, 2), np.float32)}, {"conv": kernel})
+        kernel *= 2  # the optimizer's update, in place
+    writer.close()
+    change = _events(writer.run_dir)["change/conv"][1][0]
+    np.testing.assert_allclose(change[:, metadata.CHANGE_FIELDS.index("kernel")], [1.0, 1.0], rtol=1e-6)
+    assert np.isnan(change[:, metadata.CHANGE_FIELDS.index("response")]).all()  # no pool
+
+
 def test_pool_series_holds_every_pool_picture_once(logged):
     events, pool_inputs, _, _ = logged
     assert list(events["pool"]) == [0]

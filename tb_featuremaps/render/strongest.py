@@ -212,16 +212,16 @@ def topk_tensor(inputs: np.ndarray, values: np.ndarray, positions: np.ndarray, c
 def relative_change(previous: Optional[np.ndarray], current: np.ndarray) -> np.ndarray:
     """Per filter (last axis), ``|current - previous| / |previous|`` over every other axis; NaN without a previous one.
 
-    Used for a filter's response to the pool (``[N, F]``) and its kernel (``[..., F]``).
+    Used for a filter's response to the pool (``[N, F]``) and its kernel (``[..., F]``); float32 throughout, so a
+    network's kernels cost one subtraction and two norms per step, no copies beyond them.
     """
-    current = np.asarray(current, np.float64).reshape(-1, np.shape(current)[-1])
-    if previous is None or np.shape(previous)[-1] != current.shape[-1] or np.size(previous) != current.size:
+    current = np.asarray(current, np.float32).reshape(-1, np.shape(current)[-1])
+    if previous is None or np.size(previous) != current.size or np.shape(previous)[-1] != current.shape[-1]:
         return np.full(current.shape[-1], np.nan, np.float32)
-    previous = np.asarray(previous, np.float64).reshape(current.shape)
+    previous = np.asarray(previous, np.float32).reshape(current.shape)
     base = np.linalg.norm(previous, axis=0)
     with np.errstate(all="ignore"):
-        change = np.linalg.norm(current - previous, axis=0) / np.where(base > 0, base, np.nan)
-    return change.astype(np.float32)
+        return (np.linalg.norm(current - previous, axis=0) / np.where(base > 0, base, np.nan)).astype(np.float32)
 
 
 def change_tensor(filters: int, response: Optional[np.ndarray], kernel: Optional[np.ndarray]) -> np.ndarray:

@@ -287,7 +287,7 @@ class FeatureMapsWriter:
 
     def _kernel_change(self, path: str, kernel: Any) -> np.ndarray:
         """Each output filter's relative kernel change since the previous step (caller's thread: the optimizer may change it in place)."""
-        current = probes_lib.to_numpy(kernel).astype(np.float32)
+        current = np.array(probes_lib.to_numpy(kernel), np.float32)  # a copy: the optimizer may change the kernel in place
         current = current.reshape(-1, current.shape[-1])[:, : self.max_filters]
         change = strongest.relative_change(self._previous_kernels.get(path), current)
         self._previous_kernels[path] = current
