@@ -74,6 +74,12 @@ def reader_and_catalog(logdir, prewarm: bool = True) -> tuple[Provider, SeriesRe
     return provider, reader, Catalog(reader, prewarm=prewarm)
 
 
+def list_twice(cat: Catalog) -> dict:
+    """Lists the runs twice (as a polling panel does): the second listing reads ahead what the first showed unchanged."""
+    cat._relist(CTX, "")
+    return cat._relist(CTX, "")
+
+
 def settle(cat: Catalog) -> None:
     """Waits until no series is read ahead and no listing is made in the background."""
     deadline = time.monotonic() + WAIT
@@ -113,7 +119,7 @@ def logdir(tmp_path):
 def test_the_answers_are_the_same_with_and_without_reading_ahead(logdir):
     _, cold_reader, cold = reader_and_catalog(logdir, prewarm=False)
     provider, warm_reader, warm = reader_and_catalog(logdir)
-    warm.runs(CTX, "")
+    list_twice(warm)
     settle(warm)
     assert any(read[3] for read in provider.reads), "nothing was read ahead"
     runs = ["run0", "run1", "run2"]
@@ -122,7 +128,7 @@ def test_the_answers_are_the_same_with_and_without_reading_ahead(logdir):
 
 def test_a_layers_first_request_finds_its_series_read(logdir):
     provider, reader, cat = reader_and_catalog(logdir)
-    cat.runs(CTX, "")
+    list_twice(cat)
     settle(cat)
     before = len(provider.reads)
     for layer in LAYERS:
@@ -135,7 +141,7 @@ def test_a_layers_first_request_finds_its_series_read(logdir):
 def test_a_request_waits_for_the_read_ahead_of_its_series_instead_of_reading_it_again(logdir):
     provider, reader, cat = reader_and_catalog(logdir)
     provider.gate.clear()
-    cat.runs(CTX, "")  # never waits for the held reads
+    list_twice(cat)  # never waits for the held reads
     assert provider.holding.wait(WAIT)
     held = next(read for read in provider.reads if read[3])
     method, run, tag, _ = held
@@ -159,7 +165,7 @@ def test_a_failed_read_ahead_never_fails_a_request(logdir):
     _, cold_reader, cold = reader_and_catalog(logdir, prewarm=False)
     provider.fail = True
     provider.gate.clear()
-    cat.runs(CTX, "")
+    list_twice(cat)
     assert provider.holding.wait(WAIT)
     method, run, tag, _ = next(read for read in provider.reads if read[3])
     layer = tag.rsplit("/", 1)[-1]
@@ -180,7 +186,7 @@ def test_reading_ahead_stays_within_the_budget_and_never_evicts(logdir, monkeypa
     monkeypatch.setattr(series, "STATS_BUDGET", int(2.5 * one))
     provider, reader, cat = reader_and_catalog(logdir)
     kept = reader.stats(CTX, "", "run0", "conv1")  # a request's, before the listing
-    cat.runs(CTX, "")
+    list_twice(cat)
     settle(cat)
     assert reader._stats.used <= int(2.5 * one)
     assert reader._stats.get(("", "run0", metadata.tag_for(metadata.KIND_STATS, "conv1"))) is kept
@@ -195,15 +201,33 @@ def test_only_the_newest_runs_are_read_ahead(tmp_path, monkeypatch):
         write_log(tmp_path / f"run{index}", layers=LAYERS, steps=STEPS, probes=1)
         time.sleep(0.05)  # later runs end later
     provider, _, cat = reader_and_catalog(tmp_path)
-    assert len(cat.runs(CTX, "")["runs"]) == 5
+    assert len(list_twice(cat)["runs"]) == 5
     settle(cat)
     assert {read[1] for read in provider.reads if read[3]} == {"run3", "run4"}
+
+
+def test_a_series_that_changed_since_the_listing_before_is_not_read_ahead(tmp_path):
+    write_log(tmp_path / "run", layers=LAYERS, steps=range(3), probes=1)
+    multiplexer = multiplexer_for(tmp_path)
+    provider = Provider(data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path)))
+    cat = Catalog(SeriesReader(provider, ALL_STEPS))
+    cat._relist(CTX, "")
+    settle(cat)
+    assert not any(read[3] for read in provider.reads)  # nothing to compare with yet
+    write_log(tmp_path / "run", layers=LAYERS, steps=range(3, 5), probes=1, resume=True)
+    multiplexer.Reload()
+    cat._relist(CTX, "")
+    settle(cat)
+    assert not any(read[3] for read in provider.reads)  # every series grew
+    cat._relist(CTX, "")
+    settle(cat)
+    assert any(read[3] for read in provider.reads)
 
 
 def test_the_change_series_is_read_ahead_too(tmp_path):
     write_pool_run(tmp_path / "run", range(3))
     provider, reader, cat = reader_and_catalog(tmp_path)
-    cat.runs(CTX, "")
+    list_twice(cat)
     settle(cat)
     before = len(provider.reads)
     reader.stats(CTX, "", "run", "conv", metadata.KIND_CHANGE)
@@ -214,6 +238,7 @@ def test_an_older_listing_answers_while_a_new_one_is_made(logdir, monkeypatch):
     provider, _, cat = reader_and_catalog(logdir, prewarm=False)
     first = cat.runs(CTX, "")
     monkeypatch.setattr(catalog, "FRESH_SECONDS", 0.0)
+    monkeypatch.setattr(catalog, "LISTING_SHARE", 0.0)
     listed = threading.Event()
     relist = Catalog._relist
 
@@ -284,3 +309,12 @@ def test_a_timeline_gives_back_the_keys_it_was_made_of():
     assert timeline.prefix == "prefix-"
     assert Timeline.of((None, None), [], [], []).last_keys() == ()
     assert timeline.cost > sum(len(key) for step_keys in keys for key in step_keys)
+
+
+def test_a_slow_listing_answers_for_longer(logdir, monkeypatch):
+    _, _, cat = reader_and_catalog(logdir, prewarm=False)
+    first = cat.runs(CTX, "")
+    monkeypatch.setattr(catalog, "FRESH_SECONDS", 0.0)
+    monkeypatch.setattr(catalog, "LISTING_SHARE", 1e9)  # as if listing took most of the time
+    monkeypatch.setattr(Catalog, "_refresh", lambda *args: pytest.fail("listed again"))
+    assert cat.runs(CTX, "") is first
