@@ -330,8 +330,9 @@ class Catalog:
 
 
 def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:
-    """``(run, tag, series, layer, kind)`` to read ahead, layer by layer of the :data:`PREWARM_RUNS` newest runs:
-    each layer's grid timeline (``kind`` None) then its :data:`PREWARM_KINDS` series."""
+    """``(run, tag, series, layer, kind)`` to read ahead of the :data:`PREWARM_RUNS` newest runs, newest first: a run's
+    grid timelines (``kind`` None), then its layers' series of each of :data:`PREWARM_KINDS` in turn (the stats, which
+    the heat strip shows first, before the change)."""
 
     def newest(run: str) -> float:
         times = [series.max_wall_time for series in blobs[run].values() if series.max_wall_time is not None]
@@ -344,10 +345,11 @@ def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:
             info = _grid_info(tag, series.plugin_content)
             if info is not None and info.kind == metadata.KIND_ACTIVATIONS:
                 layers.append((info.index, info.layer, tag, series))
+        layers.sort(key=lambda item: (item[0], item[1]))
+        jobs += [(run, tag, series, layer, None) for _, layer, tag, series in layers]
         run_tensors = tensors.get(run, {})
-        for _, layer, tag, series in sorted(layers, key=lambda item: (item[0], item[1])):
-            jobs.append((run, tag, series, layer, None))
-            for kind in PREWARM_KINDS:
+        for kind in PREWARM_KINDS:
+            for _, layer, _, _ in layers:
                 tensor_tag = metadata.tag_for(kind, layer)
                 if tensor_tag in run_tensors:
                     jobs.append((run, tensor_tag, run_tensors[tensor_tag], layer, kind))
