@@ -43,9 +43,13 @@ _LISTERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="feature_maps_l
 of milliseconds, and a run new to the listing costs four (100 new runs: 9 s one after another)."""
 
 LISTING_SHARE = 5.0
-"""A listing that took ``t`` seconds answers for ``LISTING_SHARE * t`` seconds (at least :data:`FRESH_SECONDS`) before
-a new one is begun: however long the log, a panel polling ``runs`` keeps TensorBoard listing at most a sixth of the time
-(the Python loader takes 0.75 s a listing of 10,000 steps x 20 layers)."""
+"""A listing that took ``t`` seconds answers for ``LISTING_SHARE * t`` seconds (at least :data:`FRESH_SECONDS`, at most
+:data:`LONGEST_FRESH_SECONDS`) before a new one is begun: a panel polling ``runs`` keeps TensorBoard listing at most a
+sixth of the time (the Python loader takes 0.75 s a listing of 10,000 steps x 20 layers)."""
+
+LONGEST_FRESH_SECONDS = 10.0
+"""The longest a listing answers before a new one is begun, however long it took (one made while TensorBoard was busy
+loading can take seconds)."""
 
 STALE_SECONDS = 30.0
 """How old a listing may be and still answer a request while a new one is made in the background: a panel
@@ -105,7 +109,7 @@ class Catalog:
         if cached is not None:
             begun, took, listing = cached
             age = time.monotonic() - begun
-            if age < max(FRESH_SECONDS, LISTING_SHARE * took):
+            if age < max(FRESH_SECONDS, min(LISTING_SHARE * took, LONGEST_FRESH_SECONDS)):
                 return listing
             if age < STALE_SECONDS:
                 self._refresh(ctx, eid)
