@@ -321,3 +321,14 @@ def test_a_slow_listing_answers_for_longer(logdir, monkeypatch):
     assert cat.runs(CTX, "") is first and not refreshed
     monkeypatch.setattr(catalog, "LONGEST_FRESH_SECONDS", 0.0)  # but never for longer than this
     assert cat.runs(CTX, "") is first and refreshed
+
+
+def test_a_listing_of_no_runs_is_listed_again_before_the_answer(tmp_path, monkeypatch):
+    multiplexer = multiplexer_for(tmp_path)
+    cat = Catalog(SeriesReader(data_provider.MultiplexerDataProvider(multiplexer, str(tmp_path)), ALL_STEPS), prewarm=False)
+    assert cat.runs(CTX, "")["runs"] == []
+    write_log(tmp_path / "run", layers=LAYERS, steps=STEPS, probes=1)
+    multiplexer.AddRunsFromDirectory(str(tmp_path))
+    multiplexer.Reload()
+    monkeypatch.setattr(catalog, "FRESH_SECONDS", 0.0)
+    assert [run["run"] for run in cat.runs(CTX, "")["runs"]] == ["run"]  # at once, not from the background

@@ -47,9 +47,9 @@ LISTING_SHARE = 5.0
 :data:`LONGEST_FRESH_SECONDS`) before a new one is begun: a panel polling ``runs`` keeps TensorBoard listing at most a
 sixth of the time (the Python loader takes 0.75 s a listing of 10,000 steps x 20 layers)."""
 
-LONGEST_FRESH_SECONDS = 10.0
+LONGEST_FRESH_SECONDS = 5.0
 """The longest a listing answers before a new one is begun, however long it took (one made while TensorBoard was busy
-loading can take seconds)."""
+loading can take seconds): TensorBoard's default reload interval."""
 
 STALE_SECONDS = 30.0
 """How old a listing may be and still answer a request while a new one is made in the background: a panel
@@ -103,13 +103,19 @@ class Catalog:
         what it took) answers as it is; one younger than :data:`STALE_SECONDS` answers
         too while a new one is made in the background; an older one, or none, waits for
         a new listing (one at a time: requests arriving meanwhile wait for the same one).
+        A listing of no runs (TensorBoard still loading the first) answers only within
+        :data:`FRESH_SECONDS`, so that the first data is shown as soon as it is loaded.
         """
         with self._lock:
             cached = self._listings.get(eid)
         if cached is not None:
             begun, took, listing = cached
             age = time.monotonic() - begun
-            if age < max(FRESH_SECONDS, min(LISTING_SHARE * took, LONGEST_FRESH_SECONDS)):
+            if age < FRESH_SECONDS:
+                return listing
+            if not listing["runs"]:
+                return self._flights.run(eid, lambda: self._relist(ctx, eid))
+            if age < min(LISTING_SHARE * took, LONGEST_FRESH_SECONDS):
                 return listing
             if age < STALE_SECONDS:
                 self._refresh(ctx, eid)
