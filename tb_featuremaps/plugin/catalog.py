@@ -103,8 +103,8 @@ class Catalog:
         what it took) answers as it is; one younger than :data:`STALE_SECONDS` answers
         too while a new one is made in the background; an older one, or none, waits for
         a new listing (one at a time: requests arriving meanwhile wait for the same one).
-        A listing of no runs (TensorBoard still loading the first) answers only within
-        :data:`FRESH_SECONDS`, so that the first data is shown as soon as it is loaded.
+        A listing without layers (TensorBoard still loading the first) answers only
+        within :data:`FRESH_SECONDS`, so that the first data is shown as soon as it is loaded.
         """
         with self._lock:
             cached = self._listings.get(eid)
@@ -113,7 +113,7 @@ class Catalog:
             age = time.monotonic() - begun
             if age < FRESH_SECONDS:
                 return listing
-            if not listing["runs"]:
+            if not any(run["layers"] for run in listing["runs"]):
                 return self._flights.run(eid, lambda: self._relist(ctx, eid))
             if age < min(LISTING_SHARE * took, LONGEST_FRESH_SECONDS):
                 return listing
