@@ -189,21 +189,28 @@ class Catalog:
                 self._warming.discard(eid)
 
     def _warm_round(self, ctx: tb_context.RequestContext, eid: str, jobs: list) -> None:
+        """Reads the first of ``jobs``, then queues the rest as a new task: TensorBoard, when it exits, waits for
+        the task running, not for the whole round."""
+        going = False
         try:
-            for run, tag, series, layer, kind in jobs:
-                try:
-                    if kind is None:
-                        kept = self._reader.warm_timeline(ctx, eid, run, tag, version_of(series))
-                    else:
-                        kept = self._reader.warm_stats(ctx, eid, run, layer, kind, series)
-                except Exception:  # a request reading the series reads it again itself
-                    logger.debug("reading %s of %s ahead failed", tag, run, exc_info=True)
-                    continue
-                if not kept:
-                    return
+            run, tag, series, layer, kind = jobs[0]
+            try:
+                if kind is None:
+                    kept = self._reader.warm_timeline(ctx, eid, run, tag, version_of(series))
+                else:
+                    kept = self._reader.warm_stats(ctx, eid, run, layer, kind, series)
+            except Exception:  # a request reading the series reads it again itself
+                logger.debug("reading %s of %s ahead failed", tag, run, exc_info=True)
+                kept = True
+            if kept and len(jobs) > 1:
+                _BACKGROUND.submit(self._warm_round, ctx, eid, jobs[1:])
+                going = True
+        except RuntimeError:  # shutting down
+            pass
         finally:
-            with self._lock:
-                self._warming.discard(eid)
+            if not going:
+                with self._lock:
+                    self._warming.discard(eid)
 
     def _run(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[Optional[dict[str, Any]], list[dict]]:
         """The run's entry (None if none of it can be read) and what of it could not be read."""
