@@ -431,5 +431,7 @@ def test_a_listing_answers_the_next_requests_until_tensorboard_could_have_reload
     write_log(tmp_path / "run", steps=range(2, 4), resume=True)
     multiplexer.Reload()
     monkeypatch.setattr(catalog, "FRESH_SECONDS", 0.0)  # as if the window had passed
+    monkeypatch.setattr(catalog, "LISTING_SHARE", 0.0)
+    monkeypatch.setattr(catalog, "STALE_SECONDS", 0.0)  # and the one in which it answers while listed again
     steps = get_json(client, "runs")["runs"][0]["layers"][0]["step_count"]
     assert len(listings) == 2 and steps == 4

@@ -28,15 +28,32 @@ class BudgetCache:
             self._entries.move_to_end(key)
             return entry[0]
 
-    def put(self, key: Hashable, value: Any, cost: int) -> None:
+    @property
+    def used(self) -> int:
+        """The total cost of the entries kept."""
         with self._lock:
-            old = self._entries.pop(key, None)
+            return self._used
+
+    def put(self, key: Hashable, value: Any, cost: int, evict: bool = True) -> bool:
+        """Keeps ``value``, evicting the least recently used entries to make room; whether it was kept.
+
+        With ``evict=False`` nothing else is dropped: an entry that does not fit in what
+        is left of the budget is not kept (a background read never evicts what requests use).
+        """
+        with self._lock:
+            old = self._entries.get(key)
+            room = self._budget - self._used + (old[1] if old is not None else 0)
+            if cost > (self._budget if evict else room):
+                if evict and old is not None:
+                    del self._entries[key]
+                    self._used -= old[1]
+                return False
             if old is not None:
+                del self._entries[key]
                 self._used -= old[1]
-            if cost > self._budget:
-                return
             self._entries[key] = (value, cost)
             self._used += cost
             while self._used > self._budget:
                 _, (_, dropped) = self._entries.popitem(last=False)
                 self._used -= dropped
+            return True

@@ -6,6 +6,7 @@ instead; it never fails the listing of the others.
 
 from __future__ import annotations
 
+import logging
 import re
 import threading
 import time
@@ -18,7 +19,9 @@ from tensorboard.data import provider
 
 from ..format import metadata
 from .cache import BudgetCache
-from .series import FRESH_SECONDS, SeriesReader, UnreadableError, Version, needs_escaping, version_of
+from .series import FRESH_SECONDS, SeriesReader, SingleFlight, UnreadableError, Version, needs_escaping, version_of
+
+logger = logging.getLogger(__name__)
 
 _HIDDEN = ("version", "kind", "extra")
 """Content fields of a grid series that the listing leaves out."""
@@ -38,6 +41,29 @@ _REASON_LENGTH = 160
 _LISTERS = ThreadPoolExecutor(max_workers=16, thread_name_prefix="feature_maps_listing")
 """Runs the listing's provider calls side by side: with the Rust data server each is a round trip of tens
 of milliseconds, and a run new to the listing costs four (100 new runs: 9 s one after another)."""
+
+LISTING_SHARE = 5.0
+"""A listing that took ``t`` seconds answers for ``LISTING_SHARE * t`` seconds (at least :data:`FRESH_SECONDS`, at most
+:data:`LONGEST_FRESH_SECONDS`) before a new one is begun: a panel polling ``runs`` keeps TensorBoard listing at most a
+sixth of the time (the Python loader takes 0.75 s a listing of 10,000 steps x 20 layers)."""
+
+LONGEST_FRESH_SECONDS = 5.0
+"""The longest a listing answers before a new one is begun, however long it took (one made while TensorBoard was busy
+loading can take seconds): TensorBoard's default reload interval."""
+
+STALE_SECONDS = 30.0
+"""How old a listing may be and still answer a request while a new one is made in the background: a panel
+polling every 3 s gets the listing of its previous poll at once (on a 10,000-step run the Python loader takes
+most of a second to list); an older one is listed again before the answer."""
+
+PREWARM_RUNS = 4
+"""Runs (the newest, by their series' last wall time) whose layers' series are read in the background after a listing."""
+
+PREWARM_KINDS = (metadata.KIND_STATS, metadata.KIND_CHANGE)
+"""Tensor series read in the background besides the grids' timelines: what the heat strip and the stats show."""
+
+_BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feature_maps_background")
+"""Makes listings in the background and reads the newest runs' series ahead of their first request."""
 
 
 def _grid_info(tag: str, content: bytes) -> Optional[metadata.LayerInfo]:
@@ -59,23 +85,68 @@ class Catalog:
     for each series' last step).
     """
 
-    def __init__(self, reader: SeriesReader):
+    def __init__(self, reader: SeriesReader, prewarm: bool = True):
         self._reader = reader
         self._memo = BudgetCache(_EXTENTS_BUDGET)
-        self._listings: dict[str, tuple[float, dict[str, Any]]] = {}  # eid -> (when it was begun, listing)
+        self._listings: dict[str, tuple[float, float, dict[str, Any]]] = {}  # eid -> (when it was begun, seconds it took, listing)
         self._lock = threading.Lock()
+        self._flights = SingleFlight()
+        self._refreshing: set[str] = set()  # eids listed in the background now
+        self._prewarm = prewarm
+        self._warming: set[str] = set()  # eids whose series are read in the background now
+        self._seen: dict[str, dict[tuple[str, str], Version]] = {}  # eid -> versions of the series to read ahead at the last listing
 
     def runs(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
-        """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name."""
+        """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name.
+
+        A listing younger than :data:`FRESH_SECONDS` (or :data:`LISTING_SHARE` times
+        what it took) answers as it is; one younger than :data:`STALE_SECONDS` answers
+        too while a new one is made in the background; an older one, or none, waits for
+        a new listing (one at a time: requests arriving meanwhile wait for the same one).
+        A listing without layers (TensorBoard still loading the first) answers only
+        within :data:`FRESH_SECONDS`, so that the first data is shown as soon as it is loaded.
+        """
         with self._lock:
             cached = self._listings.get(eid)
-        if cached is not None and time.monotonic() - cached[0] < FRESH_SECONDS:
-            return cached[1]
+        if cached is not None:
+            begun, took, listing = cached
+            age = time.monotonic() - begun
+            if age < FRESH_SECONDS:
+                return listing
+            if not any(run["layers"] for run in listing["runs"]):
+                return self._flights.run(eid, lambda: self._relist(ctx, eid))
+            if age < min(LISTING_SHARE * took, LONGEST_FRESH_SECONDS):
+                return listing
+            if age < STALE_SECONDS:
+                self._refresh(ctx, eid)
+                return listing
+        return self._flights.run(eid, lambda: self._relist(ctx, eid))
+
+    def _relist(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
         begun = time.monotonic()
         listing = self._list(ctx, eid)
         with self._lock:
-            self._listings[eid] = (begun, listing)
+            if eid not in self._listings or self._listings[eid][0] < begun:
+                self._listings[eid] = (begun, time.monotonic() - begun, listing)
         return listing
+
+    def _refresh(self, ctx: tb_context.RequestContext, eid: str) -> None:
+        """Lists again in the background unless that is under way."""
+        with self._lock:
+            if eid in self._refreshing:
+                return
+            self._refreshing.add(eid)
+
+        def refresh() -> None:
+            try:
+                self._flights.run(eid, lambda: self._relist(ctx, eid))
+            except Exception:  # the next request lists again itself
+                logger.debug("listing in the background failed", exc_info=True)
+            finally:
+                with self._lock:
+                    self._refreshing.discard(eid)
+
+        _BACKGROUND.submit(refresh)
 
     def _list(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
         # Both listings at once, then every run's reads at once (see _LISTERS).
@@ -87,7 +158,59 @@ class Catalog:
             if entry is not None:
                 runs.append(entry)
             problems.extend(run_problems)
+        if self._prewarm:
+            self._warm(ctx, eid, blobs, tensors)
         return {"runs": runs, "errors": problems}
+
+    # Reading ahead -------------------------------------------------------------------------------
+
+    def _warm(self, ctx: tb_context.RequestContext, eid: str, blobs: dict, tensors: dict) -> None:
+        """Reads the grids' timelines and the stats of the :data:`PREWARM_RUNS` newest runs in the background.
+
+        Only series that the listing before showed at the same version (not growing
+        while TensorBoard loads them, or written to right now) are read. One round per
+        experiment at a time, never blocking the listing; a read is kept only where the
+        caches have room without evicting (:meth:`SeriesReader.timeline`), and the round
+        stops at the first that does not fit. A request for a series being read waits
+        for that read (:class:`~.series.SingleFlight`).
+        """
+        jobs = _warm_jobs(blobs, tensors)
+        versions = {(run, tag): version_of(series) for run, tag, series, _, _ in jobs}
+        with self._lock:
+            seen, self._seen[eid] = self._seen.get(eid, {}), versions
+            jobs = [job for job in jobs if seen.get(job[:2]) == versions[job[:2]]]
+            if not jobs or eid in self._warming:
+                return
+            self._warming.add(eid)
+        try:
+            _BACKGROUND.submit(self._warm_round, ctx, eid, jobs)
+        except RuntimeError:  # shutting down
+            with self._lock:
+                self._warming.discard(eid)
+
+    def _warm_round(self, ctx: tb_context.RequestContext, eid: str, jobs: list) -> None:
+        """Reads the first of ``jobs``, then queues the rest as a new task: TensorBoard, when it exits, waits for
+        the task running, not for the whole round."""
+        going = False
+        try:
+            run, tag, series, layer, kind = jobs[0]
+            try:
+                if kind is None:
+                    kept = self._reader.warm_timeline(ctx, eid, run, tag, version_of(series))
+                else:
+                    kept = self._reader.warm_stats(ctx, eid, run, layer, kind, series)
+            except Exception:  # a request reading the series reads it again itself
+                logger.debug("reading %s of %s ahead failed", tag, run, exc_info=True)
+                kept = True
+            if kept and len(jobs) > 1:
+                _BACKGROUND.submit(self._warm_round, ctx, eid, jobs[1:])
+                going = True
+        except RuntimeError:  # shutting down
+            pass
+        finally:
+            if not going:
+                with self._lock:
+                    self._warming.discard(eid)
 
     def _run(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[Optional[dict[str, Any]], list[dict]]:
         """The run's entry (None if none of it can be read) and what of it could not be read."""
@@ -138,9 +261,9 @@ class Catalog:
         reason = self._memo.get(key)
         if reason is None:
             try:
-                keys = self._reader.timeline(ctx, eid, run, tag, version_of(series)).keys
-                if keys and keys[-1]:
-                    self._reader.blob(ctx, run, tag, keys[-1][0])
+                last = self._reader.timeline(ctx, eid, run, tag, version_of(series)).last_keys()
+                if last:
+                    self._reader.blob(ctx, run, tag, last[0])
                 reason = ""
             except UnreadableError as error:
                 reason = error.reason
@@ -209,7 +332,7 @@ class Catalog:
         if size is None:
             try:
                 timeline = self._reader.timeline(ctx, eid, run, tag, version_of(series))
-                last = timeline.keys[-1] if timeline.keys else ()
+                last = timeline.last_keys()
                 if len(last) < 2:
                     return None
                 size = (
@@ -221,6 +344,33 @@ class Catalog:
             self._memo.put(key, size, 1)
         count, width, height = size
         return {"count": count, "labels": labels if isinstance(labels, list) else [], "width": width, "height": height}
+
+
+def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:
+    """``(run, tag, series, layer, kind)`` to read ahead of the :data:`PREWARM_RUNS` newest runs, newest first: a run's
+    grid timelines (``kind`` None), then its layers' series of each of :data:`PREWARM_KINDS` in turn (the stats, which
+    the heat strip shows first, before the change)."""
+
+    def newest(run: str) -> float:
+        times = [series.max_wall_time for series in blobs[run].values() if series.max_wall_time is not None]
+        return max(times, default=float("-inf"))
+
+    jobs = []
+    for run in sorted(blobs, key=newest, reverse=True)[:PREWARM_RUNS]:
+        layers = []
+        for tag, series in blobs[run].items():
+            info = _grid_info(tag, series.plugin_content)
+            if info is not None and info.kind == metadata.KIND_ACTIVATIONS:
+                layers.append((info.index, info.layer, tag, series))
+        layers.sort(key=lambda item: (item[0], item[1]))
+        jobs += [(run, tag, series, layer, None) for _, layer, tag, series in layers]
+        run_tensors = tensors.get(run, {})
+        for kind in PREWARM_KINDS:
+            for _, layer, _, _ in layers:
+                tensor_tag = metadata.tag_for(kind, layer)
+                if tensor_tag in run_tensors:
+                    jobs.append((run, tensor_tag, run_tensors[tensor_tag], layer, kind))
+    return jobs
 
 
 def _fields(info: Optional[metadata.LayerInfo], fields: tuple) -> Optional[dict[str, Any]]:

@@ -105,7 +105,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
         run, layer, kind = params.name(request.args, "run"), params.name(request.args, "layer"), params.kind(request.args)
         timeline = self._reader.timeline(ctx, eid, run, metadata.tag_for(kind, layer))
-        return http_util.Respond(request, {"steps": list(timeline.steps), "wall_times": list(timeline.wall_times)}, _JSON)
+        return http_util.Respond(request, {"steps": timeline.steps.tolist(), "wall_times": timeline.wall_times.tolist()}, _JSON)
 
     @wrappers.Request.application
     def _serve_grid(self, request: wrappers.Request) -> wrappers.Response:
@@ -185,7 +185,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
         run, index = params.name(request.args, "run"), params.integer(request.args, "index")
         timeline = self._reader.timeline(ctx, eid, run, tag)
-        keys = timeline.keys[-1] if timeline.keys else ()
+        keys = timeline.last_keys()
         pngs = metadata.pngs_of(keys)
         if index >= len(pngs):
             raise params.not_found(what, index)

@@ -17,11 +17,15 @@ for it, and a stats series the datum of the same event as the layer's grid
 
 from __future__ import annotations
 
+import array
 import bisect
 import dataclasses
 import json
+import os
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -37,10 +41,11 @@ from .cache import BudgetCache
 ALL_STEPS = 2**31 - 1
 """``downsample`` meaning "every stored step": both loaders return all of a series when asked for at least as many."""
 
-TIMELINE_BUDGET = 500_000
-"""Most blob keys (plus steps) kept in the timeline cache (about 100 MB at worst): room for 20 layers x 10,000 steps
-of one probe (benchmarks' ``long_run``); a smaller budget made the caches evict each other there and every
-``grid``/``steps`` request re-read a 10,000-step series (100-300 ms)."""
+TIMELINE_BUDGET = 96 * 2**20
+"""Most bytes (:attr:`Timeline.cost`) kept in the timeline cache: 20 layers x 10,000 steps of one probe (benchmarks'
+``long_run``; 3 blob keys a step, about 2.4 MB a layer) several times over. The budget of 500,000 keys and steps
+before held 12 of those 20 layers, so the layers evicted each other and a ``grid``/``steps`` request re-read a
+10,000-step series (300-1,200 ms)."""
 
 STATS_BUDGET = 32 * 2**20
 """Most bytes of stats arrays kept in the stats cache."""
@@ -84,7 +89,7 @@ def _last_per_step(datums: list) -> list:
     return [by_step[step] for step in sorted(by_step)]
 
 
-def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
+def _position(steps: Sequence[int], step: int) -> Optional[int]:
     """Where ``step`` is in the sorted ``steps``, or None if it is not there."""
     position = bisect.bisect_left(steps, step)
     return position if position < len(steps) and steps[position] == step else None
@@ -92,16 +97,52 @@ def _position(steps: tuple[int, ...], step: int) -> Optional[int]:
 
 @dataclass(frozen=True)
 class Timeline:
-    """Steps (ascending, each once), wall times and blob keys (one tuple per step) of a blob-sequence series."""
+    """Steps (ascending, each once), wall times and blob keys (one tuple per step) of a blob-sequence series.
+
+    The keys are kept as one ``prefix`` common to all of them and each key's rest
+    (``suffixes``): both loaders' keys encode the experiment, run and tag before the
+    step, so a long series takes about half the memory.
+    """
 
     version: Version
-    steps: tuple[int, ...]
-    wall_times: tuple[float, ...]
-    keys: tuple[tuple[str, ...], ...]
+    steps: array.array  # "q"
+    wall_times: array.array  # "d"
+    prefix: str
+    suffixes: tuple[tuple[str, ...], ...]
+
+    @classmethod
+    def of(cls, version: Version, steps: Sequence[int], wall_times: Sequence[float], keys: Sequence[Sequence[str]]) -> Timeline:
+        every = [key for step_keys in keys for key in step_keys]
+        prefix = os.path.commonprefix(every) if every else ""
+        cut = len(prefix)
+        suffixes = tuple(tuple(key[cut:] for key in step_keys) for step_keys in keys)
+        return cls(version, array.array("q", steps), array.array("d", wall_times), prefix, suffixes)
+
+    @property
+    def cost(self) -> int:
+        """About the bytes it holds (the cache's budget): each tuple's and string's own size and the characters."""
+        strings = sum(map(len, self.suffixes))
+        characters = sum(len(key) for step_keys in self.suffixes for key in step_keys)
+        return 16 * len(self.steps) + _TUPLE_BYTES * len(self.suffixes) + _STRING_BYTES * strings + characters + len(self.prefix)
+
+    def keys_of(self, position: int) -> tuple[str, ...]:
+        """The blob keys at the ``position``-th step (negative: from the end)."""
+        return tuple(self.prefix + suffix for suffix in self.suffixes[position])
+
+    def last_keys(self) -> tuple[str, ...]:
+        """The blob keys of the last step; () without steps."""
+        return self.keys_of(-1) if self.suffixes else ()
 
     def keys_at(self, step: int) -> Optional[tuple[str, ...]]:
         position = _position(self.steps, step)
-        return None if position is None else self.keys[position]
+        return None if position is None else self.keys_of(position)
+
+
+_TUPLE_BYTES = 64
+"""About what a small tuple costs besides its items' slots (CPython: 40 bytes, and 8 a slot)."""
+
+_STRING_BYTES = 57
+"""About what a string costs besides its characters (CPython: 49 bytes for an ASCII ``str``, and its slot)."""
 
 
 @dataclass(frozen=True)
@@ -152,14 +193,59 @@ def _aligned(value: np.ndarray, fields: list, kind: str = metadata.KIND_STATS) -
         return None
 
 
+class SingleFlight:
+    """One read per key at a time: a caller asking for a key that is being read waits for that read's answer.
+
+    If the read it waited for fails, the caller reads again itself (one of the waiters
+    does, the others wait for it): a failed background read never fails a request.
+    """
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._reads: dict[Hashable, Future] = {}
+
+    def run(self, key: Hashable, read: Callable[[], Any]) -> Any:
+        with self._lock:
+            future = self._reads.get(key)
+            owner = future is None
+            if owner:
+                future = self._reads[key] = Future()
+        if not owner:
+            try:
+                return future.result()
+            except Exception:
+                return self.run(key, read)
+        try:
+            value = read()
+        except BaseException as error:
+            future.set_exception(error)
+            raise
+        finally:
+            with self._lock:
+                del self._reads[key]
+        future.set_result(value)
+        return value
+
+    def reading(self) -> int:
+        """Reads now in flight."""
+        with self._lock:
+            return len(self._reads)
+
+
 class SeriesReader:
-    """The plugin's access to one data provider; thread-safe."""
+    """The plugin's access to one data provider; thread-safe.
+
+    Each series is read by one caller at a time (:class:`SingleFlight`): a request for
+    a series that a background read (:meth:`prewarm`) or another request is reading
+    waits for that read instead of making a second one.
+    """
 
     def __init__(self, data_provider: provider.DataProvider, downsample: int):
         self._provider = data_provider
         self._downsample = downsample
         self._timelines = BudgetCache(TIMELINE_BUDGET)
         self._stats = BudgetCache(STATS_BUDGET)
+        self._flights = SingleFlight()
 
     # Listings ------------------------------------------------------------
 
@@ -173,8 +259,13 @@ class SeriesReader:
 
     # Blob sequences ----------------------------------------------------------
 
-    def timeline(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Optional[Version] = None) -> Timeline:
+    def timeline(
+        self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Optional[Version] = None, evict: bool = True
+    ) -> Timeline:
         """The series' current timeline; ``version`` (from a listing just made) saves a look-up.
+
+        With ``evict=False`` (a background read) the timeline read is kept only if it
+        fits in the cache without evicting others.
 
         Raises NotFoundError when the series does not exist.
         """
@@ -186,18 +277,30 @@ class SeriesReader:
         cached = self._timelines.get((eid, run, tag))
         if cached is not None and cached.version == version:
             return cached
+        return self._flights.run(("timeline", eid, run, tag, version), lambda: self._read_timeline(ctx, eid, run, tag, version, evict))
+
+    def _read_timeline(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Version, evict: bool) -> Timeline:
+        cached = self._timelines.get((eid, run, tag))
+        if cached is not None and cached.version == version:  # read by the one this caller waited for
+            return cached
         datums = self._read(self._provider.read_blob_sequences, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no series {tag!r} in run {run!r}")
         datums = _last_per_step(datums)
-        timeline = Timeline(
+        timeline = Timeline.of(
             version,
-            tuple(datum.step for datum in datums),
-            tuple(datum.wall_time for datum in datums),
-            tuple(tuple(reference.blob_key for reference in datum.values) for datum in datums),
+            [datum.step for datum in datums],
+            [datum.wall_time for datum in datums],
+            [[reference.blob_key for reference in datum.values] for datum in datums],
         )
-        self._timelines.put((eid, run, tag), timeline, sum(map(len, timeline.keys)) + len(timeline.steps))
+        self._timelines.put((eid, run, tag), timeline, timeline.cost, evict=evict)
         return timeline
+
+    def warm_timeline(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Version) -> bool:
+        """Reads a timeline ahead of its first request (:meth:`timeline` with ``evict=False``); whether it is cached now."""
+        self.timeline(ctx, eid, run, tag, version, evict=False)
+        cached = self._timelines.get((eid, run, tag))
+        return cached is not None and cached.version == version
 
     def keys_at(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, step: int) -> Optional[tuple[str, ...]]:
         """The blob keys of a series at ``step`` (None if not logged); no provider call when cached."""
@@ -226,10 +329,24 @@ class SeriesReader:
 
     # Stats tensors -------------------------------------------------------
 
-    def stats(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, kind: str = metadata.KIND_STATS) -> StatsSeries:
-        """The layer's current ``kind`` series (stats, topk, change); NotFoundError when it has none."""
+    def stats(
+        self,
+        ctx: tb_context.RequestContext,
+        eid: str,
+        run: str,
+        layer: str,
+        kind: str = metadata.KIND_STATS,
+        series: Optional[provider.TensorTimeSeries] = None,
+        evict: bool = True,
+    ) -> StatsSeries:
+        """The layer's current ``kind`` series (stats, topk, change); NotFoundError when it has none.
+
+        ``series`` (from a listing just made) saves a look-up; with ``evict=False`` (a
+        background read) the series read is kept only if it fits without evicting others.
+        """
         tag = metadata.tag_for(kind, layer)
-        series = self.tensor_series(ctx, eid, run, tag).get(run, {}).get(tag)
+        if series is None:
+            series = self.tensor_series(ctx, eid, run, tag).get(run, {}).get(tag)
         if series is None:
             raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
         cached = self._stats.get((eid, run, tag))
@@ -237,20 +354,36 @@ class SeriesReader:
             cached = dataclasses.replace(cached, checked=time.monotonic())
             self._stats.put((eid, run, tag), cached, cached.values.nbytes)
             return cached
+        read = lambda: self._read_stats(ctx, eid, run, layer, kind, series, evict)  # noqa: E731
+        return self._flights.run(("stats", eid, run, tag, version_of(series)), read)
+
+    def _read_stats(
+        self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, kind: str, series: provider.TensorTimeSeries, evict: bool
+    ) -> StatsSeries:
+        tag = metadata.tag_for(kind, layer)
+        cached = self._stats.get((eid, run, tag))
+        if cached is not None and cached.version == version_of(series):  # read by the one this caller waited for
+            return cached
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
         known = metadata.FIELDS_BY_KIND[kind]
         fields = _stats_fields(series.plugin_content) or list(known)
         readable = [(datum, _aligned(datum.numpy, fields, kind)) for datum in datums]
-        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, array in readable if array is not None], GRID_OF[kind])
-        arrays = {id(datum): array for datum, array in readable}
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, aligned in readable if aligned is not None], GRID_OF[kind])
+        arrays = {id(datum): aligned for datum, aligned in readable}
         shape = arrays[id(datums[-1])].shape if datums else (*[0] * (_TENSOR_RANKS[kind] - 1), len(known))
         datums = [datum for datum in datums if arrays[id(datum)].shape == shape]  # the callback never changes it
         values = np.stack([arrays[id(datum)] for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
         stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic())
-        self._stats.put((eid, run, tag), stats, values.nbytes)
+        self._stats.put((eid, run, tag), stats, values.nbytes, evict=evict)
         return stats
+
+    def warm_stats(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, kind: str, series: provider.TensorTimeSeries) -> bool:
+        """Reads a tensor series ahead of its first request (:meth:`stats` with ``evict=False``); whether it is cached now."""
+        self.stats(ctx, eid, run, layer, kind, series, evict=False)
+        cached = self._stats.get((eid, run, metadata.tag_for(kind, layer)))
+        return cached is not None and cached.version == version_of(series)
 
     def stats_at(
         self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, kind: str = metadata.KIND_STATS
