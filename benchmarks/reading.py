@@ -30,7 +30,7 @@ print(sum(len(accumulator.Tensors(tag)) for tag in accumulator.Tags()["tensors"]
 
 
 def _env() -> dict:
-    """This checkout first on the path (the installed package may be another worktree's)."""
+    """This checkout first on the path (the installed package may come from another checkout)."""
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3")
     env["PYTHONPATH"] = os.pathsep.join([ROOT, *filter(None, [env.get("PYTHONPATH")])])
     return env
