@@ -114,6 +114,21 @@ def test_a_filter_opens_its_film_strip_and_top_inputs(page, server):
     assert "step=7" in page.evaluate("location.hash")
 
 
+def test_the_arrow_keys_move_between_filters_and_enter_opens_one(page, server):
+    open_looks(page, server, "&step=2")
+    canvas = page.locator(LOOKS)
+    canvas.focus()
+    before = fingerprint(page, LOOKS)
+    page.keyboard.press("ArrowRight")  # the first press puts the cursor on filter 0
+    expect(canvas).to_have_attribute("data-cursor", "0")
+    page.keyboard.press("ArrowRight")
+    expect(canvas).to_have_attribute("data-cursor", "1")
+    expect(page.locator(".fm-looks-view .fm-tip")).to_have_text(re.compile(r"filter 1 · rank 1 · label digit\d · input \d+"))
+    assert fingerprint(page, LOOKS) != before, "the cursor's outline was not drawn"
+    page.keyboard.press("Enter")
+    expect(page.locator(".fm-detail h2")).to_have_text("Filter 1")
+
+
 def test_still_changing_heat_strip_and_summary(page, server):
     open_looks(page, server, "&step=4")
     changing = page.locator(".fm-changing")

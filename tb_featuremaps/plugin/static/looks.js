@@ -46,6 +46,7 @@ export class LooksFor {
   constructor(onSelect) {
     this.onSelect = onSelect;
     this.view = null;
+    this.cursor = null; // the filter the arrow keys are on
     this.summary = el("p", { class: "fm-view-summary" });
     this.canvas = el("canvas", { class: "fm-looks", tabindex: "0", role: "img" });
     this.tip = el("div", { class: "fm-tip", hidden: true });
@@ -57,11 +58,36 @@ export class LooksFor {
       const hit = this.hit(event);
       if (hit) this.onSelect(hit.filter);
     });
-    this.canvas.addEventListener("keydown", (event) => {
-      if (!this.view || !["Enter", " "].includes(event.key)) return;
-      this.onSelect(this.view.selected ?? 0);
+    this.canvas.addEventListener("keydown", (event) => this.key(event));
+    this.canvas.addEventListener("blur", () => this.moveCursor(null));
+  }
+
+  /** Arrow keys move between filters (the tip names each one's strongest input), Enter or Space opens one. */
+  key(event) {
+    if (!this.view) return;
+    const across = this.geometry.across;
+    const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -across, ArrowDown: across };
+    if (event.key in moves) {
+      const start = this.cursor ?? this.view.selected ?? 0;
+      this.moveCursor(Math.min(this.view.layout.filters_shown - 1, Math.max(0, start + (this.cursor == null ? 0 : moves[event.key]))));
       event.preventDefault();
-    });
+    } else if (event.key === "Enter" || event.key === " ") {
+      this.onSelect(this.cursor ?? this.view.selected ?? 0);
+      event.preventDefault();
+    }
+  }
+
+  moveCursor(filter) {
+    if (filter === this.cursor) return;
+    this.cursor = filter;
+    this.canvas.dataset.cursor = filter == null ? "" : String(filter);
+    this.draw();
+    if (filter == null) {
+      this.tip.hidden = true;
+      return;
+    }
+    const { x, y } = this.origin(filter);
+    this.showTip({ filter, rank: 0 }, x, y + LABEL + this.geometry.cell.height + 4);
   }
 
   message(text) {
@@ -74,6 +100,7 @@ export class LooksFor {
    */
   show(view) {
     this.view = view;
+    if (this.cursor != null && this.cursor >= view.layout.filters_shown) this.cursor = null;
     this.note.hidden = true;
     this.canvas.hidden = false;
     const { layout, layer, step } = view;
@@ -92,7 +119,10 @@ export class LooksFor {
     this.canvas.dataset.kind = "strongest";
     this.canvas.dataset.step = String(step);
     this.canvas.dataset.filters = String(layout.filters_shown);
-    this.canvas.setAttribute("aria-label", `The ${k} strongest pool inputs of each of ${layout.filters_shown} filters of ${layer.layer}; Enter opens the selected filter.`);
+    this.canvas.setAttribute(
+      "aria-label",
+      `The ${k} strongest pool inputs of each of ${layout.filters_shown} filters of ${layer.layer}; arrow keys move between filters, Enter opens one.`,
+    );
     this.draw();
   }
 
@@ -106,6 +136,7 @@ export class LooksFor {
     const view = this.view;
     if (!view) return;
     const { layout, image, selected } = view;
+    const cursor = this.cursor;
     const k = layout.tiles_per_filter;
     const zoom = patchZoom(layout);
     const cell = { width: layout.tile_width * zoom, height: layout.tile_height * zoom };
@@ -123,9 +154,9 @@ export class LooksFor {
       context.fillStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-muted");
       context.fillText(`filter ${filter}`, x, y);
       for (let rank = 0; rank < k; rank++) drawPatch(context, image, layout, filter, rank, x + rank * (cell.width + GAP), y + LABEL, zoom);
-      if (filter === selected) {
-        context.strokeStyle = style.getPropertyValue("--fm-accent");
-        context.lineWidth = 2;
+      if (filter === selected || filter === cursor) {
+        context.strokeStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-text");
+        context.lineWidth = filter === selected ? 2 : 1;
         context.strokeRect(x - 3, y + LABEL - 3, block.width + 6, cell.height + 6);
       }
     }
@@ -160,13 +191,18 @@ export class LooksFor {
       this.tip.hidden = true;
       return;
     }
+    const box = this.canvas.getBoundingClientRect();
+    this.showTip(hit, event.clientX - box.left + 12, event.clientY - box.top + 16);
+  }
+
+  /** The tip naming a filter's patch `hit.rank` (its pool input, label, activation), at (x, y) in the canvas. */
+  showTip(hit, x, y) {
     const record = hit.rank == null ? null : this.view.topk?.records[hit.filter]?.[hit.rank];
     const where = hit.rank == null ? "" : ` · rank ${hit.rank + 1}`;
     const what = hit.rank == null ? "" : this.view.topk ? ` · ${patchText(record)}` : " · loading…";
     this.tip.textContent = `filter ${hit.filter}${where}${what}`;
     this.tip.hidden = false;
-    const box = this.canvas.getBoundingClientRect();
-    this.tip.style.left = `${Math.max(0, Math.min(event.clientX - box.left + 12, box.width - 260))}px`;
-    this.tip.style.top = `${event.clientY - box.top + 16}px`;
+    this.tip.style.left = `${Math.max(0, Math.min(x, this.canvas.getBoundingClientRect().width - 260))}px`;
+    this.tip.style.top = `${y}px`;
   }
 }
