@@ -63,6 +63,44 @@ def test_backend_writes_the_same_format_as_tensorflow(backend, trained_logdir, t
     assert _tags(str(tmp_path / "logs" / "feature_maps")) == _tags(os.path.join(trained_logdir, "feature_maps"))
 
 
+POOLED = """
+import sys
+import keras
+from helpers.models import mnist_digits, train_logdir
+
+assert keras.backend.backend() == sys.argv[2], keras.backend.backend()
+train_logdir(sys.argv[1], epochs=1, pool=mnist_digits(5000)[0][::125], top_k=4)
+assert "tensorflow" not in sys.modules, "TensorFlow was imported"
+"""
+
+
+@pytest.fixture(scope="module")
+def pooled_logdir(tmp_path_factory) -> str:
+    """The TensorFlow reference: the small CNN with a pool of 40 digits (every class), top 4."""
+    from helpers.models import mnist_digits, train_logdir
+
+    return train_logdir(tmp_path_factory.mktemp("pooled"), epochs=1, pool=mnist_digits(5000)[0][::125], top_k=4)
+
+
+@pytest.mark.parametrize("backend", ["jax", "torch"])
+def test_backend_finds_strongest_inputs_as_tensorflow_does(backend, pooled_logdir, tmp_path):
+    skip_without_backend(backend)
+    run_on_backend(backend, POOLED, str(tmp_path / "logs"), backend, scratch=tmp_path)
+    got, expected = (reader.load(logdir)["feature_maps"] for logdir in (str(tmp_path / "logs"), pooled_logdir))
+    assert list(got.strongest) == list(expected.strongest) == ["conv1", "pool1", "conv2", "pool2"]
+    np.testing.assert_array_equal(got.pool.pictures(), expected.pool.pictures())
+    for path, layer in got.strongest.items():
+        reference = expected.strongest[path]
+        assert layer.info == reference.info, path  # the receptive field from the graph, the sheet's layout, k, the pool's range
+        assert layer.receptive_field is not None, path
+        inputs = layer.inputs(-1)
+        assert inputs.shape == (layer.info.filters_shown, 4) and ((inputs >= 0) & (inputs < 40)).all(), path
+        assert layer.patches(-1).std() > 0, f"{path}'s patches are blank"
+    for path, layer in got.layers.items():
+        assert np.isnan(layer.change[0]).all() and np.isfinite(layer.change[1:, :, 0]).all(), path
+    assert _tags(str(tmp_path / "logs" / "feature_maps")) == _tags(os.path.join(pooled_logdir, "feature_maps"))
+
+
 BATCHES = """
 import sys
 import keras
