@@ -108,6 +108,13 @@ def test_a_filter_opens_its_film_strip_and_top_inputs(page, server):
     assert all(caption.split(" · ")[0] in POOL_LABELS for caption in captions), captions
     page.wait_for_function("document.querySelector('.fm-top-input img')?.naturalWidth === 8")
     assert "Its strongest input: label digit" in detail.locator(".fm-top-input").inner_text()
+    # The box of the receptive field the strongest patch came from, on the 8x8 input, as the topk route gives it.
+    top = page.evaluate("fetch('./topk?run=pool&layer=conv&step=3').then((answer) => answer.json())")
+    record = dict(zip(top["fields"], top["values"][0][0]))
+    style = detail.locator(".fm-top-input .fm-field-box").get_attribute("style")
+    expected = {"top": record["top"] * 12.5, "left": record["left"] * 12.5, "height": 37.5, "width": 37.5}  # 100 % / 8 pixels; 3x3 patches
+    for side, percent in expected.items():
+        assert re.search(rf"(^|; ){side}: {percent:g}%", style), (side, percent, style)
 
     strip.get_by_role("button", name="epoch 7").click()
     wait_looks(page, 7)

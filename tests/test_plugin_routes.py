@@ -69,7 +69,7 @@ def test_runs_lists_layers_in_model_order(listing, logged):
     assert run["run"] == RUN
     assert [layer["layer"] for layer in run["layers"]] == LAYERS
     assert [layer["filters_shown"] for layer in run["layers"]] == FILTERS
-    assert run["probes"] == {"count": 10, "labels": [str(d) for d in range(10)], "width": 28, "height": 28}
+    assert run["probes"] == {"count": 10, "labels": [str(d) for d in range(10)], "width": 28, "height": 28, "input_shape": [28, 28, 1]}
     assert run["pool"] is None
     for entry in run["layers"]:
         assert set(entry) == LAYER_KEYS
@@ -336,7 +336,7 @@ def test_series_of_a_newer_format_are_left_out(tmp_path):
     runs = get_json(make_client(tmp_path), "runs")["runs"]
     assert [(run["run"], run["probes"], [layer["layer"] for layer in run["layers"]]) for run in runs] == [
         ("future", None, []),
-        ("run", {"count": 3, "labels": ["p0", "p1", "p2"], "width": 8, "height": 8}, ["old"]),
+        ("run", {"count": 3, "labels": ["p0", "p1", "p2"], "width": 8, "height": 8, "input_shape": [8, 8, 1]}, ["old"]),
     ]
 
 

@@ -46,7 +46,7 @@ def expected_topk(step: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_runs_list_the_pool_the_sheet_and_the_change(client):
     (run,) = get_json(client, "runs")["runs"]
-    assert run["pool"] == {"count": POOL_SIZE, "labels": POOL_LABELS, "width": 8, "height": 8}
+    assert run["pool"] == {"count": POOL_SIZE, "labels": POOL_LABELS, "width": 8, "height": 8, "input_shape": [8, 8, 1]}
     conv, dense = run["layers"]
     sheet = conv["strongest"]
     assert (sheet["rows"], sheet["cols"], sheet["tiles_per_filter"], sheet["filters_shown"]) == (FILTERS, TOP_K, TOP_K, FILTERS)

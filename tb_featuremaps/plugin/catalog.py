@@ -321,7 +321,7 @@ class Catalog:
     def _probes(
         self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, series: provider.BlobSequenceTimeSeries
     ) -> Optional[dict[str, Any]]:
-        """``{"count", "labels", "width", "height"}`` of the ``probes`` or ``pool`` pictures (their last step)."""
+        """``{"count", "labels", "width", "height", "input_shape"}`` of the ``probes`` or ``pool`` pictures (their last step)."""
         try:
             content = metadata.parse_content(series.plugin_content)
         except (TypeError, ValueError):
@@ -343,7 +343,14 @@ class Catalog:
                 return None
             self._memo.put(key, size, 1)
         count, width, height = size
-        return {"count": count, "labels": labels if isinstance(labels, list) else [], "width": width, "height": height}
+        shape = content.get("input_shape")
+        return {
+            "count": count,
+            "labels": labels if isinstance(labels, list) else [],
+            "width": width,
+            "height": height,
+            "input_shape": shape if isinstance(shape, list) and all(isinstance(side, int) for side in shape) else None,
+        }
 
 
 def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:

@@ -39,6 +39,39 @@ function section(title) {
   return { heading, body, root: el("section", { class: "fm-detail-section" }, heading, body) };
 }
 
+/** The input's [height, width] a `pool` listing entry's pictures were drawn from (block-averaged to 64 pixels a side, docs/format.md), or null. */
+function poolInputSize(pool) {
+  const shape = pool.input_shape || [];
+  const drawn = (side) => Math.floor(side / Math.ceil(side / 64));
+  for (const [height, width] of [shape.slice(0, 2), shape.slice(1, 3)]) {
+    if (Number.isInteger(height) && Number.isInteger(width) && drawn(height) === pool.height && drawn(width) === pool.width) return [height, width];
+  }
+  return null;
+}
+
+/** A pool input's picture with the box of the receptive field its patch `record` came from (when the patch is one). */
+function fieldPicture(src, alt, pool, layout, record) {
+  const size = 84;
+  const [pictureHeight, pictureWidth] = [pool.height || 1, pool.width || 1];
+  const scale = size / Math.max(pictureHeight, pictureWidth);
+  const frame = el("div", { class: "fm-field-picture", style: `width: ${pictureWidth * scale}px; height: ${pictureHeight * scale}px` });
+  frame.append(el("img", { src, alt, draggable: "false" }));
+  const input = poolInputSize(pool);
+  const patch = layout.extra?.patch === "receptive field" ? layout.extra.patch_size : null;
+  if (input && patch && Number.isFinite(record.top) && Number.isFinite(record.left)) {
+    const [height, width] = input;
+    const percent = (value, side) => `${(100 * value) / side}%`;
+    frame.append(
+      el("div", {
+        class: "fm-field-box",
+        title: `the ${patch.join("×")}-pixel receptive field at row ${record.top}, column ${record.left}`,
+        style: `top: ${percent(record.top, height)}; left: ${percent(record.left, width)}; height: ${percent(patch[0], height)}; width: ${percent(patch[1], width)}`,
+      }),
+    );
+  }
+  return frame;
+}
+
 export class Detail {
   /** `onPick(patch)` changes the selection (step, probe); `onClose()` closes the view. */
   constructor(store, { onPick, onClose }) {
@@ -155,7 +188,7 @@ export class Detail {
         ? el(
             "div",
             { class: "fm-top-input" },
-            el("img", { src: api.poolURL(ctx.run, top.input), alt: `Pool input ${top.input}`, draggable: "false" }),
+            fieldPicture(api.poolURL(ctx.run, top.input), `Pool input ${top.input}`, ctx.pool, layout, top),
             el("p", { text: `Its strongest input: ${patchText(top)}` }),
           )
         : null;
