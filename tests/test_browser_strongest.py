@@ -20,7 +20,7 @@ pytestmark = needs_chromium()
 STEPS = list(range(12))
 FILTERS = 4
 TOP_K = 4
-LOOKS = "canvas.fm-looks"
+LOOKS = ".fm-looks-view:first-child canvas.fm-looks"  # the main sheet (a second one shows only when comparing)
 MIN_STEPS_PER_SECOND = 30
 
 
@@ -58,7 +58,7 @@ def test_looks_for_shows_patches_and_scrubbing_changes_them(page, server):
     page.on("request", lambda request: asked.append(request.url))
     open_looks(page, server, "&step=5")
     expect(page.get_by_role("button", name="Looks for")).to_have_attribute("aria-pressed", "true")
-    summary = page.locator(".fm-looks-view .fm-view-summary").inner_text()
+    summary = page.locator(".fm-looks-view:first-child .fm-view-summary").inner_text()
     assert f"each filter's {TOP_K} strongest of 12 pool inputs" in summary and "receptive fields of 3×3 input pixels" in summary
     before = fingerprint(page, LOOKS)
     page.locator(".fm-slider").focus()
@@ -70,7 +70,7 @@ def test_looks_for_shows_patches_and_scrubbing_changes_them(page, server):
     # Hovering a patch names its pool input: filter 0's first patch lies below the filter's label.
     canvas = page.locator(LOOKS)
     canvas.hover(position={"x": 10, "y": 24})
-    tip = page.locator(".fm-looks-view .fm-tip")
+    tip = page.locator(".fm-looks-view:first-child .fm-tip")
     expect(tip).to_have_text(re.compile(r"filter 0 · rank 1 · label digit\d · input \d+ · activation \S+"))
 
     # Scrubbing every step once the sheets are cached, as fast as the page draws them.
@@ -121,6 +121,26 @@ def test_a_filter_opens_its_film_strip_and_top_inputs(page, server):
     assert "step=7" in page.evaluate("location.hash")
 
 
+def test_comparing_two_steps_shows_both_sheets_side_by_side(page, server):
+    open_looks(page, server, "&step=9&compare=steps&compareStep=0")
+    page.wait_for_function("[...document.querySelectorAll('canvas.fm-looks')].map((canvas) => canvas.dataset.step).join() === '0,9'")
+    views = page.locator(".fm-looks-view")
+    expect(views.nth(1)).to_be_visible()
+    first, second = (views.nth(index).locator("canvas.fm-looks").bounding_box() for index in (0, 1))
+    assert first["x"] + first["width"] <= second["x"] and abs(first["y"] - second["y"]) < 1, (first, second)  # side by side
+    prints = page.eval_on_selector_all(
+        "canvas.fm-looks",
+        "canvases => canvases.map((canvas) => canvas.toDataURL())",
+    )
+    assert prints[0] != prints[1], "both sides show the same sheet"
+    assert "epoch 9 (slider)" in views.nth(1).locator(".fm-pane-caption").inner_text()
+    views.nth(0).get_by_label("Step to compare with").select_option("4")
+    page.wait_for_function("document.querySelector('canvas.fm-looks').dataset.step === '4'")
+    assert "compareStep=4" in page.evaluate("location.hash")
+    page.get_by_label("Compare", exact=True).select_option("off")
+    expect(views.nth(1)).to_be_hidden()
+
+
 def test_the_arrow_keys_move_between_filters_and_enter_opens_one(page, server):
     open_looks(page, server, "&step=2")
     canvas = page.locator(LOOKS)
@@ -130,7 +150,7 @@ def test_the_arrow_keys_move_between_filters_and_enter_opens_one(page, server):
     expect(canvas).to_have_attribute("data-cursor", "0")
     page.keyboard.press("ArrowRight")
     expect(canvas).to_have_attribute("data-cursor", "1")
-    expect(page.locator(".fm-looks-view .fm-tip")).to_have_text(re.compile(r"filter 1 · rank 1 · label digit\d · input \d+"))
+    expect(page.locator(".fm-looks-view:first-child .fm-tip")).to_have_text(re.compile(r"filter 1 · rank 1 · label digit\d · input \d+"))
     assert fingerprint(page, LOOKS) != before, "the cursor's outline was not drawn"
     page.keyboard.press("Enter")
     expect(page.locator(".fm-detail h2")).to_have_text("Filter 1")

@@ -10,7 +10,7 @@ import { LooksFor } from "./looks.js";
 import { Notice } from "./notice.js";
 import { Panes } from "./panes.js";
 import { ProbePicker } from "./probes.js";
-import { change, frameSpec, hasStats, nextStep, playStart, probeMatters, resolve, settle } from "./selection.js";
+import { change, frameSpec, hasStats, layoutOf, nextStep, playStart, probeMatters, resolve, settle } from "./selection.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { Store, version } from "./store.js";
@@ -76,7 +76,8 @@ class App {
     this.heat = new HeatStrip((filter, step) => this.set({ filter, step }));
     this.detail = new Detail(this.store, { onPick: set, onClose: () => this.set({ filter: null }) });
     this.layers = new AllLayers(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
-    this.looks = new LooksFor((filter) => this.set({ filter }));
+    this.looks = [0, 1].map(() => new LooksFor((filter) => this.set({ filter }))); // two when comparing steps or runs
+    this.looksRoot = el("div", { class: "fm-panes", hidden: true }, ...this.looks.map((view) => view.root));
     this.heatTitle = el("h2");
     this.heatMode = segmented("Heat strip", [["mean", "Mean activation"], ["change", "Still changing"]], (heat) => this.set({ heat }));
     this.changing = el("p", { class: "fm-changing", hidden: true });
@@ -87,7 +88,7 @@ class App {
       this.changing,
       this.heat.root,
     );
-    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.panes.root, this.panes.legend.root, this.looks.root, this.activity);
+    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.panes.root, this.panes.legend.root, this.looksRoot, this.activity);
     this.main = el("section", { class: "fm-main", "aria-label": "Filters" }, this.filters, this.layers.root);
     // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
     const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
@@ -109,7 +110,7 @@ class App {
     this.panes.redraw();
     this.heat.draw();
     this.layers.redraw();
-    this.looks.draw();
+    this.looks.forEach((view) => view.draw());
   }
 
   /** Shows (or clears, with null) the error of one source; several sources can fail at once. */
@@ -184,7 +185,7 @@ class App {
     this.layers.hide();
     const looks = kind === "strongest";
     for (const part of [this.panes.summary, this.panes.root, this.panes.legend.root]) part.hidden = looks;
-    this.looks.root.hidden = !looks;
+    this.looksRoot.hidden = !looks;
     const drawn = looks ? this.drawLooks(seq, shown) : this.panes.draw(shown, this.runs, () => seq === this.seq);
     this.drawHeat(seq, shown);
     this.showDetail(shown);
@@ -192,24 +193,40 @@ class App {
     if ((await drawn) && !this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
   }
 
-  /** The "Looks for" view: the step's patch sheet at once from the cache, the pool inputs' labels when they are in. */
-  async drawLooks(seq, { state, layer, layout }) {
+  /**
+   * The "Looks for" view: the step's patch sheet at once from the cache, the pool inputs' labels when they are in; two
+   * sheets side by side when comparing steps or runs (the same sources as the grid panes).
+   */
+  async drawLooks(seq, shown) {
+    const { state, layer } = shown;
     const current = () => seq === this.seq;
     try {
-      const frame = await this.store.frame(frameSpec(state.run, layer, "strongest", state.step, 0));
-      if (!current()) return false;
-      const topk = this.store.topk(state.run, layer.layer, state.step);
-      this.looks.show({ image: frame.image, layout, layer, step: state.step, selected: state.filter, topk: null });
-      topk.then(
-        (answer) => current() && this.looks.labels(state.step, answer),
-        (error) => current() && this.report("topk", new Error(`Couldn't load which pool inputs ${layer.layer}'s patches are (${error.message}).`)),
+      const sources = await this.panes.sources(shown, this.runs);
+      const frames = await Promise.all(
+        sources.map((source) => (source.missing ? null : this.store.frame(frameSpec(source.run, source.layer, "strongest", source.step, 0)))),
       );
+      if (!current()) return false;
+      this.looks.forEach((view, index) => {
+        const source = sources[index];
+        view.root.hidden = !source;
+        if (!source) return;
+        view.caption.replaceChildren(...source.caption);
+        view.caption.hidden = sources.length < 2;
+        if (!frames[index]) return view.message(source.missing);
+        const layout = layoutOf(source.layer, "strongest");
+        view.show({ image: frames[index].image, layout, layer: source.layer, step: source.step, selected: state.filter, topk: null });
+        this.store.topk(source.run, source.layer.layer, source.step).then(
+          (answer) => current() && view.labels(source.step, answer),
+          (error) => current() && this.report("topk", new Error(`Couldn't load which pool inputs ${layer.layer}'s patches are (${error.message}).`)),
+        );
+      });
       this.report("grid", null);
       return true;
     } catch (error) {
       if (!current()) return false;
       this.report("grid", new Error(`Couldn't load the strongest inputs of ${layer.layer} at ${stepText(layer.step_unit, state.step)} (${error.message}).`));
-      this.looks.message("Couldn't load the strongest inputs.");
+      this.looks[0].message("Couldn't load the strongest inputs.");
+      this.looks[1].root.hidden = true;
       return false;
     }
   }

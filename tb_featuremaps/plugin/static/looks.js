@@ -51,7 +51,15 @@ export class LooksFor {
     this.canvas = el("canvas", { class: "fm-looks", tabindex: "0", role: "img" });
     this.tip = el("div", { class: "fm-tip", hidden: true });
     this.note = el("p", { class: "fm-pane-note", hidden: true });
-    this.root = el("section", { class: "fm-looks-view", hidden: true }, this.summary, el("div", { class: "fm-grid-wrap" }, this.canvas, this.tip), this.note);
+    this.caption = el("div", { class: "fm-pane-caption", hidden: true }); // what this side shows when comparing
+    this.root = el(
+      "section",
+      { class: "fm-looks-view fm-pane" },
+      this.caption,
+      this.summary,
+      el("div", { class: "fm-grid-wrap" }, this.canvas, this.tip),
+      this.note,
+    );
     this.canvas.addEventListener("mousemove", (event) => this.hover(this.hit(event), event));
     this.canvas.addEventListener("mouseleave", () => this.hover(null));
     this.canvas.addEventListener("click", (event) => {
