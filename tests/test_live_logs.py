@@ -244,7 +244,7 @@ def test_malformed_series_never_break_the_listing(tmp_path):
     client = make_client(tmp_path)
     runs = {entry["run"]: entry for entry in get_json(client, "runs")["runs"]}
     assert runs["good"]["probes"]["count"] == 3 and runs["good"]["layers"][0]["step_count"] == 1
-    assert runs["labels_not_a_list"]["probes"] == {"count": 1, "labels": [], "width": 2, "height": 2}
+    assert runs["labels_not_a_list"]["probes"] == {"count": 1, "labels": [], "width": 2, "height": 2, "input_shape": None}
     assert runs["version_null"]["probes"] is None and runs["numbers"]["probes"] is None
     assert [entry["layer"] for entry in runs["layer_number"]["layers"]] == ["conv"]
     assert get(client, "probe", run="numbers", index="0").status_code == 404
