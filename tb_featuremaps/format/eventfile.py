@@ -138,6 +138,10 @@ class EventFile:
         """True once closed, by :meth:`close` or after a failed write that could not be undone."""
         return self._file is None
 
+    def deleted(self) -> bool:
+        """Whether the file was deleted (or replaced) since it was opened, e.g. with its run folder: what it takes reaches no reader."""
+        return self._file is not None and self._file.deleted(self.path)
+
     def add(self, event: event_pb2.Event) -> None:
         self._pending.append(record(event.SerializeToString()))
 
@@ -177,6 +181,16 @@ class _LocalFile:
     def __init__(self, path: str):
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_BINARY", 0), 0o666)
 
+    def deleted(self, path: str) -> bool:
+        """Whether ``path`` no longer names this open file (unlinked, or another file put in its place)."""
+        try:
+            named = os.stat(path)
+        except FileNotFoundError:
+            return True
+        except OSError:
+            return False  # cannot tell: keep writing
+        return not os.path.samestat(named, os.fstat(self._fd))
+
     def write(self, data: bytes) -> None:
         view = memoryview(data)
         while view:
@@ -214,6 +228,10 @@ class _RemoteFile:
             self._file.flush()
         except Exception as error:  # TensorFlow's own error types: reported as the OSError they are
             raise OSError(f"could not write {self._path}: {error}") from error
+
+    def deleted(self, path: str) -> bool:
+        """Not checked on remote file systems (an object written in parts may not be listed yet)."""
+        return False
 
     def cut(self, length: int) -> bool:
         return False

@@ -168,6 +168,16 @@ class SummaryWriter:
         self.budget.add(info.layer, self._add(step, values).ByteSize())
         self._step = step
 
+    def reopen_if_deleted(self) -> bool:
+        """Starts a new event file when the current one was deleted (its run folder removed while logging); returns whether it did.
+
+        Call it between steps: the next write makes the folder again and sends each series' metadata anew.
+        """
+        if self._writer is None or not self._writer.deleted():
+            return False
+        self.close()
+        return True
+
     def flush(self) -> None:
         """Writes everything written since the last flush (the callback: one step), whole or not at all.
 

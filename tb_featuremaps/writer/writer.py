@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import atexit
+import collections
 import os
 import queue
 import threading
@@ -156,6 +157,8 @@ class FeatureMapsWriter:
         self._last_step: Optional[int] = None
         self._probes_written = False
         self._failures: dict[str, list[int]] = {}
+        self._notices: collections.deque[str] = collections.deque()  # warnings from the worker, given on the caller's thread
+        self._deletion_warned = False
         self.background = arguments.boolean(owner, "background", background)
         self._worker: Optional[_Worker] = None
 
@@ -284,6 +287,8 @@ class FeatureMapsWriter:
         message, self._budget.warning = self._budget.warning, None
         if message:
             warnings.warn(message, stacklevel=4)
+        while self._notices:
+            warnings.warn(self._notices.popleft(), stacklevel=4)
 
     def _kernel_change(self, path: str, kernel: Any) -> np.ndarray:
         """Each output filter's relative kernel change since the previous step (caller's thread: the optimizer may change it in place)."""
@@ -329,6 +334,14 @@ class FeatureMapsWriter:
         return timed(self._timer, stage, function, *args)
 
     def _write(self, step: int, activations: Mapping, kernels: Mapping, layers: Mapping, changes: Mapping, found: Mapping) -> None:
+        if self._summary.reopen_if_deleted():
+            self._probes_written = False  # the new event file carries the run's probes and pool again
+            if not self._deletion_warned:
+                self._deletion_warned = True
+                self._notices.append(
+                    f"{self.owner}: the run folder {self.run_dir!r} was deleted while logging; starting a new event file there "
+                    f"from step {step} on (the steps logged before are gone with the folder). This warning is not repeated."
+                )
         if not self._probes_written:
             self._write_probes(step)
         responses = {path: self._response_change(path, found[path]) for path in found}
