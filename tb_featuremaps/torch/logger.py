@@ -127,9 +127,10 @@ class FeatureMapsLogger:
     statistics and kernels through a :class:`~tb_featuremaps.FeatureMapsWriter`.
     Outputs are NCHW (channels first), as PyTorch computes them. A failure
     while logging warns and returns False; training goes on. Misconfiguration
-    (arguments, unknown module names, probes the module cannot take) raises
-    ``ValueError`` before anything is written: at construction, or at the first
-    :meth:`log` (or :meth:`trace`), which runs the probes once to check them.
+    (arguments, unknown module names, probes or a pool the module cannot take)
+    raises ``ValueError`` before anything is written: at construction, or at the
+    first :meth:`log` (or :meth:`trace`), which runs the probes and the pool's
+    first inputs once to check them.
 
     Example:
 
@@ -217,6 +218,8 @@ class FeatureMapsLogger:
             background=background,
             owner=owner,
         )
+        if self.writer.pool is not None:
+            _check_pool(owner, self.writer.probes, self.writer.pool)
         self._timer = timer
         self._default_probes = probes is None
         self.module: Optional[nn.Module] = None
@@ -282,6 +285,8 @@ class FeatureMapsLogger:
                     f"{self._owner} cannot draw module '{path}' ({type(module).__name__}): its output {tuple(shape)} is not "
                     f"[{count} probes, channels, ...]."
                 )
+        if self.writer.pool is not None:
+            self._check_pool_runs(selected)
         self._descriptions = {
             path: LayerDescription(type(module).__name__, True, [None, *[int(size) for size in outputs[path].shape[1:]]], patch_reason=NO_FIELD)
             for path, module in selected
@@ -294,6 +299,21 @@ class FeatureMapsLogger:
             )
         self._selected = selected
         return {path: outputs[path] for path, _ in selected}
+
+    def _check_pool_runs(self, selected: list[tuple[str, nn.Module]]) -> None:
+        """Runs the pool's first inputs through the module once; raises ``ValueError`` naming ``pool=`` when it cannot take them."""
+        pool, probes = self.writer.pool.inputs, self.writer.probes.inputs
+        try:
+            self._forward(selected, [array[:2] for array in pool])
+        except Exception as error:
+            shapes = ", ".join(str(tuple(array.shape)) for array in pool)
+            expected = ", ".join(str(tuple(array.shape)) for array in probes)
+            looks_last = any(a.ndim >= 3 and a.shape[-1] == b.shape[1] and a.shape[1] != b.shape[1] for a, b in zip(pool, probes))
+            hint = " It looks channels-last: move its last axis to axis 1 (tensor.permute or np.moveaxis(pool, -1, 1))." if looks_last else ""
+            raise ValueError(
+                f"{self._owner}: the {type(self.module).__name__} could not run on pool= {shapes}: {type(error).__name__}: {error}. "
+                f"Pass pool= laid out like probes= {expected} (channels first, as the module takes them).{hint}"
+            ) from error
 
     # Logging ----------------------------------------------------------------
 
@@ -366,6 +386,28 @@ class FeatureMapsLogger:
 
     def __exit__(self, *exc_info) -> None:
         self.close()
+
+
+def _check_pool(owner: str, probes: probes_lib.Probes, pool: probes_lib.Probes) -> None:
+    """Refuses a pool that cannot go through the module as the probes do: other inputs, axes or a non-float dtype for float probes."""
+    if (probes.names is None) != (pool.names is None) or sorted(probes.names or []) != sorted(pool.names or []):
+        raise ValueError(
+            f"{owner}: pool= holds inputs {pool.names or len(pool.inputs)} but probes= hold {probes.names or len(probes.inputs)}; "
+            "pass pool= with the same inputs as probes= (a tensor, a list or a dict keyed alike)."
+        )
+    given = dict(zip(pool.names, pool.inputs)) if pool.names is not None else dict(enumerate(pool.inputs))
+    for key, probe in zip(probes.names, probes.inputs) if probes.names is not None else enumerate(probes.inputs):
+        inputs = given[key]
+        if inputs.ndim != probe.ndim:
+            raise ValueError(
+                f"{owner}: pool= has {inputs.ndim} axes per batch but probes= have {probe.ndim} ({tuple(inputs.shape)} and "
+                f"{tuple(probe.shape)}); pass pool= laid out like probes=, a batch axis first."
+            )
+        if np.issubdtype(probe.dtype, np.floating) and not np.issubdtype(inputs.dtype, np.floating):
+            raise ValueError(
+                f"{owner}: pool= is {inputs.dtype} but probes= are {probe.dtype}; pass pool= preprocessed as the probes are "
+                "(e.g. pool.float() / 255 for 0..255 images)."
+            )
 
 
 @contextmanager
