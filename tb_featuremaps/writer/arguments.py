@@ -39,12 +39,18 @@ def positive_integer(owner: str, name: str, value: Any) -> int:
     return int(value)
 
 
+MAX_STEP = 2**63 - 1
+"""The largest step an event file holds (an ``int64``)."""
+
+
 def step(owner: str, value: Any) -> int:
     """A non-negative integer step (NumPy integers and 0-d integer arrays or tensors too)."""
     if not _is_integer(value) and np.ndim(value) == 0 and np.issubdtype(np.asarray(value).dtype, np.integer):
         value = int(np.asarray(value))
     if not _is_integer(value) or value < 0:
         raise ValueError(f"{owner}: step must be a non-negative integer, got {value!r}.")
+    if value > MAX_STEP:
+        raise ValueError(f"{owner}: step {value} is too large; TensorBoard stores steps as int64, so pass a step up to 2**63 - 1.")
     return int(value)
 
 

@@ -17,7 +17,7 @@ import numpy as np
 
 from ..format import metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
-from . import arguments, runs
+from . import arguments, checks, runs
 from . import probes as probes_lib
 from .summary import StepBudget, SummaryWriter
 
@@ -145,6 +145,8 @@ class FeatureMapsWriter:
         self.probes_channels_first = bool(probes_channels_first)
         arguments.labels_need_probes(owner, pool, pool_labels, "pool")
         self.pool = pool if pool is None or isinstance(pool, probes_lib.Probes) else probes_lib.prepare_pool(pool, pool_labels, owner)
+        if self.pool is not None:
+            checks.pool_inputs(owner, self.pool.inputs)
         self.top_k = arguments.positive_integer(owner, "top_k", top_k)
         self._pictures: dict[int, strongest.PoolPictures] = {}
         self._previous_kernels: dict[str, np.ndarray] = {}  # caller's thread
@@ -222,7 +224,9 @@ class FeatureMapsWriter:
     ) -> bool:
         """Writes one step (queues it, with ``background=True``); returns whether it was accepted.
 
-        A failure warns, once per kind, and returns False; with ``background=True`` a
+        Arguments it could not use (wrong shapes, keys or descriptions, see
+        :mod:`.checks`) raise ``ValueError`` before anything is written; later steps
+        still log. A failure warns, once per kind, and returns False; with ``background=True`` a
         failure while drawing or writing is warned about at the next call (or at
         :meth:`flush` / :meth:`close`) and costs that step only.
 
@@ -242,11 +246,12 @@ class FeatureMapsWriter:
                 Layers with 1 or 2 spatial axes get strongest inputs; others are skipped.
         """
         step = arguments.step(self.owner, step)
+        layers = dict(layers or {})
+        self._check(activations, kernels, layers, pool_activations)
         self.open()
         self._report_pending_warnings()
         if self._last_step is not None and step <= self._last_step:
             raise ValueError(f"{self.owner}: step {step} is not after the last step written ({self._last_step}); steps must grow.")
-        layers = dict(layers or {})
         try:  # on the caller's thread: host copies, so that training may change the arrays afterwards
             arrays = {path: _host_copy(values) for path, values in activations.items()}
             kernels = {path: kernel for path, kernel in (kernels or {}).items() if path in arrays}
@@ -272,6 +277,17 @@ class FeatureMapsWriter:
             return False
         self._last_step = step
         return True
+
+    def _check(self, activations: Any, kernels: Any, layers: dict, pool_activations: Any) -> None:
+        """Refuses what :meth:`write` could not use, naming the argument (:mod:`.checks`)."""
+        checks.activations(self.owner, activations, layers, len(self.probes.labels))
+        checks.layer_names(self.owner, "kernels", kernels or {})
+        checks.layer_names(self.owner, "layers", layers)
+        pool_inputs = self.pool.inputs if self.pool is not None else None
+        for path, description in layers.items():
+            checks.description(self.owner, path, description, pool_inputs)
+        if pool_activations and self.pool is not None:
+            checks.pool_activations(self.owner, pool_activations, activations, layers, len(self.pool.labels), self.max_filters)
 
     def flush(self) -> None:
         """Waits until every queued step is written; warns about the steps that failed."""
@@ -383,6 +399,10 @@ class FeatureMapsWriter:
         """The ``strongest/`` sheet and ``topk/`` tensor of one layer (docs/format.md, "What each filter looks for")."""
         inputs, values, positions = strongest.top_k(found, self.top_k)
         field, pictures = description.receptive_field, self._pool_pictures(description.receptive_input)
+        reason = description.patch_reason
+        if field is not None and not checks.field_fits(field, pictures.levels.shape[1:3]):
+            size = "×".join(map(str, field.size))
+            field, reason = None, f"the receptive field ({size}) is more than {checks.MAX_FIELD_RATIO} times the input"
         sheet = strongest.patch_sheet(pictures, inputs, positions, field)
         activations = self._infos[metadata.tag_for(metadata.KIND_ACTIVATIONS, path)]
         key = metadata.tag_for(metadata.KIND_STRONGEST, path)
@@ -406,7 +426,7 @@ class FeatureMapsWriter:
                     "pool_size": int(found.values.shape[0]),
                     "receptive_field": None if field is None else field.to_json(),
                     "patch": "whole input" if field is None else "receptive field",
-                    "patch_reason": "" if field is not None else description.patch_reason,
+                    "patch_reason": "" if field is not None else reason,
                     "patch_size": list(sheet.patch_size),
                     "input_range": list(pictures.input_range),
                 },
