@@ -189,3 +189,21 @@ def test_pool_arguments_are_checked(tmp_path):
         assert not writer.write(0, {"conv": np.zeros((1, 4, 4, 2))}, pool_activations={"conv": np.zeros((4, 4, 4, 2))})
     assert any("needs the writer's pool; pass pool=" in str(w.message) for w in caught)
     writer.close()
+
+
+def test_a_dead_filter_that_comes_alive_is_an_infinite_change_and_counts_as_still_changing(tmp_path):
+    """Filter 0 is dead (all-zero response) at step 0 and alive at step 1; filter 1 stays dead; filters 2, 3 barely move."""
+    rng = np.random.default_rng(3)
+    pool_inputs = rng.uniform(0, 1, (POOL, 8, 8, 1)).astype(np.float32)
+    before = np.abs(rng.normal(size=(POOL, 6, 6, 4))).astype(np.float32)
+    before[..., :2] = 0
+    after = before * 1.001
+    after[..., 0] = np.abs(rng.normal(size=(POOL, 6, 6)))
+    with FeatureMapsWriter(tmp_path, np.zeros((2, 8, 8, 1), np.float32), ["a", "b"], pool=pool_inputs, write_images=False) as writer:
+        for step, outputs in enumerate((before, after)):
+            assert writer.write(step, {"conv": outputs[:2]}, pool_activations={"conv": outputs})
+    events = _events(writer.run_dir)
+    response = events["change/conv"][1][0][:, metadata.CHANGE_FIELDS.index("response")]
+    assert response[0] == np.inf and response[1] == 0 and (response[2:] < metadata.CHANGING_THRESHOLD).all()
+    assert float(events["feature_maps/changing_filters/conv"][1][0]) == pytest.approx(0.25)
+    assert metadata.changing_filters(events["change/conv"][1][0]) == pytest.approx(0.25)

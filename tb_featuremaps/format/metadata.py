@@ -158,12 +158,13 @@ def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
 def changing_filters(change: np.ndarray) -> float:
     """The fraction of filters still changing (:data:`CHANGING_THRESHOLD`) in a change tensor ``[filters, fields]``; NaN when unknown.
 
-    A filter's ``response`` change is used where known, else its ``kernel`` change.
+    A filter's ``response`` change is used where known (not NaN), else its ``kernel`` change; +inf (a dead
+    filter come alive) counts as changing.
     """
     change = np.asarray(change, np.float64)
     response, kernel = change[:, CHANGE_FIELDS.index("response")], change[:, CHANGE_FIELDS.index("kernel")]
-    measure = np.where(np.isfinite(response), response, kernel)
-    known = np.isfinite(measure)
+    measure = np.where(np.isnan(response), kernel, response)
+    known = ~np.isnan(measure)
     return float((measure[known] > CHANGING_THRESHOLD).mean()) if known.any() else float("nan")
 
 

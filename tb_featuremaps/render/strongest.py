@@ -212,6 +212,7 @@ def topk_tensor(inputs: np.ndarray, values: np.ndarray, positions: np.ndarray, c
 def relative_change(previous: Optional[np.ndarray], current: np.ndarray) -> np.ndarray:
     """Per filter (last axis), ``|current - previous| / |previous|`` over every other axis; NaN without a previous one.
 
+    A filter that was all zero (dead) is +inf once it responds (counted as still changing), 0 while it stays zero.
     Used for a filter's response to the pool (``[N, F]``) and its kernel (``[..., F]``); float32 throughout, so a
     network's kernels cost one subtraction and two norms per step, no copies beyond them.
     """
@@ -220,8 +221,10 @@ def relative_change(previous: Optional[np.ndarray], current: np.ndarray) -> np.n
         return np.full(current.shape[-1], np.nan, np.float32)
     previous = np.asarray(previous, np.float32).reshape(current.shape)
     base = np.linalg.norm(previous, axis=0)
+    difference = np.linalg.norm(current - previous, axis=0)
     with np.errstate(all="ignore"):
-        return (np.linalg.norm(current - previous, axis=0) / np.where(base > 0, base, np.nan)).astype(np.float32)
+        change = difference / base  # a zero base: +inf where it moved, 0/0 where it did not
+    return np.where((base == 0) & (difference == 0), np.float32(0), change).astype(np.float32)
 
 
 def change_tensor(filters: int, response: Optional[np.ndarray], kernel: Optional[np.ndarray]) -> np.ndarray:
