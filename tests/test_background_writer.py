@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pathlib
 import subprocess
 import sys
 import textwrap
@@ -130,3 +131,49 @@ def test_background_false_writes_before_write_returns(tmp_path):
 def test_background_must_be_a_boolean(tmp_path, value):
     with pytest.raises(ValueError, match="background"):
         FeatureMapsWriter(tmp_path, PROBES, ["a", "b"], background=value)
+
+
+def test_a_killed_process_loses_at_most_the_steps_queued_and_the_rest_are_whole(tmp_path):
+    """SIGKILL while the worker holds a step and the queue is full: what docs/format.md promises ("What a crash costs")."""
+    script = textwrap.dedent(
+        f"""
+        import sys, threading
+        import numpy as np
+        from tb_featuremaps import FeatureMapsWriter
+
+        held = threading.Event()
+
+        def timer(stage, seconds):
+            if stage == "png" and held.is_set():
+                print("worker holds a step", flush=True)
+                threading.Event().wait()  # the worker never finishes this step
+
+        writer = FeatureMapsWriter({str(tmp_path)!r}, np.zeros((2, 8, 8, 1), np.float32), ["a", "b"], write_images=False, timer=timer)
+        for step in range(100):
+            assert writer.write(step, {{"conv": np.full((2, 6, 6, 4), step, np.float32)}})
+            print("announced", step, flush=True)
+            if step == 4:
+                writer.flush()  # steps 0-4 written; the next one is held
+                held.set()
+        """
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, text=True)
+    announced, holding = [], False
+    try:
+        for line in child.stdout:  # the child blocks for good once the queue is full behind the held step
+            if line.startswith("announced"):
+                announced.append(int(line.split()[1]))
+            holding = holding or line.startswith("worker holds")
+            if holding and len(announced) == 5 + writer_module.QUEUE_SIZE + 1:
+                break
+    finally:
+        child.kill()  # SIGKILL
+        child.wait(60)
+    assert holding and announced == list(range(5 + writer_module.QUEUE_SIZE + 1))
+    conv = reader.load(tmp_path)["feature_maps"].layers["conv"]
+    assert conv.steps.tolist() == [0, 1, 2, 3, 4]  # whole and readable: each step's stats are its values
+    assert conv.stats[:, 0, 0, MEAN].tolist() == [0, 1, 2, 3, 4]
+    lost = len(announced) - len(conv.steps)
+    assert lost == writer_module.QUEUE_SIZE + 1
+    promise = " ".join((pathlib.Path(__file__).parents[1] / "docs" / "format.md").read_text().split())
+    assert f"`QUEUE_SIZE` = {writer_module.QUEUE_SIZE} steps" in promise and f"at most the last {lost} steps (`QUEUE_SIZE + 1`" in promise

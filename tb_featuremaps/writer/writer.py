@@ -107,7 +107,10 @@ class FeatureMapsWriter:
             ``QUEUE_SIZE`` steps are pending, so memory stays bounded and no step is
             dropped). :meth:`flush` waits for the queued steps; :meth:`close`, the end
             of ``fit`` and interpreter exit flush too. Failures on the worker are
-            reported as warnings on the caller's thread at the next call.
+            reported as warnings on the caller's thread at the next call. A process
+            killed outright loses at most ``QUEUE_SIZE + 1`` steps (those queued and
+            the one being written); ``background=False`` writes each step before
+            :meth:`write` returns (``docs/format.md``, "What a crash costs").
     """
 
     def __init__(
@@ -502,7 +505,7 @@ class FeatureMapsWriter:
 
 
 QUEUE_SIZE = 2
-"""Steps a background writer holds queued before :meth:`FeatureMapsWriter.write` waits."""
+"""Steps a background writer holds queued before :meth:`FeatureMapsWriter.write` waits; a killed process loses at most one more."""
 
 
 class _Worker:
