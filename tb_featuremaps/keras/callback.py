@@ -126,7 +126,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             receptive field, and how much its response changed since the previous step
             (the panel's "Looks for" view and "still changing" summary).
         pool_labels: One label per pool input (default: the dataset's targets or the index).
-        top_k: How many strongest pool inputs are kept per filter.
+        top_k: How many strongest pool inputs are kept per filter (default 9; only with ``pool=``).
     """
 
     def __init__(
@@ -145,7 +145,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         pool: Any = None,
         pool_labels: Optional[Sequence] = None,
-        top_k: int = 9,
+        top_k: Optional[int] = None,
     ):
         super().__init__()
         self.update_freq = _update_freq_argument(update_freq)

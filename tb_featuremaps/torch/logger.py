@@ -187,7 +187,7 @@ class FeatureMapsLogger:
         max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
         pool: Any = None,
         pool_labels: Optional[Sequence] = None,
-        top_k: int = 9,
+        top_k: Optional[int] = None,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsLogger",

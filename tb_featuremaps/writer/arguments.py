@@ -117,6 +117,22 @@ def describe_spec(spec: Any) -> str:
     return f"the {type(spec).__name__} object {getattr(spec, 'name', '') or ''}".rstrip()
 
 
+DEFAULT_TOP_K = 9
+"""``top_k=``'s default: strongest pool inputs kept per filter and step."""
+
+
+def top_k(owner: str, value: Any, pool: Any) -> int:
+    """``top_k=``: None (:data:`DEFAULT_TOP_K`) or a positive integer, given only with ``pool=``."""
+    if value is None:
+        return DEFAULT_TOP_K
+    if pool is None:
+        raise ValueError(
+            f"{owner}: top_k= was given without pool=; top_k is how many of the pool's strongest inputs are kept per filter. "
+            "Pass pool= (e.g. x_val[:500]) with it, or leave top_k= out."
+        )
+    return positive_integer(owner, "top_k", value)
+
+
 def labels_need_probes(owner: str, probes: Any, labels: Any, what: str = "probes") -> None:
     """Refuses ``labels=`` without ``probes=`` (or ``pool_labels=`` without ``pool=``)."""
     if labels is None or probes is not None:

@@ -38,9 +38,16 @@ def default_digits() -> tuple[np.ndarray, np.ndarray]:
 
 
 def to_numpy(value: Any) -> np.ndarray:
-    """``value`` as a NumPy array: TF/JAX arrays, and torch tensors (detached, on the CPU) too."""
+    """``value`` as a NumPy array: TF/JAX arrays, and torch tensors (detached, on the CPU; bfloat16 as float32) too.
+
+    Raises ValueError (a phrase for the caller to prefix with the argument's name) for a meta-device tensor.
+    """
     if hasattr(value, "detach"):  # a PyTorch tensor that may require grad or live on a GPU
+        if getattr(value, "is_meta", False):
+            raise ValueError("is a tensor on the meta device, which holds no values; pass tensors with values (on the CPU or a GPU)")
         value = value.detach().cpu()
+        if str(value.dtype) == "torch.bfloat16":  # NumPy has no bfloat16
+            value = value.float()
     if hasattr(value, "numpy"):
         value = value.numpy()
     return np.asarray(value)
@@ -57,9 +64,19 @@ def _from_dataset(dataset: Any, owner: str) -> tuple[Any, Any]:
         batch = next(iter(dataset))
     except StopIteration:
         raise ValueError(f"{owner}: probes is an empty {type(dataset).__name__}; pass a dataset or iterator that yields a batch.") from None
+    except Exception as error:
+        raise _unreadable(owner, "probes", dataset, error) from error
     if isinstance(batch, tuple) and len(batch) in (2, 3):
         return batch[0], batch[1]
     return batch, None
+
+
+def _unreadable(owner: str, what: str, dataset: Any, error: Exception) -> ValueError:
+    """The error for a dataset or generator that raised while being read, naming the argument."""
+    return ValueError(
+        f"{owner}: {what}= could not be read: {type(error).__name__}: {error}. "
+        f"The {type(dataset).__name__} given as {what}= raised while its batches were read; pass one that can be iterated, or arrays."
+    )
 
 
 def _first(value: Any, count: int) -> Any:
@@ -71,15 +88,16 @@ def _first(value: Any, count: int) -> Any:
     return to_numpy(value)[:count]
 
 
-def _labels_argument(labels: Any, owner: str) -> list:
-    """User labels as a list of strings; refuses a bare string, a mapping or a scalar."""
+def _labels_argument(labels: Any, owner: str, what: str = "probes") -> list:
+    """User labels as a list of strings; refuses a bare string, a mapping or a scalar (``what``: whose labels)."""
+    name, each = ("labels", "probe") if what == "probes" else (f"{what}_labels", f"{what} input")
     if isinstance(labels, (str, bytes, dict)) or not hasattr(labels, "__len__") and not hasattr(labels, "numpy"):
         raise ValueError(
-            f"{owner}: labels must be a sequence with one label per probe (e.g. a list of strings), got {type(labels).__name__} {labels!r:.60}."
+            f"{owner}: {name} must be a sequence with one label per {each} (e.g. a list of strings), got {type(labels).__name__} {labels!r:.60}."
         )
     values = labels if isinstance(labels, (list, tuple)) else to_numpy(labels).tolist()
     if not isinstance(values, list):
-        raise ValueError(f"{owner}: labels must be a sequence with one label per probe, got the scalar {values!r}.")
+        raise ValueError(f"{owner}: {name} must be a sequence with one label per {each}, got the scalar {values!r}.")
     return [str(label) for label in values]
 
 
@@ -115,7 +133,10 @@ def prepare(
     names = [str(name) for name in probes] if isinstance(probes, dict) else None
     if isinstance(probes, dict):
         probes = list(probes.values())
-    arrays = [to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [to_numpy(probes)]
+    try:
+        arrays = [to_numpy(p) for p in probes] if isinstance(probes, (list, tuple)) else [to_numpy(probes)]
+    except ValueError as error:  # to_numpy's phrase
+        raise ValueError(f"{owner}: {what}= {error}.") from error
     if not arrays:
         raise ValueError(f"{owner}: {what} is empty; pass at least one input example.")
     for array in arrays:
@@ -135,7 +156,7 @@ def prepare(
         raise ValueError(f"{owner}: {many} is more than the {limit} it takes; pass {what}[:{limit}] or fewer.")
     if labels is None:
         labels = _labels_from(targets, count) if targets is not None else [str(i) for i in range(count)]
-    labels = _labels_argument(labels, owner)
+    labels = _labels_argument(labels, owner, what)
     if len(labels) != count:
         raise ValueError(f"{owner}: got {len(labels)} labels for {count} {what}; pass one label per {'probe' if what == 'probes' else 'input'}.")
     return Probes(arrays, labels, names)
@@ -157,13 +178,16 @@ def prepare_pool(pool: Any, labels: Any = None, owner: str = "FeatureMapsWriter"
 def _read_dataset(dataset: Any, owner: str) -> tuple[list, Any]:
     """Batches of a dataset (or iterator) concatenated up to :data:`MAX_POOL` examples, as (x, y)."""
     inputs, targets, count = [], [], 0
-    for batch in dataset:
-        x, y = (batch[0], batch[1]) if isinstance(batch, tuple) and len(batch) in (2, 3) else (batch, None)
-        inputs.append(x)
-        targets.append(y)
-        count += _batch_size(x) or 0
-        if count >= MAX_POOL:
-            break
+    try:
+        for batch in dataset:
+            x, y = (batch[0], batch[1]) if isinstance(batch, tuple) and len(batch) in (2, 3) else (batch, None)
+            inputs.append(x)
+            targets.append(y)
+            count += _batch_size(x) or 0
+            if count >= MAX_POOL:
+                break
+    except Exception as error:
+        raise _unreadable(owner, "pool", dataset, error) from error
     if not inputs:
         raise ValueError(f"{owner}: pool is an empty {type(dataset).__name__}; pass a dataset or iterator that yields batches.")
 
@@ -186,13 +210,13 @@ def _batch_size(value: Any) -> Optional[int]:
     return int(shape[0]) if shape is not None and len(shape) and shape[0] is not None else None
 
 
-def _order_by_name(probes: Probes, input_names: Sequence[str], owner: str) -> Probes:
-    """Orders probes given as a dict like the model's inputs."""
+def _order_by_name(probes: Probes, input_names: Sequence[str], owner: str, what: str = "probes") -> Probes:
+    """Orders probes (or the pool, ``what``) given as a dict like the model's inputs."""
     given = dict(zip(probes.names, probes.inputs))
     if sorted(given) != sorted(input_names):
         raise ValueError(
-            f"{owner}: probes are keyed {sorted(given)} but the model's inputs are named {list(input_names)}; "
-            "pass one array per input, keyed by input name."
+            f"{owner}: {what}= is keyed {sorted(given)} but the model's inputs are named {list(input_names)}; "
+            f"pass {what}= with one array per input, keyed by input name."
         )
     return Probes([given[name] for name in input_names], probes.labels)
 
@@ -210,7 +234,7 @@ def fit_to_model(
     Probes given as a dict are ordered by ``input_names`` first; ``what`` names the argument in errors.
     """
     if probes.names is not None:
-        probes = _order_by_name(probes, input_names or [], owner)
+        probes = _order_by_name(probes, input_names or [], owner, what)
     expected = [tuple(shape) for shape in input_shapes]
     if default and len(expected) == 1:
         shape = expected[0][1:]

@@ -100,7 +100,7 @@ class FeatureMapsWriter:
             and every filter's ``top_k`` strongest inputs, the patches under them and
             its change since the previous step are logged (``docs/format.md``).
         pool_labels: One label per pool input (default: dataset targets or the index).
-        top_k: How many strongest pool inputs are kept per filter.
+        top_k: How many strongest pool inputs are kept per filter (default 9; only with ``pool=``).
         timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
         background: Draw, encode and write on a background thread, in order: :meth:`write`
             only copies the arrays to host memory and queues them (waiting while
@@ -129,7 +129,7 @@ class FeatureMapsWriter:
         probes_channels_first: bool = False,
         pool: Any = None,
         pool_labels: Any = None,
-        top_k: int = 9,
+        top_k: Optional[int] = None,
         timer: Optional[StageTimer] = None,
         background: bool = True,
         owner: str = "FeatureMapsWriter",
@@ -150,7 +150,7 @@ class FeatureMapsWriter:
         self.pool = pool if pool is None or isinstance(pool, probes_lib.Probes) else probes_lib.prepare_pool(pool, pool_labels, owner)
         if self.pool is not None:
             checks.pool_inputs(owner, self.pool.inputs)
-        self.top_k = arguments.positive_integer(owner, "top_k", top_k)
+        self.top_k = arguments.top_k(owner, top_k, pool)
         self._pictures: dict[int, strongest.PoolPictures] = {}
         self._previous_kernels: dict[str, np.ndarray] = {}  # caller's thread
         self._previous_responses: dict[str, np.ndarray] = {}  # worker's thread
