@@ -201,11 +201,15 @@ def test_steps_are_named_in_the_run_s_unit(tmp_path, capsys, monkeypatch):
 
 
 def test_a_picture_reads_only_its_run(trained_logdir, tmp_path, capsys):
-    """A run of a newer format beside the default run stops ``list``, not a figure of the default run."""
+    """A run of a newer format beside the default run: a figure of the default run reads only its run; ``list`` lists
+    both and names the series it left out."""
     logdir = tmp_path / "logs"
     shutil.copytree(trained_logdir, logdir)
     write_newer_format_run(logdir / "future")
     assert cli.main(["figure", str(logdir), "--layer", "conv1", "-o", str(tmp_path / "conv1.png")]) == 0
     assert _gray(tmp_path / "conv1.png").std() > 20
-    assert cli.main(["list", str(logdir)]) == 2
-    assert f"format version {metadata.FORMAT_VERSION + 1} is newer than this reader's" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main(["list", str(logdir)]) == 0
+    captured = capsys.readouterr()
+    assert "run feature_maps:" in captured.out and "run future:" in captured.out
+    assert f"run 'future': series 'activations/new' left out: feature_maps format version {metadata.FORMAT_VERSION + 1} is newer" in captured.err
