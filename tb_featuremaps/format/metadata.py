@@ -116,6 +116,10 @@ the layer's output (full resolution; ``row`` is 0 for 1-D outputs). ``top``/
 receptive field reaches into the padding.
 """
 
+MAX_TOP_K = 100
+"""Most ranks per filter a reader takes of a ``topk`` tensor (and of a ``strongest`` sheet): the first ``MAX_TOP_K``,
+the strongest; a tensor with more is cut there and said to be truncated. Producers keep ``top_k`` at most this."""
+
 CHANGE_FIELDS = ("response", "kernel")
 """Last axis of a change tensor ``[filters, len(CHANGE_FIELDS)]``: each filter's relative change since the previous logged step.
 

@@ -169,7 +169,13 @@ class StrongestLog(LayerLog):
 
     @property
     def top_k(self) -> int:
-        return self.info.tiles_per_filter
+        """Ranks read per filter: the sheet's, at most :data:`metadata.MAX_TOP_K`."""
+        return min(self.info.tiles_per_filter, metadata.MAX_TOP_K)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the log holds more ranks per filter than :data:`metadata.MAX_TOP_K`, which were left out."""
+        return self.info.tiles_per_filter > metadata.MAX_TOP_K
 
     @property
     def pool_size(self) -> int:
@@ -201,7 +207,7 @@ class StrongestLog(LayerLog):
         cells = np.empty((self.info.filters_shown, k, layout.tile_height, layout.tile_width, *image.shape[2:]), image.dtype)
         for f in range(self.info.filters_shown):
             for rank in range(k):
-                top, left = layout.tile_origin(f * k + rank)
+                top, left = layout.tile_origin(f * self.info.tiles_per_filter + rank)
                 cells[f, rank] = image[top : top + layout.tile_height, left : left + layout.tile_width]
         return cells
 
@@ -214,7 +220,7 @@ class StrongestLog(LayerLog):
             raise IndexError(
                 f"{self.info.layer} has filters 0..{self.info.filters_shown - 1}, ranks 0..{self.top_k - 1}; not filter {filter_index}, rank {rank}"
             )
-        top, left = self.info.layout.tile_origin(filter_index * self.top_k + rank)
+        top, left = self.info.layout.tile_origin(filter_index * self.info.tiles_per_filter + rank)
         return self.grid(index)[top : top + self.info.layout.tile_height, left : left + self.info.layout.tile_width]
 
 
@@ -449,7 +455,10 @@ class _Fields(_Deferred):
         if step not in self._series.values:
             return np.full(self._shape, np.nan, np.float32)
         data, layer = self._series.data, self._series.tag.split("/", 1)[-1]
-        array = metadata.align_fields(_ndarray(self._series.tensor(step)), data.get("fields", self._known), self._known)
+        array = _ndarray(self._series.tensor(step))
+        if data["kind"] == metadata.KIND_TOPK and array.ndim == 3:
+            array = array[:, : metadata.MAX_TOP_K]  # a hostile k is cut before it is copied
+        array = metadata.align_fields(array, data.get("fields", self._known), self._known)
         if array.shape != self._shape:
             raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {array.shape}, not {self._shape}; rewrite the log")
         return array.astype(np.float32, copy=False)
@@ -471,7 +480,7 @@ def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
     step_list = steps.tolist()
     pngs = _Pngs(grids, step_list)
     if info.kind == metadata.KIND_STRONGEST:
-        shape = (info.filters_shown, info.tiles_per_filter, len(metadata.TOPK_FIELDS))
+        shape = (info.filters_shown, min(info.tiles_per_filter, metadata.MAX_TOP_K), len(metadata.TOPK_FIELDS))
         return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
     log = LayerLog(info, steps, wall_times, pngs)
     if info.kind == metadata.KIND_ACTIVATIONS:
