@@ -213,3 +213,50 @@ def test_a_picture_reads_only_its_run(trained_logdir, tmp_path, capsys):
     captured = capsys.readouterr()
     assert "run feature_maps:" in captured.out and "run future:" in captured.out
     assert f"run 'future': series 'activations/new' left out: feature_maps format version {metadata.FORMAT_VERSION + 1} is newer" in captured.err
+
+
+def _torch_logdir(tmp_path) -> str:
+    """A PyTorch run (``tb_featuremaps.torch``, NCHW activations) of a 28×28 convolution of 8 filters and its 14×14 pooling."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the PyTorch producer is optional")
+    from tb_featuremaps.torch import FeatureMapsLogger
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
+    with FeatureMapsLogger(module, tmp_path, layers=["0", "1"]) as logger:
+        assert logger.log(0)
+    return str(tmp_path)
+
+
+def test_pytorch_and_keras_shapes_are_both_shown_channels_last(trained_logdir, tmp_path, capsys):
+    """``list``, ``figure`` and the panel's listing show NCHW outputs as H×W×C, as they show Keras' NHWC ones."""
+    from helpers.plugin import get_json, make_client
+
+    logdir = _torch_logdir(tmp_path / "torch")
+    run = reader.load(logdir)["feature_maps"]
+    assert run.layers["0"].info.output_shape == [None, 8, 28, 28]  # the format keeps the producer's own shape
+    assert cli.main(["list", logdir]) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert lines["0"][1:3] == ["Conv2d", "28×28×8"] and lines["1"][1:3] == ["MaxPool2d", "14×14×8"]
+    assert export.layer_figure(run, run.layers["0"], -1).texts[-1].get_text().startswith("Conv2d, 8 filters, 28×28 maps;")
+    keras = reader.load(trained_logdir)["feature_maps"]
+    assert export.layer_figure(keras, keras.layers["conv1"], -1).texts[-1].get_text().startswith("Conv2D, 8 filters, 28×28 maps;")
+    for directory, name, shape in ((logdir, "0", [28, 28, 8]), (trained_logdir, "conv1", [28, 28, 8])):
+        (listed,) = get_json(make_client(directory), "runs")["runs"]
+        assert {entry["layer"]: entry["map_shape"] for entry in listed["layers"]}[name] == shape
+
+
+@pytest.mark.parametrize(
+    ("output_shape", "tile", "reduction", "expected"),
+    [
+        ([None, 28, 28, 8], (28, 28), "none", [28, 28, 8]),  # NHWC
+        ([None, 8, 28, 28], (28, 28), "none", [28, 28, 8]),  # NCHW
+        ([None, 8, 16], (8, 16), "none", [16, 8]),  # NCL: a 1-D map drawn as a strip
+        ([None, 8, 5, 8], (5, 8), "none", [5, 8, 8]),  # NCHW with W = C: the tiles decide
+        ([None, 8, 5, 8], (8, 5), "none", [8, 5, 8]),  # NHWC with H = C
+        ([None, 8], (1, 1), "none", [8]),  # Dense
+    ],
+)
+def test_map_shape_finds_the_channel_axis(output_shape, tile, reduction, expected):
+    layout = metadata.GridLayout(tile[0], tile[1], 2, 4, 1)
+    info = metadata.LayerInfo("activations", "c", "C", 0, output_shape, layout, 8, 8, ["a"], "epoch", reduction=reduction)
+    assert info.map_shape == expected

@@ -228,7 +228,7 @@ def cmd_list(args) -> None:
         rows = [("layer", "class", "output", "filters", "steps")]
         for path, layer in run.layers.items():
             info = layer.info
-            shape = "×".join("?" if dim is None else str(dim) for dim in info.output_shape[1:])
+            shape = "×".join("?" if dim is None else str(dim) for dim in info.map_shape)
             filters = str(info.filters_total) if info.filters_shown == info.filters_total else f"{info.filters_shown}/{info.filters_total}"
             rows.append((path, info.layer_class, shape, filters, f"{_compact(layer.steps)} ({len(layer.steps)})"))
         widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]

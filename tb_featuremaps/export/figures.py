@@ -62,7 +62,7 @@ def _cmap(name: str):
 
 def _describe(layer: LayerLog) -> str:
     info = layer.info
-    spatial = "×".join(str(dim) for dim in info.output_shape[1:-1]) or "1"
+    spatial = "×".join(str(dim) for dim in info.map_shape[:-1]) or "1"
     shown = f"{info.filters_shown} of {info.filters_total}" if info.filters_shown < info.filters_total else str(info.filters_total)
     what = "kernels averaged over input channels" if info.kind == metadata.KIND_WEIGHTS else f"{spatial} maps"
     return f"{info.layer_class}, {shown} filters, {what}; each tile scaled to its own min–max (dark = low)"
