@@ -47,7 +47,8 @@ def breakdown(run_dir: str) -> dict[str, int]:
 
 
 def measure(log_dir: str, steps: int = 3, **arguments: Any) -> dict:
-    """Bytes per step (median of ``steps`` after the first, which also carries the probes) and the split."""
+    """Bytes per step (median of ``steps`` after the first, which also carries the probes), the milliseconds of a whole
+    log event (queued and written) and the split."""
     model, probes, labels = seed_model()
     run_name = "run"
     run_dir = os.path.join(log_dir, run_name)
@@ -59,6 +60,7 @@ def measure(log_dir: str, steps: int = 3, **arguments: Any) -> dict:
         for step in range(1, steps + 1):
             before, started = directory_bytes(run_dir), time.perf_counter()
             logger.log(step)
+            logger.writer.flush()  # the step is written on the writer's thread: count its bytes once they are in the file
             seconds.append(time.perf_counter() - started)
             sizes.append(directory_bytes(run_dir) - before)
         logger.close()

@@ -65,8 +65,8 @@ def test_figure_has_one_titled_subplot_per_filter(trained_logdir, tmp_path):
     run = reader.load(trained_logdir)["feature_maps"]
     figure = export.layer_figure(run, run.layers["conv2"], -1, probe=3)
     titles = [axes.get_title() for axes in figure.axes if axes.images]
-    assert titles == ["Input (probe 3)"] + [f"Filter {i}" for i in range(16)]
-    assert figure.get_suptitle() == "Hidden layer: conv2 — epoch 12 — probe 3"
+    assert titles == ["Input (probe 3 (label 3))"] + [f"Filter {i}" for i in range(16)]
+    assert figure.get_suptitle() == "Hidden layer: conv2 — epoch 12 — probe 3 (label 3)"
 
 
 def test_weights_figure_at_a_given_step(trained_logdir, tmp_path):
@@ -184,7 +184,7 @@ def test_steps_are_named_in_the_run_s_unit(tmp_path, capsys, monkeypatch):
 
     run = reader.load(logdir)["feature_maps"]
     conv = run.layers["conv"]
-    assert export.layer_figure(run, conv, 2, probe=1).get_suptitle() == "Hidden layer: conv — batch 100 — probe b"
+    assert export.layer_figure(run, conv, 2, probe=1).get_suptitle() == "Hidden layer: conv — batch 100 — probe 1 (label b)"
     sheet = export.contact_sheet(run, conv, [0, 2])
     assert [label.get_text() for label in sheet.axes[0].get_yticklabels()] == ["batch 0", "batch 100"]
 
@@ -197,15 +197,126 @@ def test_steps_are_named_in_the_run_s_unit(tmp_path, capsys, monkeypatch):
 
     monkeypatch.setattr(export, "PillowWriter", RecordingWriter)
     export.write_gif(run, conv, str(tmp_path / "anim.gif"), [0, 1, 2], probe=1)
-    assert titles == ["conv — batch 0 — probe b", "conv — batch 50 — probe b", "conv — batch 100 — probe b"]
+    assert titles == [f"conv — batch {step} — probe 1 (label b)" for step in (0, 50, 100)]
 
 
 def test_a_picture_reads_only_its_run(trained_logdir, tmp_path, capsys):
-    """A run of a newer format beside the default run stops ``list``, not a figure of the default run."""
+    """A run of a newer format beside the default run: a figure of the default run reads only its run; ``list`` lists
+    both and names the series it left out."""
     logdir = tmp_path / "logs"
     shutil.copytree(trained_logdir, logdir)
     write_newer_format_run(logdir / "future")
     assert cli.main(["figure", str(logdir), "--layer", "conv1", "-o", str(tmp_path / "conv1.png")]) == 0
     assert _gray(tmp_path / "conv1.png").std() > 20
-    assert cli.main(["list", str(logdir)]) == 2
-    assert f"format version {metadata.FORMAT_VERSION + 1} is newer than this reader's" in capsys.readouterr().err
+    capsys.readouterr()
+    assert cli.main(["list", str(logdir)]) == 0
+    captured = capsys.readouterr()
+    assert "run feature_maps:" in captured.out and "run future:" in captured.out
+    assert f"run 'future': series 'activations/new' left out: feature_maps format version {metadata.FORMAT_VERSION + 1} is newer" in captured.err
+
+
+def _torch_logdir(tmp_path) -> str:
+    """A PyTorch run (``tb_featuremaps.torch``, NCHW activations) of a 28×28 convolution of 8 filters and its 14×14 pooling."""
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed: the PyTorch producer is optional")
+    from tb_featuremaps.torch import FeatureMapsLogger
+
+    torch.manual_seed(0)
+    module = torch.nn.Sequential(torch.nn.Conv2d(1, 8, 3, padding=1), torch.nn.MaxPool2d(2), torch.nn.Flatten(), torch.nn.Linear(8 * 14 * 14, 10))
+    with FeatureMapsLogger(module, tmp_path, layers=["0", "1"]) as logger:
+        assert logger.log(0)
+    return str(tmp_path)
+
+
+def test_pytorch_and_keras_shapes_are_both_shown_channels_last(trained_logdir, tmp_path, capsys):
+    """``list``, ``figure`` and the panel's listing show NCHW outputs as H×W×C, as they show Keras' NHWC ones."""
+    from helpers.plugin import get_json, make_client
+
+    logdir = _torch_logdir(tmp_path / "torch")
+    run = reader.load(logdir)["feature_maps"]
+    assert run.layers["0"].info.output_shape == [None, 8, 28, 28]  # the format keeps the producer's own shape
+    assert cli.main(["list", logdir]) == 0
+    lines = {line.split()[0]: line.split() for line in capsys.readouterr().out.splitlines()[2:]}
+    assert lines["0"][1:3] == ["Conv2d", "28×28×8"] and lines["1"][1:3] == ["MaxPool2d", "14×14×8"]
+    assert export.layer_figure(run, run.layers["0"], -1).texts[-1].get_text().startswith("Conv2d, 8 filters, 28×28 maps;")
+    keras = reader.load(trained_logdir)["feature_maps"]
+    assert export.layer_figure(keras, keras.layers["conv1"], -1).texts[-1].get_text().startswith("Conv2D, 8 filters, 28×28 maps;")
+    for directory, name, shape in ((logdir, "0", [28, 28, 8]), (trained_logdir, "conv1", [28, 28, 8])):
+        (listed,) = get_json(make_client(directory), "runs")["runs"]
+        assert {entry["layer"]: entry["map_shape"] for entry in listed["layers"]}[name] == shape
+
+
+@pytest.mark.parametrize(
+    ("output_shape", "tile", "reduction", "expected"),
+    [
+        ([None, 28, 28, 8], (28, 28), "none", [28, 28, 8]),  # NHWC
+        ([None, 8, 28, 28], (28, 28), "none", [28, 28, 8]),  # NCHW
+        ([None, 8, 16], (8, 16), "none", [16, 8]),  # NCL: a 1-D map drawn as a strip
+        ([None, 8, 5, 8], (5, 8), "none", [5, 8, 8]),  # NCHW with W = C: the tiles decide
+        ([None, 8, 5, 8], (8, 5), "none", [8, 5, 8]),  # NHWC with H = C
+        ([None, 8], (1, 1), "none", [8]),  # Dense
+    ],
+)
+def test_map_shape_finds_the_channel_axis(output_shape, tile, reduction, expected):
+    layout = metadata.GridLayout(tile[0], tile[1], 2, 4, 1)
+    info = metadata.LayerInfo("activations", "c", "C", 0, output_shape, layout, 8, 8, ["a"], "epoch", reduction=reduction)
+    assert info.map_shape == expected
+
+
+def _labelled_probes_run(tmp_path) -> reader.RunLog:
+    """A run whose probes are labelled "7", "3", "9", "1": no probe's label is its index."""
+    from helpers.logs import log_writer, step_maps, write_step
+
+    with log_writer(tmp_path / "feature_maps", ["7", "3", "9", "1"]) as writer:
+        write_step(writer, 0, {"conv": np.concatenate([step_maps(0), step_maps(1)])})
+    return reader.load(str(tmp_path))["feature_maps"]
+
+
+def test_a_probe_is_titled_by_its_index_and_its_label(tmp_path):
+    """``--probe 3`` is the fourth probe, labelled "1": every title says both, distinctly."""
+    run = _labelled_probes_run(tmp_path)
+    conv = run.layers["conv"]
+    figure = export.layer_figure(run, conv, 0, probe=3)
+    assert figure.get_suptitle() == "Hidden layer: conv — epoch 0 — probe 3 (label 1)"
+    assert figure.axes[0].get_title() == "Input (probe 3 (label 1))"
+    assert export.contact_sheet(run, conv, [0], probe=3).get_suptitle() == "conv over training — probe 3 (label 1)"
+
+
+def _inside(figure, text) -> bool:
+    box, frame = text.get_window_extent(), figure.bbox
+    return box.x0 >= frame.x0 - 0.5 and box.x1 <= frame.x1 + 0.5 and box.y0 >= frame.y0 - 0.5 and box.y1 <= frame.y1 + 0.5
+
+
+def test_change_titles_fit_and_identical_lines_are_told_apart(tmp_path):
+    """The change figure's title and subtitle lie inside the figure; a layer whose line is another's (a pooling after its
+    convolution) is drawn in another style and marker, and the legend says it is the same."""
+    import dataclasses
+
+    from helpers.logs import write_pool_run
+
+    write_pool_run(tmp_path / "a_rather_long_run_name_for_the_title", [0, 1, 2, 3])
+    run = reader.load(str(tmp_path))["a_rather_long_run_name_for_the_title"]
+    conv = run.layers["conv"]
+    twin = dataclasses.replace(conv, info=dataclasses.replace(conv.info, layer="pool"))
+    figure = export.change_figure(run, [conv, twin])
+    figure.draw_without_rendering()
+    axes = figure.axes[0]
+    for text in (figure._suptitle, axes.title):
+        assert text.get_text() and _inside(figure, text), text.get_text()
+    first, second = axes.get_lines()
+    assert (first.get_linestyle(), first.get_marker()) != (second.get_linestyle(), second.get_marker())
+    np.testing.assert_array_equal(first.get_ydata(), second.get_ydata())
+    assert [text.get_text() for text in axes.get_legend().get_texts()] == ["conv", "pool (same as conv)"]
+
+
+def test_topk_labels_have_an_outline_and_a_box(tmp_path):
+    """Each pool label on the topk figure has a dark outline (path effect) and an opaque box, so yellow reads on white."""
+    from helpers.logs import write_pool_run
+
+    write_pool_run(tmp_path / "run", [0])
+    run = reader.load(str(tmp_path))["run"]
+    figure = export.topk_figure(run, run.strongest["conv"], 0)
+    labels = [text for text in figure.axes[0].texts if text.get_color() == "yellow"]
+    assert len(labels) == run.strongest["conv"].info.filters_shown * run.strongest["conv"].top_k
+    for text in labels:
+        assert text.get_path_effects() and text.get_bbox_patch() is not None
+        assert text.get_bbox_patch().get_alpha() >= 0.8

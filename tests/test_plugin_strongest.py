@@ -60,6 +60,7 @@ def test_runs_list_the_pool_the_sheet_and_the_change(client):
 @pytest.mark.parametrize("step", STEPS)
 def test_topk_are_each_filters_strongest_pool_inputs_with_their_labels(client, step):
     answer = get_json(client, "topk", run=RUN, layer="conv", step=step)
+    assert answer["truncated"] is False
     assert answer["step"] == step and answer["fields"] == list(metadata.TOPK_FIELDS)
     values = finite(answer["values"])
     assert values.shape == (FILTERS, TOP_K, len(metadata.TOPK_FIELDS))
@@ -201,3 +202,54 @@ def test_topk_and_change_fields_are_read_by_name(tmp_path, monkeypatch):
     change = get_json(client, "change", run="odd", layer="conv")
     np.testing.assert_allclose(finite(change["values"]), [[[0.01, 0.5], [0.2, 0.0]]], rtol=1e-6)
     assert change["changing"] == [0.5]  # filter 0's response changed 1 %, filter 1's 20 %
+
+
+HOSTILE_K = 200_000
+"""Ranks per filter of :func:`write_hostile_topk`'s ``topk`` tensor, far more than ``metadata.MAX_TOP_K``."""
+
+
+def write_hostile_topk(run_dir, top_k: int = HOSTILE_K, tile: int = 1) -> None:
+    """Layer ``conv``'s grid, a strongest sheet of ``top_k`` tiles per filter (9 for more than 1,000, which would be no grid
+    a reader takes) and a ``topk`` tensor ``[2, top_k, 6]`` whose rank ``r`` is pool input ``r`` of value ``-r`` (strongest
+    first), written through the format's own writer (``SummaryWriter``), as no producer would."""
+    from helpers.logs import write_layer_step
+
+    from tb_featuremaps import render
+    from tb_featuremaps.writer.summary import SummaryWriter
+
+    writer = SummaryWriter(str(run_dir))
+    write_layer_step(writer, 0, "conv", 0, np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32), ["a", "b"])
+    sheet_k = top_k if top_k <= 1000 else 9  # a sheet of 200,000 columns is no grid a reader takes
+    layout = metadata.GridLayout(tile, tile, 2, sheet_k, 1)
+    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=sheet_k)
+    ranks = np.arange(top_k, dtype=np.float32)
+    topk = np.zeros((2, top_k, len(metadata.TOPK_FIELDS)), np.float32)
+    topk[..., 0], topk[..., 1] = ranks, -ranks
+    sheet = render.encode_png(np.zeros((layout.height, layout.width), np.uint8))
+    writer.write_layer(0, info, [sheet], tensors={metadata.KIND_TOPK: topk}, images_copy=False)
+    writer.close()
+
+
+def test_a_hostile_top_k_is_cut_to_the_cap(tmp_path):
+    """A topk series of 200,000 ranks per filter: the route answers the first MAX_TOP_K (the strongest), says it cut them,
+    and its answer stays small (200,000 ranks are tens of MB of JSON)."""
+    write_hostile_topk(tmp_path / "hostile")
+    client = make_client(tmp_path)
+    response = get(client, "topk", run="hostile", layer="conv", step=0)
+    assert response.status_code == 200, response.data
+    assert len(response.data) < 100_000
+    answer = json.loads(response.data)
+    values = np.array(answer["values"], np.float32)
+    assert values.shape == (2, metadata.MAX_TOP_K, len(metadata.TOPK_FIELDS)) and answer["truncated"] is True
+    np.testing.assert_array_equal(values[:, :, 0], np.tile(np.arange(metadata.MAX_TOP_K), (2, 1)))
+
+
+def test_the_reader_cuts_a_hostile_top_k_too(tmp_path):
+    """A sheet and topk of 150 ranks (more than MAX_TOP_K, a grid a reader takes): the first MAX_TOP_K are read, patches too."""
+    from tb_featuremaps import reader
+
+    write_hostile_topk(tmp_path / "hostile", top_k=150)
+    best = reader.load(str(tmp_path))["hostile"].strongest["conv"]
+    assert best.top_k == metadata.MAX_TOP_K and best.truncated
+    np.testing.assert_array_equal(best.inputs(0), np.tile(np.arange(metadata.MAX_TOP_K), (2, 1)))
+    assert best.patches(0).shape == (2, metadata.MAX_TOP_K, 1, 1)

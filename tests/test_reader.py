@@ -119,3 +119,87 @@ def test_values_come_back_from_the_gray_levels(tmp_path):
         assert (np.abs(values - truth)[finite] <= np.broadcast_to(level[:, None, None] / 2, truth.shape)[finite]).all()
     with pytest.raises(ValueError, match="no stats"):
         reader.LayerLog(conv.info, conv.steps, conv.wall_times, conv.pngs).values(0)
+
+
+def _write_value(run_dir, step: int, tag: str, tensor, content: bytes, data_class=None) -> None:
+    """One value of the plugin's by hand, with ``content`` as its metadata (what no producer writes)."""
+    from tensorboard.compat.proto import summary_pb2
+
+    writer = SummaryWriter(str(run_dir))
+    summary_metadata = summary_pb2.SummaryMetadata(data_class=data_class or summary_pb2.DATA_CLASS_TENSOR)
+    summary_metadata.plugin_data.plugin_name = metadata.PLUGIN_NAME
+    summary_metadata.plugin_data.content = content
+    writer._add(step, [writer._value(tag, tensor, summary_metadata)])
+    writer.close()
+
+
+def _corrupted_logdir(tmp_path):
+    """Run ``good`` (steps 0..2 of ``conv``) and run ``bad``: ``conv`` like good's, plus ``activations/broken`` with content
+    that is not JSON, a probes value that is not pictures and ``stats/conv2`` of the wrong rank under a good grid."""
+    from tensorboard.util import tensor_util
+
+    write_run(tmp_path / "good", [0, 1, 2])
+    write_run(tmp_path / "bad", [0, 1, 2], layers=("conv", "conv2"))
+    bad = tmp_path / "bad"
+    _write_value(bad, 3, "activations/broken", tensor_util.make_tensor_proto([b"1", b"1", b"x"]), b"{not json")
+    return tmp_path
+
+
+def test_one_malformed_series_leaves_out_only_itself(tmp_path):
+    """The good run whole, the bad run's good layers whole; the broken series named in failures and in one warning."""
+    logdir = _corrupted_logdir(tmp_path)
+    with pytest.warns(reader.ReadWarning, match=r"run 'bad': series 'activations/broken' left out: .*not JSON"):
+        runs = reader.load(str(logdir))
+    assert list(runs) == ["bad", "good"]
+    assert runs["good"].layers["conv"].steps.tolist() == [0, 1, 2] and runs["good"].failures == []
+    assert list(runs["bad"].layers) == ["conv", "conv2"]
+    assert runs["bad"].layers["conv"].tiles(2).shape == runs["good"].layers["conv"].tiles(2).shape
+    (failure,) = runs.failures
+    assert (failure.run, failure.series) == ("bad", "activations/broken") and "not JSON" in failure.reason
+    assert runs["bad"].failures == [failure]
+
+
+def test_a_run_whose_probes_are_not_pictures_keeps_its_layers(tmp_path):
+    """A ``probes`` value (its last) that is a float tensor: that series is left out, the run's layers read, the other run untouched."""
+    from tensorboard.compat.proto import summary_pb2
+    from tensorboard.util import tensor_util
+
+    write_run(tmp_path / "good", [0, 1])
+    write_run(tmp_path / "bad", [0, 1])
+    content = metadata.probes_metadata(LABELS, [8, 8, 1]).plugin_data.content  # read at its last step: this one
+    floats = tensor_util.make_tensor_proto(np.zeros(3, np.float32))
+    _write_value(tmp_path / "bad", 9, metadata.PROBES_TAG, floats, content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE)
+    with pytest.warns(reader.ReadWarning, match="series 'probes' left out: .*not a \\[width, height, png"):
+        runs = reader.load(str(tmp_path))
+    assert runs["bad"].layers["conv"].steps.tolist() == [0, 1] and runs["bad"].probe_images == []
+    assert runs["good"].layers["conv"].steps.tolist() == [0, 1] and len(runs["good"].probe_images) == 2
+
+
+def test_a_stats_series_of_the_wrong_rank_fails_only_when_its_values_are_decoded(tmp_path):
+    """``stats/conv`` written as ``[F, 5]``: listing the run works, decoding its stats names the series, the step and the shape."""
+    from tensorboard.util import tensor_util
+
+    write_run(tmp_path / "bad", [0])
+    writer = SummaryWriter(str(tmp_path / "bad"))
+    layout = metadata.GridLayout.for_tiles(2, 2, 2)
+    info = metadata.LayerInfo("activations", "flat", "Conv2D", 1, [None, 2, 2, 2], layout, 2, 2, LABELS, "epoch")
+    writer.write_layer(1, info, [render.encode_png(np.zeros((layout.height, layout.width), np.uint8))] * 2, images_copy=False)
+    flat = tensor_util.make_tensor_proto(np.zeros((2, 5), np.float32))
+    writer._add(1, [writer._value("stats/flat", flat, metadata.fields_metadata("stats", "flat"))])
+    writer.close()
+    runs = reader.load(str(tmp_path))
+    assert runs.failures == [] and list(runs["bad"].layers) == ["conv", "flat"]
+    with pytest.raises(metadata.FormatError, match=r"stats of 'flat' at step 1 have shape \(2, 5\)"):
+        runs["bad"].layers["flat"].stats_at(0)
+
+
+def test_the_command_line_names_what_it_left_out_and_goes_on(tmp_path, capsys):
+    """``list``: exit 0, both runs listed on stdout, one stderr line naming the run, the series and why."""
+    from tb_featuremaps.export import cli
+
+    logdir = _corrupted_logdir(tmp_path)
+    assert cli.main(["list", str(logdir)]) == 0
+    captured = capsys.readouterr()
+    assert "run good:" in captured.out and "run bad:" in captured.out
+    (line,) = captured.err.splitlines()
+    assert line.startswith("tb-featuremaps: warning: run 'bad': series 'activations/broken' left out: ") and "not JSON" in line

@@ -67,13 +67,24 @@ def _plural(unit: str) -> str:
     return "batches" if unit == "batch" else f"{unit}s"
 
 
+_reported: set = set()
+"""The read failures already printed by this command (it may read a run more than once)."""
+
+
 def _read(logdir: str, run: Optional[str] = None, layers: Optional[Sequence[str]] = None) -> dict:
+    """``reader.load``; each run or series it left out is printed once on stderr (``warning:`` and why), the rest used."""
+    import warnings
+
     from ..format import reader
 
-    try:
-        return reader.load(logdir, run, layers)
-    except metadata.FormatError as error:
-        raise CliError(str(error)) from None
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", reader.ReadWarning)  # printed below, one line each
+        runs = reader.load(logdir, run, layers)
+    for failure in runs.failures:
+        if failure not in _reported:
+            _reported.add(failure)
+            print(f"{PROG}: warning: {failure}", file=sys.stderr)
+    return runs
 
 
 def _load(logdir: str, layers: Optional[Sequence[str]] = None) -> dict:
@@ -217,7 +228,7 @@ def cmd_list(args) -> None:
         rows = [("layer", "class", "output", "filters", "steps")]
         for path, layer in run.layers.items():
             info = layer.info
-            shape = "×".join("?" if dim is None else str(dim) for dim in info.output_shape[1:])
+            shape = "×".join("?" if dim is None else str(dim) for dim in info.map_shape)
             filters = str(info.filters_total) if info.filters_shown == info.filters_total else f"{info.filters_shown}/{info.filters_total}"
             rows.append((path, info.layer_class, shape, filters, f"{_compact(layer.steps)} ({len(layer.steps)})"))
         widths = [max(len(row[col]) for row in rows) for col in range(len(rows[0]))]
@@ -381,6 +392,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line; returns the exit status (2 for a usage or logdir problem)."""
     args = build_parser().parse_args(argv)
+    _reported.clear()
     if argv is None:
         _use_tensorboard_stub(args.logdir)
     try:

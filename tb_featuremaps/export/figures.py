@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from typing import Optional
 
 import numpy as np
+from matplotlib import patheffects
 from matplotlib.animation import PillowWriter
 from matplotlib.figure import Figure
 from matplotlib.ticker import MaxNLocator
@@ -28,6 +29,8 @@ LINE_STYLES = ("-", "--", "-.", ":")
 MARKERS = "osD^v<>"
 MIN_WIDTH = 6.0
 """Narrowest strongest and topk figure (inches): room for their titles."""
+LABEL_OUTLINE = [patheffects.withStroke(linewidth=1.5, foreground="black")]
+"""A black outline around the topk figure's yellow labels."""
 
 
 def sample_indices(count: int, most: int) -> list[int]:
@@ -62,7 +65,7 @@ def _cmap(name: str):
 
 def _describe(layer: LayerLog) -> str:
     info = layer.info
-    spatial = "×".join(str(dim) for dim in info.output_shape[1:-1]) or "1"
+    spatial = "×".join(str(dim) for dim in info.map_shape[:-1]) or "1"
     shown = f"{info.filters_shown} of {info.filters_total}" if info.filters_shown < info.filters_total else str(info.filters_total)
     what = "kernels averaged over input channels" if info.kind == metadata.KIND_WEIGHTS else f"{spatial} maps"
     return f"{info.layer_class}, {shown} filters, {what}; each tile scaled to its own min–max (dark = low)"
@@ -73,10 +76,15 @@ def _step(layer: LayerLog, index: int) -> str:
     return f"{layer.info.step_unit} {int(layer.steps[index])}"
 
 
-def _title(layer: LayerLog, index: int, labels: Sequence[str], probe: int) -> str:
+def _probe(run: RunLog, probe: int) -> str:
+    """Probe ``probe`` named by its index and its label, distinctly: ``probe 3 (label 7)``."""
+    return f"probe {probe} (label {run.probe_labels[probe]})" if probe < len(run.probe_labels) else f"probe {probe}"
+
+
+def _title(run: RunLog, layer: LayerLog, index: int, probe: int) -> str:
     if layer.info.kind == metadata.KIND_WEIGHTS:
         return f"Kernels: {layer.info.layer} — {_step(layer, index)}"
-    return f"Hidden layer: {layer.info.layer} — {_step(layer, index)} — probe {labels[probe]}"
+    return f"Hidden layer: {layer.info.layer} — {_step(layer, index)} — {_probe(run, probe)}"
 
 
 def _nonfinite_note(stats: Optional[np.ndarray], probe: int, filter_index: int) -> str:
@@ -122,7 +130,7 @@ def layer_figure(run: RunLog, layer: LayerLog, index: int, probe: int = 0, cmap:
         axes = figure.add_axes(rect(side, grid_middle - size / 2, size, size))
         picture = run.probe_images[probe]
         axes.imshow(picture, cmap=colormap if picture.ndim == 2 else None, interpolation="nearest")
-        axes.set_title(f"Input (probe {run.probe_labels[probe]})", fontsize=10, y=1.0)
+        axes.set_title(f"Input ({_probe(run, probe)})", fontsize=10, y=1.0)
         axes.set_axis_off()
     aspect = "equal" if 0.25 <= tile_height / tile_width <= 4 else "auto"
     stats = layer.stats_at(index)
@@ -134,7 +142,7 @@ def layer_figure(run: RunLog, layer: LayerLog, index: int, probe: int = 0, cmap:
         if filter_index < count:
             axes.imshow(tiles[filter_index], cmap=colormap, vmin=0, vmax=255, interpolation="nearest", aspect=aspect)
             axes.set_title(f"Filter {filter_index}{_nonfinite_note(stats, probe, filter_index)}", fontsize=9, y=1.0, pad=3)
-    figure.suptitle(_title(layer, index, run.probe_labels, probe), fontsize=13, fontweight="bold", y=1 - 0.12 / height, va="top")
+    figure.suptitle(_title(run, layer, index, probe), fontsize=13, fontweight="bold", y=1 - 0.12 / height, va="top")
     figure.supxlabel(_describe(layer), fontsize=8, color=NOTE_COLOR, y=0.15 / height, va="bottom")
     return figure
 
@@ -164,7 +172,7 @@ def contact_sheet(
     axes.xaxis.set_label_position("top")
     for spine in axes.spines.values():
         spine.set_visible(False)
-    what = "kernels" if layer.info.kind == metadata.KIND_WEIGHTS else f"probe {run.probe_labels[probe]}"
+    what = "kernels" if layer.info.kind == metadata.KIND_WEIGHTS else _probe(run, probe)
     figure.suptitle(f"{layer.info.layer} over training — {what}", fontsize=13, fontweight="bold")
     figure.supxlabel(_describe(layer), fontsize=8, color=NOTE_COLOR)
     return figure
@@ -200,7 +208,7 @@ def write_gif(
     axes.set_axis_off()
     picture = axes.imshow(first, cmap=_cmap(cmap), vmin=0, vmax=255, interpolation="nearest")
     name = layer.info.layer if filter_index is None else f"{layer.info.layer}, filter {filter_index}"
-    what = "" if layer.info.kind == metadata.KIND_WEIGHTS else f" — probe {run.probe_labels[probe]}"
+    what = "" if layer.info.kind == metadata.KIND_WEIGHTS else f" — {_probe(run, probe)}"
     title = axes.set_title("", fontsize=12, fontweight="bold")
     writer = PillowWriter(fps=fps)
     with writer.saving(figure, path, dpi):
@@ -239,11 +247,12 @@ def _show_patches(axes, picture, cmap: str) -> None:
 
 
 def _titles(figure: Figure, axes, title: str, subtitle: str, note: str) -> None:
-    """A bold title, a subtitle over ``axes`` and a gray note at the bottom, wrapped to the figure's width."""
+    """A bold title, a subtitle over ``axes`` and a gray note at the bottom (unless empty), wrapped to the figure's width."""
     width = figure.get_figwidth()
     figure.suptitle("\n".join(textwrap.wrap(title, max(30, int(width * 9.5)))), fontsize=12, fontweight="bold")
     axes.set_title("\n".join(textwrap.wrap(subtitle, max(30, int(width * 11)))), fontsize=9)
-    figure.supxlabel("\n".join(textwrap.wrap(note, max(40, int(width * 14)))), fontsize=8, color=NOTE_COLOR)
+    if note:
+        figure.supxlabel("\n".join(textwrap.wrap(note, max(40, int(width * 14)))), fontsize=8, color=NOTE_COLOR)
 
 
 def patch_text(best: StrongestLog) -> str:
@@ -364,7 +373,8 @@ def topk_figure(run: RunLog, best: StrongestLog, index: int, filters: Optional[S
             va="bottom",
             fontsize=label_size,
             color="yellow",
-            bbox={"facecolor": "black", "alpha": 0.55, "pad": 0.4, "linewidth": 0},
+            bbox={"facecolor": "black", "alpha": 0.8, "pad": 0.4, "linewidth": 0},
+            path_effects=LABEL_OUTLINE,  # readable on white strokes too, where the box is small
         )
     for position, filter_index in enumerate(filters):
         grid_row, grid_col = divmod(position, grid_cols)
@@ -395,15 +405,23 @@ def changing_series(layer: LayerLog) -> tuple[np.ndarray, np.ndarray]:
 
 
 def change_figure(run: RunLog, layers: Sequence[LayerLog]) -> Figure:
-    """The fraction of each layer's filters still changing over training, one line per layer (``docs/format.md``, "Change between steps")."""
+    """The fraction of each layer's filters still changing over training, one line per layer (``docs/format.md``, "Change between steps").
+
+    Each line has its own style and marker, and a line the same as an earlier one
+    (a max-pooling layer after its convolution) says so in the legend: ``pool1 (same as conv1)``.
+    """
     figure = Figure(figsize=(7.5, 4.5), layout="constrained")
     axes = figure.add_subplot()
+    drawn: list[tuple[str, np.ndarray, np.ndarray]] = []
     for position, layer in enumerate(layers):
         steps, fractions = changing_series(layer)
-        if len(steps):  # styles differ, so lines that coincide (a max-pooling layer after its convolution) both show
+        if len(steps):
             style = LINE_STYLES[position % len(LINE_STYLES)]
             marker = MARKERS[position % len(MARKERS)]
-            axes.plot(steps, fractions, linestyle=style, marker=marker, markersize=4, markerfacecolor="none", label=layer.info.layer)
+            same = [name for name, *line in drawn if np.array_equal(line[0], steps) and np.array_equal(line[1], fractions)]
+            label = f"{layer.info.layer} (same as {same[0]})" if same else layer.info.layer
+            drawn.append((layer.info.layer, steps, fractions))
+            axes.plot(steps, fractions, linestyle=style, marker=marker, markersize=4 + position % 3, markerfacecolor="none", label=label)
     unit = layers[0].info.step_unit if layers else "step"
     axes.set_xlabel(_plural(unit))
     axes.set_ylabel("filters still changing")
@@ -413,8 +431,11 @@ def change_figure(run: RunLog, layers: Sequence[LayerLog]) -> Figure:
     axes.legend(fontsize=8, loc="best")
     threshold = f"{metadata.CHANGING_THRESHOLD:.0%}"
     axes.xaxis.set_major_locator(MaxNLocator(integer=True))
-    figure.suptitle(f"Filters still changing (by more than {threshold} per logged step) — run {run.name}", fontsize=12, fontweight="bold")
-    axes.set_title(
-        f"a filter is still changing when its response to the pool (else its kernel) moved more than {threshold} since the previous step", fontsize=8
+    _titles(
+        figure,
+        axes,
+        f"Filters still changing (by more than {threshold} per logged step) — run {run.name}",
+        f"a filter is still changing when its response to the pool (else its kernel) moved more than {threshold} since the previous step",
+        "",
     )
     return figure

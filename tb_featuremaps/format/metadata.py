@@ -116,6 +116,10 @@ the layer's output (full resolution; ``row`` is 0 for 1-D outputs). ``top``/
 receptive field reaches into the padding.
 """
 
+MAX_TOP_K = 100
+"""Most ranks per filter a reader takes of a ``topk`` tensor (and of a ``strongest`` sheet): the first ``MAX_TOP_K``,
+the strongest; a tensor with more is cut there and said to be truncated. Producers keep ``top_k`` at most this."""
+
 CHANGE_FIELDS = ("response", "kernel")
 """Last axis of a change tensor ``[filters, len(CHANGE_FIELDS)]``: each filter's relative change since the previous logged step.
 
@@ -327,6 +331,24 @@ class LayerInfo:
     """Tiles each filter has, consecutive: 1, or ``top_k`` for ``strongest`` (filter ``f``'s rank ``r`` is tile ``f·top_k + r``)."""
     version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+
+    @property
+    def map_shape(self) -> list:
+        """The output's shape without the batch axis, channels last (``[H, W, C]``), in every producer's layout.
+
+        ``output_shape`` is the producer's own (PyTorch's NCHW ``[null, C, H, W]``); its
+        channel axis is the one of size ``filters_total``: the last, else axis 1. Where
+        both are, the axes that the tiles show at full size (``reduction`` "none") decide,
+        else the last.
+        """
+        dims = list(self.output_shape[1:])
+        if len(dims) < 2 or dims[0] != self.filters_total:
+            return dims
+        first = [*dims[1:], dims[0]]
+        if dims[-1] != self.filters_total:
+            return first
+        tiles = [self.layout.tile_height, self.layout.tile_width]
+        return first if self.reduction == NO_REDUCTION and dims[1:] == tiles != dims[:-1] else dims
 
     def to_json(self) -> dict:
         data = asdict(self)

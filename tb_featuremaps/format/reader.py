@@ -26,11 +26,20 @@ data CRC is checked only when one of its values is first decoded, and a record
 that fails it raises :class:`metadata.FormatError` then (docs/format.md,
 "Reading"). Listing a run so decodes nothing, and a figure of one step only
 that step's records.
+
+A run or series that cannot be read is left out, never the others: :func:`load`
+returns what it could read, a :class:`Runs` dict whose ``failures`` lists each
+:class:`ReadFailure` (run, series, reason), and warns once naming them::
+
+    runs = reader.load("logs")
+    for failure in runs.failures:
+        print(failure)           # run 'x': series 'activations/conv' left out: ...
 """
 
 from __future__ import annotations
 
 import os
+import warnings
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Optional, Union
@@ -160,7 +169,13 @@ class StrongestLog(LayerLog):
 
     @property
     def top_k(self) -> int:
-        return self.info.tiles_per_filter
+        """Ranks read per filter: the sheet's, at most :data:`metadata.MAX_TOP_K`."""
+        return min(self.info.tiles_per_filter, metadata.MAX_TOP_K)
+
+    @property
+    def truncated(self) -> bool:
+        """Whether the log holds more ranks per filter than :data:`metadata.MAX_TOP_K`, which were left out."""
+        return self.info.tiles_per_filter > metadata.MAX_TOP_K
 
     @property
     def pool_size(self) -> int:
@@ -192,7 +207,7 @@ class StrongestLog(LayerLog):
         cells = np.empty((self.info.filters_shown, k, layout.tile_height, layout.tile_width, *image.shape[2:]), image.dtype)
         for f in range(self.info.filters_shown):
             for rank in range(k):
-                top, left = layout.tile_origin(f * k + rank)
+                top, left = layout.tile_origin(f * self.info.tiles_per_filter + rank)
                 cells[f, rank] = image[top : top + layout.tile_height, left : left + layout.tile_width]
         return cells
 
@@ -205,7 +220,7 @@ class StrongestLog(LayerLog):
             raise IndexError(
                 f"{self.info.layer} has filters 0..{self.info.filters_shown - 1}, ranks 0..{self.top_k - 1}; not filter {filter_index}, rank {rank}"
             )
-        top, left = self.info.layout.tile_origin(filter_index * self.top_k + rank)
+        top, left = self.info.layout.tile_origin(filter_index * self.info.tiles_per_filter + rank)
         return self.grid(index)[top : top + self.info.layout.tile_height, left : left + self.info.layout.tile_width]
 
 
@@ -235,6 +250,31 @@ class PoolLog:
         return np.stack([self.picture(index) for index in range(len(self.pngs))])
 
 
+@dataclass(frozen=True)
+class ReadFailure:
+    """A run or one of its series that :func:`load` could not read and left out; ``series`` is None for the whole run."""
+
+    run: str
+    series: Optional[str]
+    reason: str
+
+    def __str__(self) -> str:
+        what = "left out" if self.series is None else f"series {self.series!r} left out"
+        return f"run {self.run!r}: {what}: {self.reason}"
+
+
+class Runs(dict):
+    """What :func:`load` returns: run name → :class:`RunLog`, and ``failures``, what it left out (:class:`ReadFailure`)."""
+
+    def __init__(self, runs=(), failures: Sequence[ReadFailure] = ()):
+        super().__init__(runs)
+        self.failures: list[ReadFailure] = list(failures)
+
+
+class ReadWarning(UserWarning):
+    """Warned by :func:`load` when it left a run or series out (its ``failures``)."""
+
+
 @dataclass
 class RunLog:
     """Everything one run directory holds in the feature-maps format."""
@@ -246,6 +286,7 @@ class RunLog:
     probe_labels: list = field(default_factory=list)
     strongest: dict = field(default_factory=dict)  # layer path -> StrongestLog (with a pool only)
     pool: Optional[PoolLog] = None  # with a pool only
+    failures: list = field(default_factory=list)  # ReadFailure of each series of this run left out
 
 
 @dataclass
@@ -315,11 +356,12 @@ def _remote_files(directory: str) -> list[str]:
     return [path for path in io_wrapper.ListDirectoryAbsolute(directory) if io_wrapper.IsSummaryEventsFile(path)]
 
 
-def _read_series(files: list[str], layers: Optional[Collection[str]]) -> Optional[dict[str, _Series]]:
+def _read_series(files: list[str], layers: Optional[Collection[str]], failed: dict[str, str]) -> Optional[dict[str, _Series]]:
     """The ``feature_maps`` series of one run's event files kept for ``layers`` (and the probes); None if it has none at all.
 
     Only the events' framing, steps, tags and metadata are read here; the
-    values stay in the files' bytes until decoded (:meth:`_Series.tensor`).
+    values stay in the files' bytes until decoded (:meth:`_Series.tensor`). A
+    series whose metadata cannot be read is left out, its tag and why put in ``failed``.
     """
     series: dict[str, Optional[_Series]] = {}  # tag -> its series, None where its values are not kept
     ours = False
@@ -335,7 +377,7 @@ def _read_series(files: list[str], layers: Optional[Collection[str]]) -> Optiona
                         break
                     mine = plugin_data.plugin_name == metadata.PLUGIN_NAME
                     ours |= mine
-                    series[value.tag] = _new_series(value.tag, plugin_data.content, layers) if mine else None
+                    series[value.tag] = _new_series(value.tag, plugin_data.content, layers, failed) if mine else None
                 found = series[value.tag]
                 if found is not None:
                     found.values[event.step] = (event.wall_time, value)
@@ -345,8 +387,12 @@ def _read_series(files: list[str], layers: Optional[Collection[str]]) -> Optiona
     return {tag: found for tag, found in series.items() if found is not None} if ours else None
 
 
-def _new_series(tag: str, content: bytes, layers: Optional[Collection[str]]) -> Optional[_Series]:
-    found = metadata.classify(tag, content)  # checked whichever layers are asked for
+def _new_series(tag: str, content: bytes, layers: Optional[Collection[str]], failed: dict[str, str]) -> Optional[_Series]:
+    try:
+        found = metadata.classify(tag, content)  # checked whichever layers are asked for
+    except metadata.FormatError as error:
+        failed[tag] = str(error)
+        return None
     if found is None:
         return None  # a kind this version does not know: skipped, as in the plugin's listing
     if found.kind in (metadata.KIND_PROBES, metadata.KIND_POOL) or layers is None or found.layer in layers:
@@ -409,7 +455,10 @@ class _Fields(_Deferred):
         if step not in self._series.values:
             return np.full(self._shape, np.nan, np.float32)
         data, layer = self._series.data, self._series.tag.split("/", 1)[-1]
-        array = metadata.align_fields(_ndarray(self._series.tensor(step)), data.get("fields", self._known), self._known)
+        array = _ndarray(self._series.tensor(step))
+        if data["kind"] == metadata.KIND_TOPK and array.ndim == 3:
+            array = array[:, : metadata.MAX_TOP_K]  # a hostile k is cut before it is copied
+        array = metadata.align_fields(array, data.get("fields", self._known), self._known)
         if array.shape != self._shape:
             raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {array.shape}, not {self._shape}; rewrite the log")
         return array.astype(np.float32, copy=False)
@@ -431,7 +480,7 @@ def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
     step_list = steps.tolist()
     pngs = _Pngs(grids, step_list)
     if info.kind == metadata.KIND_STRONGEST:
-        shape = (info.filters_shown, info.tiles_per_filter, len(metadata.TOPK_FIELDS))
+        shape = (info.filters_shown, min(info.tiles_per_filter, metadata.MAX_TOP_K), len(metadata.TOPK_FIELDS))
         return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
     log = LayerLog(info, steps, wall_times, pngs)
     if info.kind == metadata.KIND_ACTIVATIONS:
@@ -442,7 +491,7 @@ def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
     return log
 
 
-def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Optional[Collection[str]] = None) -> dict[str, RunLog]:
+def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Optional[Collection[str]] = None) -> Runs:
     """Reads the runs under ``logdir`` that hold feature-map series (every step).
 
     Runs are named as TensorBoard names them: the directory's path relative to
@@ -453,32 +502,58 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
     keeps the value written last. Values are decoded, and their records' data
     CRCs checked, when first used.
 
+    Each run, and each series of a run, is read on its own, as the plugin reads
+    them: one that cannot be read (metadata this version rejects, a probes or
+    pool value that is not pictures, an event file that cannot be opened) is
+    left out and the rest returned. What was left out, and why, is in the
+    result's ``failures`` (and each run's ``failures``), and one
+    :class:`ReadWarning` names them.
+
     Args:
         logdir: The ``log_dir`` given to the callback (local or remote).
         run: Read only this run (no other directory is opened).
         layers: Keep only these layer paths (activations, weights, strongest inputs); the other
             layers' values are not decoded. A run is listed whichever layers it has.
 
+    Returns:
+        A :class:`Runs` dict, run name → :class:`RunLog`, in name order, with ``failures``.
+
     Raises:
-        metadata.FormatError: for a series this version cannot read; later, when
-            a value is decoded, for one that is not what its series holds or
-            whose record fails its CRC.
+        metadata.FormatError: later, when a value is decoded, for one that is not
+            what its series holds or whose record fails its CRC.
     """
-    runs: dict[str, RunLog] = {}
+    runs, failures = {}, []
     for name, files in _run_files(os.fspath(logdir), run):
-        series = _read_series(files, layers)
+        failed: dict[str, str] = {}
+        try:
+            series = _read_series(files, layers, failed)
+        except OSError as error:  # a file removed or unreadable since it was listed
+            failures.append(ReadFailure(name, None, f"its event files cannot be read: {error}"))
+            continue
         if series is None:
             continue
-        log = runs[name] = RunLog(name)
-        fields_series: dict = {}  # layer path -> kind -> its fields series
-        for found in series.values():
-            if found.data["kind"] in metadata.TENSOR_KINDS:
-                fields_series.setdefault(found.data["layer"], {})[found.data["kind"]] = found
-        grids = []
-        for found in series.values():
+        log = runs[name] = _run_log(name, series, failed)
+        log.failures = [ReadFailure(name, tag, reason) for tag, reason in failed.items()]
+        failures += log.failures
+    if failures:
+        shown = "; ".join(map(str, failures[:5])) + (f"; and {len(failures) - 5} more" if len(failures) > 5 else "")
+        warnings.warn(f"tb_featuremaps.reader.load left out what it cannot read (see the result's failures): {shown}", ReadWarning, stacklevel=2)
+    return Runs(sorted(runs.items()), failures)
+
+
+def _run_log(name: str, series: dict[str, _Series], failed: dict[str, str]) -> RunLog:
+    """One run's :class:`RunLog` from its series; the probes or pool whose value cannot be read are put in ``failed``."""
+    log = RunLog(name)
+    fields_series: dict = {}  # layer path -> kind -> its fields series
+    for found in series.values():
+        if found.data["kind"] in metadata.TENSOR_KINDS:
+            fields_series.setdefault(found.data["layer"], {})[found.data["kind"]] = found
+    grids = []
+    for found in series.values():
+        try:
             if found.data["kind"] == metadata.KIND_PROBES:
-                log.probe_labels = list(found.data["labels"])
                 log.probe_images = [render.decode_png(png) for png in _pngs(found, max(found.values))]
+                log.probe_labels = list(found.data["labels"])
             elif found.data["kind"] == metadata.KIND_POOL:
                 content = found.data
                 log.pool = PoolLog(
@@ -489,7 +564,9 @@ def load(logdir: Union[str, os.PathLike], run: Optional[str] = None, layers: Opt
                 )
             elif found.info is not None:
                 grids.append(_layer_log(found, fields_series.get(found.info.layer, {}) if found.info.kind != metadata.KIND_WEIGHTS else {}))
-        tables = {metadata.KIND_ACTIVATIONS: log.layers, metadata.KIND_WEIGHTS: log.weights, metadata.KIND_STRONGEST: log.strongest}
-        for layer_log in sorted(grids, key=lambda item: item.info.index):
-            tables[layer_log.info.kind][layer_log.info.layer] = layer_log
-    return dict(sorted(runs.items()))
+        except (metadata.FormatError, OSError, ValueError, TypeError) as error:  # OSError: a PNG that does not decode
+            failed[found.tag] = str(error)
+    tables = {metadata.KIND_ACTIVATIONS: log.layers, metadata.KIND_WEIGHTS: log.weights, metadata.KIND_STRONGEST: log.strongest}
+    for layer_log in sorted(grids, key=lambda item: item.info.index):
+        tables[layer_log.info.kind][layer_log.info.layer] = layer_log
+    return log

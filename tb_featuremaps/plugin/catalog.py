@@ -297,6 +297,7 @@ class Catalog:
             strongest=_fields(strongest, STRONGEST_FIELDS),
             has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
             has_change=metadata.tag_for(metadata.KIND_CHANGE, info.layer) in tensors,
+            map_shape=info.map_shape,
         )
         return entry
 

@@ -196,13 +196,15 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         """Each filter's strongest pool inputs at one step, with their labels (docs/http-api.md)."""
         ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
         run, layer, step = params.name(request.args, "run"), params.name(request.args, "layer"), params.integer(request.args, "step")
-        values = self._reader.stats_at(ctx, eid, run, layer, step, metadata.KIND_TOPK)
+        series = self._reader.series_at(ctx, eid, run, layer, step, metadata.KIND_TOPK)
+        values = series.at(step)
         if values is None:
             raise params.not_found("step", step)
         names = self._pool_labels(ctx, eid, run)
         inputs = values[..., metadata.TOPK_FIELDS.index("input")]
         labels = [[_label(names, index) for index in ranks] for ranks in inputs.tolist()]
-        return http_util.Respond(request, {"step": step, "fields": list(metadata.TOPK_FIELDS), "values": values.tolist(), "labels": labels}, _JSON)
+        answer = {"step": step, "fields": list(metadata.TOPK_FIELDS), "values": values.tolist(), "labels": labels, "truncated": series.truncated}
+        return http_util.Respond(request, answer, _JSON)
 
     def _pool_labels(self, ctx, eid: str, run: str) -> list:
         """The labels of the run's pool inputs (its ``pool`` series' content), ``[]`` without one."""

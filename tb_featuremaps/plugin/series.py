@@ -157,6 +157,8 @@ class StatsSeries:
     steps: tuple[int, ...]
     values: np.ndarray
     checked: float
+    truncated: bool = False
+    """topk: some step had more than ``metadata.MAX_TOP_K`` ranks per filter, cut to the first ``MAX_TOP_K``."""
 
     def at(self, step: int) -> Optional[np.ndarray]:
         position = _position(self.steps, step)
@@ -184,9 +186,12 @@ GRID_OF = {
 
 
 def _aligned(value: np.ndarray, fields: list, kind: str = metadata.KIND_STATS) -> Optional[np.ndarray]:
-    """A stored ``kind`` array in this version's field order (:func:`metadata.align_fields`), or None if it is not one."""
+    """A stored ``kind`` array in this version's field order (:func:`metadata.align_fields`), or None if it is not one;
+    a topk array cut to its first :data:`metadata.MAX_TOP_K` ranks."""
     if value.ndim != _TENSOR_RANKS[kind] or value.dtype.kind != "f":
         return None
+    if kind == metadata.KIND_TOPK:
+        value = value[:, : metadata.MAX_TOP_K]
     try:
         return metadata.align_fields(value, fields, metadata.FIELDS_BY_KIND[kind])
     except metadata.FormatError:
@@ -369,13 +374,14 @@ class SeriesReader:
             raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
         known = metadata.FIELDS_BY_KIND[kind]
         fields = _stats_fields(series.plugin_content) or list(known)
+        truncated = kind == metadata.KIND_TOPK and any(datum.numpy.ndim == 3 and datum.numpy.shape[1] > metadata.MAX_TOP_K for datum in datums)
         readable = [(datum, _aligned(datum.numpy, fields, kind)) for datum in datums]
         datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, aligned in readable if aligned is not None], GRID_OF[kind])
         arrays = {id(datum): aligned for datum, aligned in readable}
         shape = arrays[id(datums[-1])].shape if datums else (*[0] * (_TENSOR_RANKS[kind] - 1), len(known))
         datums = [datum for datum in datums if arrays[id(datum)].shape == shape]  # the callback never changes it
         values = np.stack([arrays[id(datum)] for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
-        stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic())
+        stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic(), truncated)
         self._stats.put((eid, run, tag), stats, values.nbytes, evict=evict)
         return stats
 
@@ -389,12 +395,16 @@ class SeriesReader:
         self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, kind: str = metadata.KIND_STATS
     ) -> Optional[np.ndarray]:
         """The layer's ``kind`` tensor at ``step`` (None if not logged); no provider call when cached and checked recently."""
+        return self.series_at(ctx, eid, run, layer, step, kind).at(step)
+
+    def series_at(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, kind: str = metadata.KIND_STATS) -> StatsSeries:
+        """The layer's ``kind`` series, holding ``step`` if it was logged; no provider call when the cached one holds it
+        and was checked recently."""
         cached = self._stats.get((eid, run, metadata.tag_for(kind, layer)))
         fresh = cached is not None and time.monotonic() - cached.checked < FRESH_SECONDS
-        value = cached.at(step) if fresh else None
-        if value is None:
-            value = self.stats(ctx, eid, run, layer, kind).at(step)
-        return value
+        if fresh and cached.at(step) is not None:
+            return cached
+        return self.stats(ctx, eid, run, layer, kind)
 
     def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list, grid_kind: str) -> list:
         """Tensor ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's

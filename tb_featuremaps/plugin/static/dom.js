@@ -39,9 +39,9 @@ export function formatNumber(value) {
   return String(Number(value.toPrecision(3)));
 }
 
-/** `[null, 28, 28, 8]` → "28×28×8". */
-export function formatShape(shape) {
-  return (shape || []).filter((size) => size != null).join("×") || "?";
+/** A layer entry's shape channels last (its `map_shape`, docs/http-api.md): `[28, 28, 8]` → "28×28×8". */
+export function formatShape(layer) {
+  return (layer.map_shape || layer.output_shape || []).filter((size) => size != null).join("×") || "?";
 }
 
 /** A canvas sized for crisp drawing at the device pixel ratio; returns its 2D context with pixel smoothing off. */

@@ -120,7 +120,7 @@ export class LooksFor {
     this.summary.textContent = [
       layer.layer,
       layer.class,
-      `output ${formatShape(layer.output_shape)}`,
+      `output ${formatShape(layer)}`,
       `each filter's ${k} strongest${pool}, at ${stepText(layer.step_unit, step)}`,
       `patches: ${where}${layout.reduction !== "none" ? `, ${layout.reduction}` : ""}`,
     ].join(" · ");
