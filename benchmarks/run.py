@@ -89,6 +89,7 @@ SECTIONS = (
     "overhead",
     "mobilenet",
     "pool",
+    "patches",
     "settling",
     "serving",
     "browser",
@@ -133,6 +134,10 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
         from .strongest import pool_cost
 
         return pool_cost(workdir, plan.events, plan.train_digits, plan.loaders, plan.requests)
+    if name == "patches":
+        from .strongest import patch_cost
+
+        return patch_cost(min(plan.events, 3))
     if name == "settling":
         from .strongest import settling
 
@@ -322,6 +327,18 @@ def _strongest_rows(results: dict) -> list[Row]:
         per_step = pool["bytes_per_step"]
         rows.append(
             Row(section, "log bytes per step without / with the pool (KB)", f"{per_step['no_pool'] / 1e3:.0f} / {per_step['pool'] / 1e3:.0f}")
+        )
+    patches = results.get("patches")
+    for size, measured in (patches or {}).get("fields", {}).items():
+        section = f"patch sheet, {size} px field on a {patches['side']} px RGB pool of {patches['pool_size']}"
+        rows.append(
+            Row(
+                section,
+                f"{patches['filters']} filters x {patches['top_k']}: clipped to the input / cropped at the field's size (ms)",
+                f"{measured['clipped_ms']:.0f} / {measured['nominal_ms']:.0f} ({measured['nominal_to_clipped']:.0f}x)",
+                "clipped <= 200",
+                measured["clipped_ms"] <= 200,
+            )
         )
     settled = results.get("settling")
     for path, layer in (settled or {}).get("layers", {}).items():

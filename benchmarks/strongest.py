@@ -121,3 +121,34 @@ def settling(log_dir: str, epochs: int, train_digits: int, pool_size: int = 500)
         settled = next((step for step, fraction in zip(steps, changing) if fraction <= 0.5), None)
         result["layers"][path] = {"steps": steps, "median_response_change": median, "changing_filters": changing, "settled_at": settled}
     return result
+
+
+def patch_cost(repeats: int, pool_size: int = 200, side: int = 64, filters: int = 128, k: int = 9) -> dict:
+    """Milliseconds of one layer's patch sheet for fields far larger than a ``side``-pixel RGB pool (EfficientNetB0's
+    deep layers at 64 px), beside what the same field cost when it was cropped at its nominal size: the same call on
+    pictures padded out to the field (which is what that crop drew, padding and all). Alternated, in one run."""
+    from tb_featuremaps.format.metadata import ReceptiveField
+    from tb_featuremaps.render import strongest as render
+
+    rng = np.random.default_rng(0)
+    pictures = render.PoolPictures.of(rng.uniform(0, 1, (pool_size, side, side, 3)).astype(np.float32))
+    output = 2  # the layer's output side: 2x2 units, each seeing all of the input
+    inputs = rng.integers(0, pool_size, (filters, k))
+    positions = rng.integers(0, output, (filters, k, 2))
+    result: dict = {"pool_size": pool_size, "side": side, "filters": filters, "top_k": k, "fields": {}}
+    for size in (483, 851):
+        field = ReceptiveField((size, size), (32, 32), (-(size // 2), -(size // 2)))
+        margin = size  # the nominal window of every unit lies inside the padded pictures
+        padded = render.PoolPictures(
+            np.pad(pictures.levels, ((0, 0), (margin, margin), (margin, margin), (0, 0)), constant_values=pictures.padding),
+            pictures.padding,
+            pictures.input_range,
+        )
+        nominal = ReceptiveField(field.size, field.jump, (field.start[0] + margin, field.start[1] + margin))
+        times: dict[str, list[float]] = {"clipped": [], "nominal": []}
+        for _ in range(repeats):
+            for name, (drawn, where) in (("clipped", (pictures, field)), ("nominal", (padded, nominal))):
+                times[name].append(elapsed_ms(lambda drawn=drawn, where=where: render.patch_sheet(drawn, inputs, positions, where)))
+        clipped, before = statistics.median(times["clipped"]), statistics.median(times["nominal"])
+        result["fields"][str(size)] = {"clipped_ms": clipped, "nominal_ms": before, "nominal_to_clipped": before / clipped}
+    return result

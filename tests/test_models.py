@@ -48,7 +48,7 @@ def test_layers_inside_a_nested_mobilenet_backbone(tmp_path, recwarn):
     inputs = keras.Input((32, 32, 3))
     model = compile_classifier(keras.Model(inputs, layers.Dense(10)(layers.GlobalAveragePooling2D()(backbone(inputs)))))
     x = np.random.default_rng(0).random((16, 32, 32, 3), dtype=np.float32)
-    run = _fit(model, tmp_path, x, np.arange(16) % 10, probes=x[:2])
+    run = _fit(model, tmp_path, x, np.arange(16) % 10, probes=x[:2], layers="all")
     name = backbone.name  # mobilenetv2_0.35_32
     assert list(run.layers)[:2] == [f"{name}/Conv1", f"{name}/expanded_conv_depthwise"]
     assert all(path.startswith(f"{name}/") for path in run.layers)

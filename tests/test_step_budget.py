@@ -79,15 +79,35 @@ def test_the_first_probes_copy_is_the_panels_first_grid(tmp_path):
                     assert list(value.tensor.string_val)[metadata.IMAGE_HEADER :] == [first]
 
 
-def test_over_budget_warns_once_naming_the_knobs_and_drops_later_images_copies_only(tmp_path):
+def test_a_budget_no_rung_meets_takes_the_whole_ladder_warns_once_and_loses_no_probe_or_stat(tmp_path):
     within, _ = _write(tmp_path / "within", write_images=True)
     over, messages = _write(tmp_path / "over", write_images=True, max_step_bytes=1000)
     budget = [message for message in messages if "max_step_bytes" in message]
     assert len(budget) == 1
-    for knob in ("max_step_bytes=1000", "max_tile_size", "max_filters", "write_images", "'conv'"):
+    for knob in ("max_step_bytes=1000", "write_images=False", "max_tile_size=8", "max_filters", "'conv'", "Even so"):
         assert knob in budget[0]
-    assert {step for _, step in _images_copies(over)} == {0}  # the step over the budget is written whole, later ones without copies
-    assert _panel_series(over) == _panel_series(within)  # nothing the panel shows is lost
+    assert _images_copies(over) == {}  # from the first step on
+    run, unreduced = reader.load(str(tmp_path / "over"))["run"], reader.load(str(tmp_path / "within"))["run"]
+    assert run.layers["conv"].info.reduced == {"max_tile_size": 8} and run.layers["pool"].info.reduced == {}  # pool's 8x8 maps fit
+    assert (run.layers["conv"].info.layout.tile_height, unreduced.layers["conv"].info.layout.tile_height) == (8, 16)
+    for path, layer in run.layers.items():
+        assert all(len(pngs) == PROBES for pngs in layer.pngs)  # every probe, every step
+        np.testing.assert_array_equal(layer.stats, unreduced.layers[path].stats)  # stats at full resolution, untouched
+
+
+def test_a_later_step_over_the_budget_warns_once_and_keeps_the_first_steps_drawing(tmp_path):
+    probes = np.zeros((PROBES, 8, 8, 1), np.float32)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with FeatureMapsWriter(str(tmp_path), probes, run_name="run", max_step_bytes=60_000) as writer:
+            writer.write(0, {name: np.zeros_like(maps) for name, maps in _maps(0, size=64, filters=16).items()})  # compresses to little
+            for step in (1, 2):
+                writer.write(step, _maps(step, size=64, filters=16))  # noise: over the budget
+    budget = [str(w.message) for w in caught if "max_step_bytes" in str(w.message)]
+    assert len(budget) == 1 and "step 1 logged" in budget[0] and "chosen at the run's first step stays" in budget[0]
+    assert {step for _, step in _images_copies(writer.run_dir)} == {0, 1}  # the copies go from the step after
+    run = reader.load(str(tmp_path))["run"]
+    assert run.layers["conv"].info.reduced == {} and run.layers["conv"].info.layout.tile_height == 64
 
 
 def test_a_step_under_budget_is_unchanged(tmp_path):
@@ -108,4 +128,4 @@ def test_the_budget_holds_across_close_and_a_new_run_starts_afresh(tmp_path):
         warnings.simplefilter("error")
         writer.write(1, _maps(1))  # a closed and reopened writer does not warn again
     writer.close()
-    assert {step for _, step in _images_copies(writer.run_dir)} == {0}
+    assert _images_copies(writer.run_dir) == {}  # the first step's decision holds for the reopened file too

@@ -150,6 +150,40 @@ def test_whole_input_patches_where_no_field_is_known(tmp_path):
     np.testing.assert_array_equal(sheet[11:21, 0:10], strongest.PoolPictures.of(pool_inputs).levels[index])
 
 
+def test_a_field_larger_than_the_input_draws_the_input_it_covers(tmp_path):
+    """Along an axis where the field outgrows the input the patch is the whole input, blank (padding) outside the field."""
+    rng = np.random.default_rng(3)
+    pool_inputs = rng.uniform(-1, 1, (8, 12, 12, 1)).astype(np.float32)
+    fields = {"tall": metadata.ReceptiveField((41, 7), (2, 2), (-30, -1)), "huge": metadata.ReceptiveField((483, 483), (32, 32), (-200, -220))}
+    writer = FeatureMapsWriter(tmp_path, np.zeros((1, 12, 12, 1), np.float32), pool=pool_inputs, top_k=4, background=False, write_images=False)
+    layers = {path: LayerDescription("Conv2D", receptive_field=field) for path, field in fields.items()}
+    outputs = {path: rng.normal(size=(1, 6, 6, 3)) for path in fields}
+    assert writer.write(0, outputs, layers=layers, pool_activations={path: rng.normal(size=(8, 6, 6, 3)) for path in fields})
+    writer.close()
+    events = _events(writer.run_dir)
+    pictures = strongest.PoolPictures.of(pool_inputs)
+    for path, field in fields.items():
+        value, content = events[f"strongest/{path}"][0]
+        info = metadata.LayerInfo.from_json(content)
+        size = (12, 12) if path == "huge" else (12, 7)
+        assert content["extra"]["patch_size"] == list(size) and content["extra"]["receptive_field"] == field.to_json()
+        assert (info.layout.tile_height, info.layout.tile_width) == size and info.reduction == metadata.NO_REDUCTION
+        sheet = render.decode_png(metadata.pngs_of(value)[0])
+        topk = metadata.align_fields(events[f"topk/{path}"][0][0], events[f"topk/{path}"][0][1]["fields"], metadata.TOPK_FIELDS)
+        for f in range(3):
+            for r in range(4):
+                index, top, left = (int(topk[f, r, metadata.TOPK_FIELDS.index(name)]) for name in ("input", "top", "left"))
+                rows = np.arange(12)[:, None]  # the patch's rows are the input's; its columns start at the field's (tall)
+                cols = np.arange(size[1])[None, :] + (0 if path == "huge" else left)
+                inside = (rows >= top) & (rows < top + field.size[0]) & (cols >= max(left, 0)) & (cols < min(left + field.size[1], 12))
+                expected = np.where(inside, pictures.levels[index][rows, np.clip(cols, 0, 11)], pictures.padding)
+                y, x = info.layout.tile_origin(f * info.tiles_per_filter + r)
+                np.testing.assert_array_equal(sheet[y : y + size[0], x : x + size[1]], expected, err_msg=f"{path} filter {f} rank {r}")
+        if path == "tall":
+            tops = topk[:3, :, metadata.TOPK_FIELDS.index("top")]
+            assert ((tops < 12 - 41) | (tops > 0)).any()  # some fields leave input rows blank
+
+
 def test_pool_outputs_without_one_or_two_spatial_axes_are_skipped(tmp_path):
     rng = np.random.default_rng(2)
     writer = FeatureMapsWriter(tmp_path, np.zeros((1, 8, 8, 1), np.float32), pool=rng.uniform(size=(5, 8, 8, 1)), background=False)

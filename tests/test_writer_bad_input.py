@@ -86,12 +86,11 @@ def test_steps_outside_int64_are_refused_and_later_steps_still_log(tmp_path, ste
     assert reader.load(tmp_path)["feature_maps"].layers["conv"].steps.tolist() == [2**63 - 1]
 
 
-def test_a_receptive_field_far_larger_than_the_input_shows_whole_inputs_instead_of_allocating_its_size(tmp_path):
+def test_a_receptive_field_far_larger_than_the_input_draws_whole_inputs_instead_of_allocating_its_size(tmp_path):
     huge = LayerDescription(receptive_field=Field((100_000, 100_000), (1, 1), (0, 0)))
     with FeatureMapsWriter(tmp_path, PROBES, ["a", "b"], pool=POOL, background=False) as writer:
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             assert writer.write(0, {"conv": maps()}, layers={"conv": huge}, pool_activations={"conv": maps(5)})
     extra = reader.load(tmp_path)["feature_maps"].strongest["conv"].info.extra
-    assert extra["patch"] == "whole input" and "more than 32 times the input" in extra["patch_reason"]
-    assert extra["patch_size"] == [8, 8]
+    assert extra["receptive_field"]["size"] == [100_000, 100_000] and extra["patch_size"] == [8, 8]

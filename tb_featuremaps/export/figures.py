@@ -260,6 +260,8 @@ def patch_text(best: StrongestLog) -> str:
     height, width = best.patch_size
     field = best.receptive_field
     text = f"{height}×{width}-pixel receptive field" if field is not None else f"whole {height}×{width} input"
+    if field is not None and len(field.size) == 2 and tuple(field.size) != (height, width):
+        text = f"{'×'.join(map(str, field.size))}-pixel receptive field, clipped to the {height}×{width} input it covers"
     reason = best.info.extra.get("patch_reason") if field is None else ""
     if reason:
         text += f" ({reason})"

@@ -331,6 +331,8 @@ class LayerInfo:
     """Tiles each filter has, consecutive: 1, or ``top_k`` for ``strongest`` (filter ``f``'s rank ``r`` is tile ``f·top_k + r``)."""
     version: int = FORMAT_VERSION
     extra: dict = field(default_factory=dict)
+    reduced: dict = field(default_factory=dict)
+    """What the step budget lowered for this series, ``{argument: value drawn with}`` (``docs/format.md``, "Step budget")."""
 
     @property
     def map_shape(self) -> list:
@@ -355,6 +357,8 @@ class LayerInfo:
         data["class"] = data.pop("layer_class")
         layout = data.pop("layout")
         data.update(layout)
+        if not data["reduced"]:
+            del data["reduced"]
         return data
 
     @classmethod
@@ -389,6 +393,7 @@ class LayerInfo:
             tiles_per_filter=per_filter,
             version=int(data["version"]),
             extra=dict(data.get("extra", {})),
+            reduced=dict(data["reduced"]) if isinstance(data.get("reduced"), dict) else {},
         )
 
 

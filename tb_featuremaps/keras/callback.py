@@ -95,7 +95,10 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         layers: What to log: layer names or paths (``"backbone/conv1"``), compiled
             regexes (``re.compile("conv.*")``), layer classes or layer objects.
             Default: every convolution and (non-global) pooling layer, including
-            those inside nested functional sub-models.
+            those inside nested functional sub-models; for a deep model (more than
+            20 of them: ResNet, MobileNet, EfficientNet, ConvNeXt) only the first
+            convolution and the last layer of each resolution stage, with a warning
+            naming them. ``layers="all"`` logs every one.
         update_freq: ``"epoch"`` to log at the end of every ``epoch_freq``-th epoch
             (steps count epochs), or an integer N to log every N batches (steps
             count batches; ``"batch"`` is N = 1).

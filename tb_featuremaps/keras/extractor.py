@@ -19,7 +19,7 @@ import numpy as np
 
 from ..writer.arguments import describe_spec
 
-SPATIAL_LAYER_TYPES = (
+CONVOLUTION_TYPES = (
     keras.layers.Conv1D,
     keras.layers.Conv2D,
     keras.layers.Conv3D,
@@ -30,6 +30,8 @@ SPATIAL_LAYER_TYPES = (
     keras.layers.DepthwiseConv2D,
     keras.layers.SeparableConv1D,
     keras.layers.SeparableConv2D,
+)
+POOLING_TYPES = (
     keras.layers.MaxPooling1D,
     keras.layers.MaxPooling2D,
     keras.layers.MaxPooling3D,
@@ -37,7 +39,15 @@ SPATIAL_LAYER_TYPES = (
     keras.layers.AveragePooling2D,
     keras.layers.AveragePooling3D,
 )
-"""Layers logged by default: convolutions and (non-global) pooling."""
+SPATIAL_LAYER_TYPES = CONVOLUTION_TYPES + POOLING_TYPES
+"""Layers that can be logged by default (eligible): convolutions and (non-global) pooling."""
+
+DEEP_NETWORK_LAYERS = 20
+"""A model with more eligible layers than this logs, by default, only the first convolution and each resolution
+stage's last layer (:func:`stage_ends`); ``layers="all"`` logs every eligible layer."""
+
+ALL_LAYERS = "all"
+"""``layers="all"``: every eligible layer, however deep the model."""
 
 LayerSpec = Union[str, "re.Pattern[str]", type, keras.layers.Layer]
 
@@ -135,13 +145,16 @@ def _matches(spec: LayerSpec, path: str, layer: keras.layers.Layer) -> bool:
 def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner: str = "FeatureMapsCallback") -> list[tuple[SelectedLayer, list]]:
     """The layers to log with their nested-model chains, in model order.
 
-    ``layers=None`` selects :data:`SPATIAL_LAYER_TYPES`. Otherwise each entry is a
-    layer name or path (``"backbone/conv1"``), a compiled regex matched against
-    names and paths, a layer class, or a layer object; each must match.
+    ``layers=None`` selects the eligible layers (:data:`SPATIAL_LAYER_TYPES`), or
+    for a deep model (more than :data:`DEEP_NETWORK_LAYERS` of them) their
+    :func:`stage_ends`, and says so once; ``layers="all"`` every eligible layer.
+    Otherwise each entry is a layer name or path (``"backbone/conv1"``), a compiled
+    regex matched against names and paths, a layer class, or a layer object; each
+    must match.
     """
     found = list(walk(model))
     hidden = list(_subclassed(model))
-    if layers is None:
+    if layers is None or list(layers) == [ALL_LAYERS]:
         chosen = [(path, layer, chain) for path, layer, chain in found if _is_spatial(layer)]
         unreachable = _unreachable(None, hidden)
         if not chosen:
@@ -149,6 +162,14 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner:
                 f"{owner} found no convolution or pooling layer in the model "
                 f"(layers: {', '.join(path for path, _, _ in found) or 'none'}); pass layers=[...] "
                 f"with the names of the layers to log.{unreachable}"
+            )
+        if layers is None and len(chosen) > DEEP_NETWORK_LAYERS:
+            eligible, chosen = len(chosen), stage_ends(chosen)
+            warnings.warn(
+                f"{owner}: the model has {eligible} convolution and pooling layers; by default it logs {len(chosen)} of them, the first "
+                f"convolution and the last layer of each resolution stage ({', '.join(path for path, _, _ in chosen)}). Pass "
+                f"layers='all' to log all {eligible}, or layers=[...] to choose.",
+                stacklevel=4,
             )
         if unreachable:
             warnings.warn(f"{owner} logs {len(chosen)} layers;{unreachable}", stacklevel=4)
@@ -167,6 +188,28 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner:
             raise ValueError(f"{owner} cannot draw layer '{path}': its output {tuple(shape)} has no channel axis.")
         selected.append((SelectedLayer(path, layer, index=len(selected)), chain))
     return selected
+
+
+def _spatial_size(layer: keras.layers.Layer) -> tuple:
+    """The spatial axes of a layer's output (None where unknown)."""
+    shape = tuple(layer.output.shape[1:])
+    return shape[1:] if getattr(layer, "data_format", "channels_last") == "channels_first" else shape[:-1]
+
+
+def stage_ends(chosen: list[tuple[str, Any, list]]) -> list[tuple[str, Any, list]]:
+    """The default layers of a deep model: its first convolution and the last layer of each resolution stage.
+
+    ``chosen``: the eligible ``(path, layer, chain)`` in model order. A stage is a
+    run of consecutive layers whose maps have the same spatial size; 1×1 maps
+    followed by larger ones (the gates of squeeze-and-excitation blocks) belong
+    to no stage.
+    """
+    sizes = [_spatial_size(layer) for _, layer, _ in chosen]
+    flat = [all(side == 1 for side in size) for size in sizes]
+    staged = [i for i in range(len(chosen)) if not (flat[i] and not all(flat[i:]))]
+    ends = {index for index, after in zip(staged, [*staged[1:], None]) if after is None or sizes[after] != sizes[index]}
+    first = next((i for i, (_, layer, _) in enumerate(chosen) if isinstance(layer, CONVOLUTION_TYPES)), 0)
+    return [chosen[i] for i in sorted(ends | {first})]
 
 
 def _node_inputs(nested: keras.Model) -> list:

@@ -62,7 +62,9 @@ class FeatureMapsLogger:
             in batches of 128; patches follow each layer's receptive field.
         layers: Layer names or paths (``"backbone/conv1"``), compiled regexes, layer
             classes or layer objects; default: every convolution and (non-global)
-            pooling layer, including those inside nested functional models.
+            pooling layer, including those inside nested functional models, or for a
+            deep model (more than 20) the first convolution and the last layer of each
+            resolution stage; ``"all"``: every one.
         write_weights: Also log the kernels of convolution layers as grids.
     """
 

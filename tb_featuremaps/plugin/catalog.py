@@ -29,7 +29,7 @@ _HIDDEN = ("version", "kind", "extra")
 WEIGHTS_FIELDS = ("tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total", "reduction")
 """Content fields of a ``weights`` series that a layer entry carries."""
 
-STRONGEST_FIELDS = (*WEIGHTS_FIELDS, "tiles_per_filter", "extra")
+STRONGEST_FIELDS = (*WEIGHTS_FIELDS, "tiles_per_filter", "extra", "reduced")
 """Content fields of a ``strongest`` series (the patch sheet) that a layer entry carries."""
 
 _EXTENTS_BUDGET = 10_000
@@ -382,11 +382,12 @@ def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:
 
 
 def _fields(info: Optional[metadata.LayerInfo], fields: tuple) -> Optional[dict[str, Any]]:
-    """``fields`` of a weights or strongest series' content, or None when the layer has no such series."""
+    """``fields`` of a weights or strongest series' content (those it has: ``reduced`` only when reduced), or None when the
+    layer has no such series."""
     if info is None:
         return None
     content = info.to_json()
-    return {key: content[key] for key in fields}
+    return {key: content[key] for key in fields if key in content}
 
 
 def _problem(run: str, tag: Optional[str], error: errors.PublicError) -> dict[str, Any]:

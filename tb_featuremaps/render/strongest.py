@@ -129,13 +129,14 @@ class PoolPictures:
         return cls(levels, padding, (low, high))
 
 
-def _crop(pictures: PoolPictures, index: int, corner: tuple, size: tuple) -> np.ndarray:
-    """The input window ``corner``, ``size`` of pool input ``index``; outside the input: the padding level."""
+def _crop(pictures: PoolPictures, index: int, corner: tuple, size: tuple, field: tuple) -> np.ndarray:
+    """The input window ``corner``, ``size`` of pool input ``index``: the input where the window meets the input and
+    the receptive field ``field`` (``(top, left, bottom, right)``, exclusive), the padding level everywhere else."""
     picture = pictures.levels[index]
     window = np.full((*size, *picture.shape[2:]), pictures.padding, np.uint8)
     (top, left), (height, width) = corner, size
-    rows = slice(max(top, 0), min(top + height, picture.shape[0]))
-    cols = slice(max(left, 0), min(left + width, picture.shape[1]))
+    rows = slice(max(top, field[0], 0), min(top + height, field[2], picture.shape[0]))
+    cols = slice(max(left, field[1], 0), min(left + width, field[3], picture.shape[1]))
     if rows.start < rows.stop and cols.start < cols.stop:
         window[rows.start - top : rows.stop - top, cols.start - left : cols.stop - left] = picture[rows, cols]
     return window
@@ -160,39 +161,53 @@ class PatchSheet:
     corners: np.ndarray
     """int ``[F, k, 2]``: each patch's top-left input pixel (``top``, ``left``)."""
     patch_size: tuple[int, int]
-    """The patches' size in input pixels (before block averaging)."""
+    """The patches' size in input pixels (before block averaging): the field's, at most the input's along each axis."""
     reduction: str
 
 
-def patch_sheet(pictures: PoolPictures, inputs: np.ndarray, positions: np.ndarray, field: Optional[ReceptiveField]) -> PatchSheet:
+def patch_sheet(
+    pictures: PoolPictures, inputs: np.ndarray, positions: np.ndarray, field: Optional[ReceptiveField], max_patch: int = MAX_PATCH_SIZE
+) -> PatchSheet:
     """The sheet of the input patches under each filter's strongest responses.
 
     ``field`` None (a receptive field that cannot be computed): each patch is the
-    whole input. 1-D inputs are drawn as strips :data:`STRIP_HEIGHT` rows high.
+    whole input. Along an axis where the field is larger than the input, the patch
+    is the whole input and the input outside the field is drawn at the padding
+    level, so a patch never costs more than the input it shows. Patches larger than
+    ``max_patch`` per side are block-averaged; patches that are the same (the same
+    input and window) are drawn once. 1-D inputs are drawn as strips
+    :data:`STRIP_HEIGHT` rows high. The sheet's ``corners`` are the fields' corners.
     """
     height, width = pictures.levels.shape[1:3]
     filters, k = inputs.shape
     if field is None:
         corners = np.zeros((filters, k, 2), np.int64)
-        size = (height, width)
+        field_size = (height, width)
     else:
         if height == 1 and len(field.size) == 1:  # a 1-D field: one row, the field along the columns
             field = ReceptiveField((1, *field.size), (1, *field.jump), (0, *field.start))
         corners = np.asarray(field.start)[None, None] + positions * np.asarray(field.jump)[None, None]
-        size = tuple(int(s) for s in field.size)
-    factors = tuple(-(-side // MAX_PATCH_SIZE) for side in size)
+        field_size = tuple(int(s) for s in field.size)
+    clipped = tuple(side > limit for side, limit in zip(field_size, (height, width)))  # axes the patch is the whole input along
+    size = tuple(limit if clip else side for side, limit, clip in zip(field_size, (height, width), clipped))
+    factors = tuple(-(-side // max_patch) for side in size)
     reduction = metadata.block_mean(*factors) if factors != (1, 1) else metadata.NO_REDUCTION
     tile_height, tile_width = size[0] // factors[0], size[1] // factors[1]
     strip = height == 1
     layout = GridLayout(STRIP_HEIGHT if strip else tile_height, tile_width, filters, max(k, 1), 1)
     pixels = np.full((layout.height, layout.width, *pictures.levels.shape[3:]), metadata.GUTTER_VALUE, np.uint8)
+    drawn: dict[tuple, np.ndarray] = {}
     for f in range(filters):
         for r in range(k):
-            patch = _shrink(_crop(pictures, int(inputs[f, r]), tuple(int(v) for v in corners[f, r]), size), factors)
-            if strip:
-                patch = np.repeat(patch, STRIP_HEIGHT, axis=0)
-            top, left = layout.tile_origin(f * layout.cols + r)
-            pixels[top : top + layout.tile_height, left : left + layout.tile_width] = patch
+            top, left = (int(v) for v in corners[f, r])
+            window = (0 if clipped[0] else top, 0 if clipped[1] else left)
+            seen = (max(top, 0), max(left, 0), min(top + field_size[0], height), min(left + field_size[1], width))
+            key = (int(inputs[f, r]), window, seen)
+            if key not in drawn:
+                patch = _shrink(_crop(pictures, key[0], window, size, seen), factors)
+                drawn[key] = np.repeat(patch, STRIP_HEIGHT, axis=0) if strip else patch
+            y, x = layout.tile_origin(f * layout.cols + r)
+            pixels[y : y + layout.tile_height, x : x + layout.tile_width] = drawn[key]
     return PatchSheet(pixels, layout, corners, size, reduction)
 
 

@@ -15,11 +15,6 @@ import numpy as np
 from ..format import metadata
 from ..render import strongest
 
-MAX_FIELD_RATIO = 32
-"""A receptive field larger than this many times the pool input (per axis) is drawn as the whole input: no real network's field
-is, and cropping one would allocate its size squared (a field of 100,000 pixels: 36 GiB)."""
-
-
 def shape_of(values: Any) -> tuple:
     """The shape of an array, a framework tensor or nested lists, without copying an array to host memory."""
     shape = getattr(values, "shape", None)
@@ -130,12 +125,6 @@ def _receptive_input(owner: str, where: str, index: Any, pool_inputs: list) -> N
             f"{owner}: {where}.receptive_input names pool input {index}, shaped {np.shape(pool_inputs[index])}: only images [N, H, W, C] "
             "or sequences [N, L, C] have patches; pass the index of one."
         )
-
-
-def field_fits(field: metadata.ReceptiveField, picture_shape: tuple) -> bool:
-    """Whether a receptive field is at most :data:`MAX_FIELD_RATIO` times the pool pictures ``[H, W]`` per axis."""
-    extents = picture_shape[-len(field.size) :]
-    return all(size <= MAX_FIELD_RATIO * max(extent, 1) for size, extent in zip(field.size, extents))
 
 
 def pool_inputs(owner: str, inputs: list) -> None:

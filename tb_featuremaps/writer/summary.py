@@ -32,19 +32,20 @@ def images_copies(write_images: Union[bool, str], pngs: Sequence[bytes]) -> Sequ
     return pngs[:1] if write_images == "first" else []
 
 
-def _size(count: int) -> str:
+def byte_text(count: int) -> str:
+    """``count`` bytes as KiB or MiB, for warnings."""
     return f"{count / 2**20:.1f} MiB" if count >= 2**20 else f"{count / 1024:.1f} KiB"
 
 
 class StepBudget:
     """``max_step_bytes``: the encoded bytes of each step's layers, and what to do past the budget.
 
-    The first step whose layers encode to more than ``max_bytes`` warns once (the
-    writer gives :attr:`warning` on its caller's thread), naming
-    the knobs and the biggest layers, and is written whole; later steps leave out
-    the Images-dashboard copies (:attr:`images_dropped`), which the Feature Maps
-    panel never reads, so nothing it shows is lost. Grids, stats and Scalars are
-    always written: a step still over the budget without copies is written whole.
+    The writer fits a run's first step to the budget (:mod:`.budget`); a later step
+    whose layers still encode to more than ``max_bytes`` warns once (the writer
+    gives :attr:`warning` on its caller's thread), naming the knobs and the biggest
+    layers, and is written whole; steps after it leave out the Images-dashboard
+    copies (:attr:`images_dropped`), which the Feature Maps panel never reads, so
+    nothing it shows is lost.
     """
 
     def __init__(self, max_bytes: Optional[int], owner: str = "FeatureMapsWriter"):
@@ -59,6 +60,11 @@ class StepBudget:
         """Counts ``size`` bytes of ``layer`` towards the pending step."""
         self._layers[layer] = self._layers.get(layer, 0) + size
 
+    @property
+    def pending(self) -> dict[str, int]:
+        """Layer path → its bytes in the pending step so far."""
+        return dict(self._layers)
+
     def clear(self) -> None:
         """Forgets the pending step (discarded)."""
         self._layers = {}
@@ -71,7 +77,7 @@ class StepBudget:
             return total
         self.warned = True
         biggest = sorted(layers.items(), key=lambda item: -item[1])[:3]
-        named = ", ".join(f"{layer!r} ({_size(size)})" for layer, size in biggest)
+        named = ", ".join(f"{layer!r} ({byte_text(size)})" for layer, size in biggest)
         images = (
             ""
             if self.images_dropped
@@ -79,9 +85,10 @@ class StepBudget:
         )
         self.images_dropped = True
         self.warning = (
-            f"{self.owner}: step {step} logged {_size(total)}, over max_step_bytes={self.max_bytes} "
-            f"({_size(self.max_bytes)}); the biggest layers: {named}.{images} "
-            "To log less per step, pass max_tile_size= or max_filters= smaller, layers=[...] fewer, write_images=False; "
+            f"{self.owner}: step {step} logged {byte_text(total)}, over max_step_bytes={self.max_bytes} "
+            f"({byte_text(self.max_bytes)}); the biggest layers: {named}.{images} "
+            "The drawing chosen at the run's first step stays (a series never changes between steps). To log less per step, pass "
+            "max_tile_size=, max_filters= or top_k= smaller, layers=[...] fewer, a smaller pool=, write_images=False; "
             "to allow more, raise max_step_bytes (None: no budget). This warning is not repeated."
         )
         return total

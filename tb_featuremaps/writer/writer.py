@@ -17,7 +17,8 @@ import numpy as np
 
 from ..format import metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
-from . import arguments, checks, runs
+from ..render.reduce import to_maps
+from . import arguments, budget, checks, runs
 from . import probes as probes_lib
 from .summary import StepBudget, SummaryWriter
 
@@ -151,6 +152,9 @@ class FeatureMapsWriter:
         if self.pool is not None:
             checks.pool_inputs(owner, self.pool.inputs)
         self.top_k = arguments.top_k(owner, top_k, pool)
+        self._user_drawing = budget.Drawing(self.write_images, self.max_tile_size, strongest.MAX_PATCH_SIZE, self.top_k)
+        self._drawing = self._first_drawing()
+        self._largest: dict[str, int] = {}  # what the step being drawn drew from: its largest tile and patch sides, most ranks
         self._pictures: dict[int, strongest.PoolPictures] = {}
         self._previous_kernels: dict[str, np.ndarray] = {}  # caller's thread
         self._previous_responses: dict[str, np.ndarray] = {}  # worker's thread
@@ -214,6 +218,7 @@ class FeatureMapsWriter:
         self._run, self._infos, self._last_step, self._probes_written, self.resume = None, {}, None, False, False
         self._previous_kernels, self._previous_responses = {}, {}
         self._budget = StepBudget(self.max_step_bytes, self.owner)
+        self._drawing = self._first_drawing()
 
     # Writing --------------------------------------------------------------
 
@@ -333,7 +338,12 @@ class FeatureMapsWriter:
         """Draws and writes one step whole, or discards it and returns the error."""
         try:
             with np.errstate(all="ignore"):  # exploding or NaN activations are what the logs are for
-                self._write(step, activations, kernels, layers, changes, found)
+                if self._drawing is None:
+                    self._fit_first_step(step, activations, kernels, layers, changes, found)
+                else:
+                    self._write(step, activations, kernels, layers, changes, found)
+                self._time("write", self._summary.flush)
+                self._probes_written = True
         except Exception as error:  # a training loop matters more than one log event
             self._summary.discard()  # a step is written whole or not at all
             return error
@@ -372,8 +382,32 @@ class FeatureMapsWriter:
                 self._write_series(step, metadata.KIND_WEIGHTS, path, kernels[path], description, False)
             if path in found:
                 self._time("strongest", self._write_strongest, step, path, found[path], description)
-        self._time("write", self._summary.flush)
-        self._probes_written = True
+
+    def _first_drawing(self) -> Optional[budget.Drawing]:
+        """The user's arguments without a budget; None with one: the run's first step decides (:meth:`_fit_first_step`)."""
+        return self._user_drawing if self.max_step_bytes is None else None
+
+    def _fit_first_step(self, step: int, *item) -> None:
+        """Draws a run's first step, again with each rung of the budget's ladder taken until it fits; the run keeps that drawing."""
+        saved = (dict(self._infos), dict(self._previous_responses), self._probes_written)
+
+        def attempt(drawing: budget.Drawing) -> budget.Attempt:
+            self._summary.discard()
+            self._infos, self._previous_responses, self._probes_written = dict(saved[0]), dict(saved[1]), saved[2]
+            self._drawing, self._largest = drawing, {}
+            self._write(step, *item)
+            layers = self._summary.budget.pending
+            return budget.Attempt(sum(layers.values()), layers, dict(self._largest))
+
+        try:
+            decision = budget.choose(self._user_drawing, self.max_step_bytes, attempt)
+        except BaseException:
+            self._drawing = None  # the next step decides again
+            raise
+        self._drawing = decision.drawing
+        message = budget.warning(self.owner, self.max_step_bytes, step, decision)
+        if message:
+            self._budget.warning, self._budget.warned = message, decision.taken[-1][1] > self.max_step_bytes
 
     def _response_change(self, path: str, found: strongest.Responses) -> np.ndarray:
         change = strongest.relative_change(self._previous_responses.get(path), found.values)
@@ -384,8 +418,11 @@ class FeatureMapsWriter:
         self, step: int, kind: str, path: str, values: Any, description: LayerDescription, channels_first: bool, change: tuple = (None, None)
     ) -> None:
         """One grid series' event; for activations with their stats, ``change`` (``(response, kernel)`` change per filter) and Scalars."""
-        drawn = self._time("stats", draw, probes_lib.to_numpy(values), channels_first, self.max_filters, self.max_tile_size)
-        info = self._info(kind, path, drawn, description, values)
+        values = probes_lib.to_numpy(values)
+        drawn = self._time("stats", draw, values, channels_first, self.max_filters, self._drawing.max_tile_size)
+        side = max(to_maps(values, channels_first)[0].shape[1:3])
+        self._largest["max_tile_size"] = max(self._largest.get("max_tile_size", 0), side)
+        info = self._info(kind, path, drawn, description, values, budget.reduced(self._user_drawing, self._drawing, "max_tile_size", side))
         grids, masks = self._time("normalise_tile", gray_levels, drawn, info.layout)
         pngs = self._time("png", encode_all, grids, masks)
         tensors, health = None, None
@@ -396,17 +433,17 @@ class FeatureMapsWriter:
             changing = metadata.changing_filters(changes)
             if np.isfinite(changing):
                 health["changing_filters"] = changing
-        self._time("write", self._summary.write_layer, step, info, pngs, tensors, self.write_images, health)
+        self._time("write", self._summary.write_layer, step, info, pngs, tensors, self._drawing.write_images, health)
 
     def _write_strongest(self, step: int, path: str, found: strongest.Responses, description: LayerDescription) -> None:
         """The ``strongest/`` sheet and ``topk/`` tensor of one layer (docs/format.md, "What each filter looks for")."""
-        inputs, values, positions = strongest.top_k(found, self.top_k)
+        inputs, values, positions = strongest.top_k(found, self._drawing.top_k)
+        available = min(self.top_k, found.values.shape[0])
+        self._largest["top_k"] = max(self._largest.get("top_k", 0), available)
         field, pictures = description.receptive_field, self._pool_pictures(description.receptive_input)
-        reason = description.patch_reason
-        if field is not None and not checks.field_fits(field, pictures.levels.shape[1:3]):
-            size = "×".join(map(str, field.size))
-            field, reason = None, f"the receptive field ({size}) is more than {checks.MAX_FIELD_RATIO} times the input"
-        sheet = strongest.patch_sheet(pictures, inputs, positions, field)
+        sheet = strongest.patch_sheet(pictures, inputs, positions, field, self._drawing.max_patch_size)
+        side = max(sheet.patch_size)
+        self._largest["max_patch_size"] = max(self._largest.get("max_patch_size", 0), side)
         activations = self._infos[metadata.tag_for(metadata.KIND_ACTIVATIONS, path)]
         key = metadata.tag_for(metadata.KIND_STRONGEST, path)
         if key not in self._infos:
@@ -429,9 +466,13 @@ class FeatureMapsWriter:
                     "pool_size": int(found.values.shape[0]),
                     "receptive_field": None if field is None else field.to_json(),
                     "patch": "whole input" if field is None else "receptive field",
-                    "patch_reason": "" if field is not None else reason,
+                    "patch_reason": "" if field is not None else description.patch_reason,
                     "patch_size": list(sheet.patch_size),
                     "input_range": list(pictures.input_range),
+                },
+                reduced={
+                    **budget.reduced(self._user_drawing, self._drawing, "max_patch_size", side),
+                    **budget.reduced(self._user_drawing, self._drawing, "top_k", available),
                 },
             )
         topk = strongest.topk_tensor(inputs, values, positions, sheet.corners)
@@ -442,7 +483,7 @@ class FeatureMapsWriter:
             self._pictures[input_index] = strongest.PoolPictures.of(self.pool.inputs[input_index], self.probes_channels_first)
         return self._pictures[input_index]
 
-    def _info(self, kind: str, path: str, drawn: DrawnLayer, description: LayerDescription, values: Any) -> metadata.LayerInfo:
+    def _info(self, kind: str, path: str, drawn: DrawnLayer, description: LayerDescription, values: Any, reduced: dict) -> metadata.LayerInfo:
         key = metadata.tag_for(kind, path)
         if key not in self._infos:
             index = sum(1 for info in self._infos.values() if info.kind == metadata.KIND_ACTIVATIONS)
@@ -462,6 +503,7 @@ class FeatureMapsWriter:
                 step_unit=self.step_unit,
                 reduction=drawn.reduction,
                 normalization=drawn.normalization,
+                reduced=reduced,
             )
         return self._infos[key]
 

@@ -57,14 +57,16 @@ function fieldPicture(src, alt, pool, layout, record) {
   const frame = el("div", { class: "fm-field-picture", style: `width: ${pictureWidth * scale}px; height: ${pictureHeight * scale}px` });
   frame.append(el("img", { src, alt, draggable: "false" }));
   const input = poolInputSize(pool);
-  const patch = layout.extra?.patch === "receptive field" ? layout.extra.patch_size : null;
+  const field = layout.extra?.receptive_field?.size; // its real extent, which the patch shows clipped to the input
+  const patch = layout.extra?.patch === "receptive field" ? (field?.length === 2 ? field : layout.extra.patch_size) : null;
   if (input && patch && Number.isFinite(record.top) && Number.isFinite(record.left)) {
     const [height, width] = input;
     const percent = (value, side) => `${(100 * value) / side}%`;
+    const larger = patch[0] > height || patch[1] > width ? " (larger than the input: its box reaches past the picture)" : "";
     frame.append(
       el("div", {
         class: "fm-field-box",
-        title: `the ${patch.join("×")}-pixel receptive field at row ${record.top}, column ${record.left}`,
+        title: `the ${patch.join("×")}-pixel receptive field at row ${record.top}, column ${record.left}${larger}`,
         style: `top: ${percent(record.top, height)}; left: ${percent(record.left, width)}; height: ${percent(patch[0], height)}; width: ${percent(patch[1], width)}`,
       }),
     );

@@ -44,6 +44,14 @@ export function formatShape(layer) {
   return (layer.map_shape || layer.output_shape || []).filter((size) => size != null).join("×") || "?";
 }
 
+const REDUCED = { max_tile_size: (v) => `tiles ≤ ${v} px`, max_patch_size: (v) => `patches ≤ ${v} px`, top_k: (v) => `${v} strongest kept` };
+
+/** A series' `reduced` content (what the step budget lowered) as a short note, or "" when nothing was. */
+export function reducedText(reduced) {
+  const parts = Object.entries(reduced || {}).map(([name, value]) => (REDUCED[name] ? REDUCED[name](value) : `${name} ${value}`));
+  return parts.length ? `reduced to fit max_step_bytes: ${parts.join(", ")}` : "";
+}
+
 /** A canvas sized for crisp drawing at the device pixel ratio; returns its 2D context with pixel smoothing off. */
 export function sizeCanvas(canvas, width, height) {
   const ratio = window.devicePixelRatio || 1;

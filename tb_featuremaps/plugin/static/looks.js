@@ -1,7 +1,7 @@
 // "Looks for": each filter's strongest pool inputs at the chosen step, as the input patches under its strongest
 // responses (Zeiler & Fergus 2014, Fig. 2), drawn from the `strongest` sheet PNG with crisp pixels. Hover tells which
 // pool input a patch comes from (label, activation), click opens the filter (its film strip over steps: detail.js).
-import { el, formatNumber, formatShape, showNote, sizeCanvas, stepText } from "./dom.js";
+import { el, formatNumber, formatShape, reducedText, showNote, sizeCanvas, stepText } from "./dom.js";
 
 const CELL = 40; // CSS pixels a patch is scaled towards (by a whole factor, so one input pixel stays one block)
 const GAP = 2; // between a filter's patches
@@ -123,7 +123,10 @@ export class LooksFor {
       `output ${formatShape(layer)}`,
       `each filter's ${k} strongest${pool}, at ${stepText(layer.step_unit, step)}`,
       `patches: ${where}${layout.reduction !== "none" ? `, ${layout.reduction}` : ""}`,
-    ].join(" · ");
+      reducedText(layout.reduced),
+    ]
+      .filter(Boolean)
+      .join(" · ");
     this.canvas.dataset.kind = "strongest";
     this.canvas.dataset.step = String(step);
     this.canvas.dataset.filters = String(layout.filters_shown);

@@ -1,7 +1,7 @@
 // The grid panes: the shown grid, or two side by side when comparing steps or runs, with their captions, the
 // colour legend below and the summary line above. What each pane shows comes from selection.js.
 import { colormap } from "./colormaps.js";
-import { el, formatShape, stepText } from "./dom.js";
+import { el, formatShape, reducedText, stepText } from "./dom.js";
 import { GridView } from "./grid.js";
 import { Legend } from "./legend.js";
 import { displayRange, paintTiles } from "./render.js";
@@ -137,6 +137,7 @@ export class Panes {
     if (dead) parts.push(`${dead} dead`);
     const nonfinite = frame?.stats ? frame.stats.filter((row) => row.nonfinite > 0).length : 0;
     if (nonfinite) parts.push(`${nonfinite} with NaN / Inf`);
+    if (reducedText(layout.reduced)) parts.push(reducedText(layout.reduced));
     this.summary.textContent = parts.join(" · ");
   }
 }
