@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import weakref
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from typing import Any, Optional, Union
 
 import keras
 
+from ..distributed import is_chief
 from ..format import metadata
 from ..writer import arguments
 from .extractor import LayerSpec
@@ -19,21 +19,6 @@ _WRITING: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 """(log_dir, run_name) -> the callback logging there during a ``fit`` (to catch two in one ``fit``)."""
 
 _OWNER = "FeatureMapsCallback"
-
-
-def is_chief() -> bool:
-    """False on the non-chief workers of a multi-worker ``tf.distribute`` cluster."""
-    try:
-        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError:
-        return True
-    cluster, task = config.get("cluster") or {}, config.get("task") or {}
-    if not task:
-        return True
-    kind, index = task.get("type"), int(task.get("index", 0))
-    if kind == "chief":
-        return True
-    return kind == "worker" and index == 0 and "chief" not in cluster
 
 
 def _update_freq_argument(value: Any) -> Union[str, int]:

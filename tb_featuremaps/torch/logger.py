@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..format import metadata
 from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
@@ -166,6 +167,10 @@ class FeatureMapsLogger:
             by default), as for :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes
             through the module in batches of 128. Receptive fields are not
             computed for PyTorch modules: each strongest input is shown whole.
+        all_ranks: Log on every process of a distributed training (give each its
+            own ``run_name``, e.g. ``f"rank{rank}"``); by default only the chief
+            (rank 0) does, and :meth:`log` does nothing on the others
+            (``docs/distributed.md``).
     """
 
     def __init__(
@@ -189,10 +194,12 @@ class FeatureMapsLogger:
         top_k: int = 9,
         timer: Optional[StageTimer] = None,
         background: bool = True,
+        all_ranks: bool = False,
         owner: str = "FeatureMapsLogger",
     ):
         arguments.labels_need_probes(owner, probes, labels)
         self._owner = owner
+        self.all_ranks = arguments.boolean(owner, "all_ranks", all_ranks)
         self.layers = arguments.layer_specs(owner, layers, nn.Module, "module's qualified name (as named_modules() gives it, e.g. 'features.0')")
         self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
         prepared = probes_lib.prepare(probes, labels, owner)
@@ -297,8 +304,18 @@ class FeatureMapsLogger:
 
     # Logging ----------------------------------------------------------------
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process logs: the chief of a distributed training (``docs/distributed.md``), or any with ``all_ranks=True``."""
+        return self.all_ranks or distributed.is_chief()
+
     def log(self, step: int) -> bool:
-        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""
+        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted.
+
+        On a process that does not write (:attr:`writes`) it does nothing and returns False.
+        """
+        if not self.writes:
+            return False
         first = self._trace(self._timer)
         try:
             outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
