@@ -149,7 +149,8 @@ class FeatureMapsLogger:
     Args:
         module: The ``nn.Module`` (a ``torch.compile``, ``DataParallel`` or
             ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
-            named without the wrapper's prefix).
+            named without the wrapper's prefix), or None to give it later with
+            :meth:`set_module` (as the Lightning callback does).
         log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
             write_images, max_step_bytes, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
         probes: Inputs shaped like one batch of the module's input (a tensor or an
@@ -175,7 +176,7 @@ class FeatureMapsLogger:
 
     def __init__(
         self,
-        module: nn.Module,
+        module: Optional[nn.Module],
         log_dir: Union[str, os.PathLike],
         probes: Any = None,
         labels: Optional[Sequence] = None,
@@ -230,7 +231,8 @@ class FeatureMapsLogger:
         self._selected: Optional[list[tuple[str, nn.Module]]] = None  # None until traced
         self._descriptions: dict[str, LayerDescription] = {}
         self._feed: Optional[tuple] = None  # (device, dtype, args, kwargs) of the probes last fed
-        self.set_module(module)
+        if module is not None:
+            self.set_module(module)
 
     def set_module(self, module: nn.Module) -> None:
         """Logs ``module`` from now on; a module after another one starts a new run folder."""
@@ -263,6 +265,8 @@ class FeatureMapsLogger:
         """The first forward pass, checked: None when already traced, else the outputs (the first log writes them)."""
         if self._selected is not None:
             return None
+        if self.module is None:
+            raise ValueError(f"{self._owner} has no module to log; pass one to the constructor or to set_module().")
         candidates = self._candidates
         try:
             outputs = timed(timer, "forward", self._forward, candidates)
