@@ -49,7 +49,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     ``keras.Input``) and Functional ones,
     including layers of nested functional sub-models; subclassed models are
     refused with a ``ValueError``. A failure while writing only warns: training
-    goes on. Under ``tf.distribute`` only the chief writes
+    goes on. In a distributed training only the chief writes
     (``docs/distributed.md``).
 
     Example:
@@ -112,6 +112,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             (the panel's "Looks for" view and "still changing" summary).
         pool_labels: One label per pool input (default: the dataset's targets or the index).
         top_k: How many strongest pool inputs are kept per filter.
+        all_ranks: Write on every process of a distributed training (give each its
+            own ``run_name``); by default only the chief writes (``docs/distributed.md``).
     """
 
     def __init__(
@@ -131,8 +133,10 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         pool: Any = None,
         pool_labels: Optional[Sequence] = None,
         top_k: int = 9,
+        all_ranks: bool = False,
     ):
         super().__init__()
+        self.all_ranks = arguments.boolean(_OWNER, "all_ranks", all_ranks)
         self.update_freq = _update_freq_argument(update_freq)
         self.epoch_freq = arguments.positive_integer(_OWNER, "epoch_freq", epoch_freq)
         self.logger = FeatureMapsLogger(
@@ -151,6 +155,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             pool=pool,
             pool_labels=pool_labels,
             top_k=top_k,
+            all_ranks=True,  # this callback decides, when training starts
             owner=_OWNER,
         )
         self.log_dir, self.run_name = self.logger.writer.log_dir, self.logger.writer.run_name
@@ -171,7 +176,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     # Keras hooks ---------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._chief = is_chief()
+        self._chief = self.all_ranks or is_chief()
         if not self._chief:
             return
         if self.model is not self.logger.model:
