@@ -48,6 +48,12 @@ def test_fit_logs_at_start_and_every_epoch_beside_the_scalars(tmp_path):
     assert model.probe_passes == 4  # the first pass checks the probes, then one per logged step
 
 
+def test_without_a_tensorboard_logger_the_run_goes_into_default_root_dir(tmp_path):
+    fit = trainer(tmp_path, [FeatureMapsCallback(probes=PROBES, run_name="maps")], max_epochs=1, logger=False, enable_checkpointing=False)
+    fit.fit(TinyNet(), loader(2))
+    assert _runs(tmp_path) == {"maps": [0, 2]}
+
+
 def test_every_n_steps_counts_optimizer_steps_under_gradient_accumulation(tmp_path):
     callback = FeatureMapsCallback(tmp_path / "maps", probes=PROBES, every_n_steps=2)
     fit = trainer(tmp_path, [callback], max_epochs=1, accumulate_grad_batches=2, enable_checkpointing=False)
