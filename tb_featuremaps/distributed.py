@@ -44,9 +44,18 @@ def torch_rank() -> Optional[int]:
 
 
 def jax_process_index() -> Optional[int]:
-    """``jax.process_index()`` when the process has imported JAX, else None; never imports JAX."""
+    """``jax.process_index()`` once JAX has started its backends in this process, else None; never imports or starts JAX.
+
+    Asking earlier would start them (taking most of a GPU's memory, and too early
+    for a later ``jax.distributed.initialize``) in a process that only imported JAX.
+    """
     jax = sys.modules.get("jax")
-    return int(jax.process_index()) if jax is not None and hasattr(jax, "process_index") else None
+    if jax is None or not hasattr(jax, "process_index"):
+        return None
+    started = getattr(sys.modules.get("jax._src.xla_bridge"), "backends_are_initialized", None)
+    if started is not None and not started():
+        return None
+    return int(jax.process_index())
 
 
 def is_chief() -> bool:

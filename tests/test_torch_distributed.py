@@ -154,6 +154,7 @@ def test_torchrun_rank_counts_before_the_process_group_starts(monkeypatch, env, 
 
 
 def test_a_jax_process_other_than_zero_is_not_the_chief(monkeypatch):
+    monkeypatch.setitem(sys.modules, "jax._src.xla_bridge", types.SimpleNamespace(backends_are_initialized=lambda: True))
     monkeypatch.setitem(sys.modules, "jax", types.SimpleNamespace(process_index=lambda: 1))
     assert distributed.jax_process_index() == 1
     assert not distributed.is_chief()
@@ -171,3 +172,16 @@ def test_deciding_imports_no_framework():
     done = subprocess.run([sys.executable, "-c", script], env=script_env(RANK="1"), capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.strip() == "[]"  # RANK alone (no torch imported) says nothing
+
+
+def test_a_process_that_only_imported_jax_does_not_start_it():
+    script = (
+        "import jax\n"
+        "from jax._src import xla_bridge\n"
+        "from tb_featuremaps import distributed\n"
+        "assert distributed.is_chief() and distributed.jax_process_index() is None\n"
+        "print(xla_bridge.backends_are_initialized())\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], env=script_env(JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert done.stdout.strip() == "False"  # asking would have started JAX's backends (and taken a GPU's memory)
