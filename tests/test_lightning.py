@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -18,7 +19,7 @@ from helpers.lightning import TinyNet, loader, trainer
 from helpers.processes import script_env
 from pytorch_lightning.loggers import TensorBoardLogger
 
-from tb_featuremaps import reader
+from tb_featuremaps import lightning, reader
 from tb_featuremaps.lightning import FeatureMapsCallback
 
 PROBES = torch.rand(3, 1, 28, 28, generator=torch.Generator().manual_seed(1))
@@ -99,6 +100,15 @@ def test_bad_arguments_raise_at_construction_naming_them(tmp_path):
         FeatureMapsCallback(every_n_step=10)
     with pytest.raises(ValueError, match="layers= names 'nope'"):
         trainer(tmp_path, [FeatureMapsCallback(layers=["nope"])], enable_checkpointing=False).fit(TinyNet(), loader(2))
+
+
+def test_the_lightning_package_is_used_where_the_process_already_imported_it(monkeypatch):
+    import pytorch_lightning
+
+    assert lightning.pl is pytorch_lightning and lightning._lightning() is pytorch_lightning
+    stub = types.ModuleType("lightning.pytorch")
+    monkeypatch.setitem(sys.modules, "lightning.pytorch", stub)
+    assert lightning._lightning() is stub  # its Trainer accepts only its own Callback class
 
 
 DDP = """
