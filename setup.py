@@ -27,6 +27,7 @@ setup(
     extras_require={
         "train": ["mlxtend"],
         "torch": ["torch"],
+        "lightning": ["torch", "pytorch-lightning>=2"],
         "test": [
             "mlxtend",
             "pytest",

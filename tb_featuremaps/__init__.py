@@ -3,7 +3,8 @@
 Producers write feature-map grids to a TensorBoard logdir in one format
 (``docs/format.md``): ``FeatureMapsCallback`` for Keras' ``fit``,
 ``FeatureMapsLogger`` for a Keras model in any loop, ``tb_featuremaps.torch``
-for PyTorch modules, and ``FeatureMapsWriter`` for arrays from anywhere. The
+for PyTorch modules (``tb_featuremaps.lightning`` for Lightning's ``Trainer``),
+and ``FeatureMapsWriter`` for arrays from anywhere. The
 ``feature_maps`` TensorBoard plugin shows them; ``tb_featuremaps.reader`` reads
 them back. Importing this package imports neither Keras nor TensorFlow until a
 Keras producer is used, so TensorBoard loads the plugin quickly.

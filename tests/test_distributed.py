@@ -15,9 +15,9 @@ from pathlib import Path
 
 import pytest
 from helpers.models import fit, small_cnn
-from helpers.processes import script_env
+from helpers.processes import script_env, skip_without_backend
 
-from tb_featuremaps import FeatureMapsCallback, reader
+from tb_featuremaps import FeatureMapsCallback, FeatureMapsLogger, reader
 from tb_featuremaps.keras import is_chief
 
 TIMEOUT = 240
@@ -73,8 +73,23 @@ assert len(history.history["loss"]) == 2
 """
 
 
-def _start(script: str, *args: str, tf_config: dict | None = None) -> subprocess.Popen:
-    env = script_env(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="")
+JAX_PROCESSES = """
+import sys
+import jax
+
+jax.distributed.initialize(f"127.0.0.1:{sys.argv[2]}", num_processes=2, process_id=int(sys.argv[3]))
+assert jax.process_count() == 2
+from helpers.models import mnist_digits, small_cnn
+from tb_featuremaps import FeatureMapsCallback
+
+x, y = mnist_digits(64)
+model = small_cnn()  # each process trains its own copy: the rule needs no sharded training to be checked
+model.fit(x, y, batch_size=32, epochs=2, verbose=0, callbacks=[FeatureMapsCallback(sys.argv[1], probes=x[:3])])
+"""
+
+
+def _start(script: str, *args: str, tf_config: dict | None = None, **variables: str) -> subprocess.Popen:
+    env = script_env(TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **variables)
     env.pop("TF_CONFIG", None)
     if tf_config is not None:
         env["TF_CONFIG"] = json.dumps(tf_config)
@@ -138,6 +153,21 @@ def test_a_non_chief_worker_writes_nothing(tmp_path, monkeypatch):
     assert not (tmp_path / "logs").exists()
 
 
+def test_all_ranks_makes_a_non_chief_worker_write_its_own_run(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    fit(small_cnn(), [FeatureMapsCallback(str(tmp_path), run_name="worker1", all_ranks=True)], epochs=2, samples=32)
+    assert reader.load(str(tmp_path))["worker1"].layers["conv1"].steps.tolist() == [0, 1, 2]
+
+
+def test_the_logger_on_a_non_chief_worker_does_nothing(tmp_path, monkeypatch):
+    monkeypatch.setenv("TF_CONFIG", json.dumps({"cluster": {"worker": ["a:1", "b:1"]}, "task": {"type": "worker", "index": 1}}))
+    logger = FeatureMapsLogger(small_cnn(), str(tmp_path / "logs"))
+    assert not logger.writes
+    assert logger.log(0) is False
+    logger.close()
+    assert not (tmp_path / "logs").exists()
+
+
 def test_mirrored_strategy_on_two_devices(tmp_path):
     _finish([_start(MIRRORED, str(tmp_path))])
     _assert_one_run_logged_once(tmp_path)
@@ -151,5 +181,15 @@ def test_multi_worker_mirrored_strategy_only_the_chief_writes(tmp_path):
         for index, logdir in enumerate(logdirs)
     ]
     _finish(workers)
+    _assert_one_run_logged_once(logdirs[0])
+    assert not logdirs[1].exists()
+
+
+def test_jax_multi_process_only_process_zero_writes(tmp_path):
+    skip_without_backend("jax")
+    port = str(_free_ports(1)[0])
+    logdirs = [tmp_path / "process0", tmp_path / "process1"]
+    jax_env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
+    _finish([_start(JAX_PROCESSES, str(logdir), port, str(index), **jax_env) for index, logdir in enumerate(logdirs)])
     _assert_one_run_logged_once(logdirs[0])
     assert not logdirs[1].exists()

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import weakref
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from typing import Any, Optional, Union
 
 import keras
 
+from ..distributed import is_chief
 from ..format import metadata
 from ..writer import arguments
 from .extractor import LayerSpec
@@ -19,21 +19,6 @@ _WRITING: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
 """(log_dir, run_name) -> the callback logging there during a ``fit`` (to catch two in one ``fit``)."""
 
 _OWNER = "FeatureMapsCallback"
-
-
-def is_chief() -> bool:
-    """False on the non-chief workers of a multi-worker ``tf.distribute`` cluster."""
-    try:
-        config = json.loads(os.environ.get("TF_CONFIG") or "{}")
-    except json.JSONDecodeError:
-        return True
-    cluster, task = config.get("cluster") or {}, config.get("task") or {}
-    if not task:
-        return True
-    kind, index = task.get("type"), int(task.get("index", 0))
-    if kind == "chief":
-        return True
-    return kind == "worker" and index == 0 and "chief" not in cluster
 
 
 def _update_freq_argument(value: Any) -> Union[str, int]:
@@ -64,7 +49,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     ``keras.Input``) and Functional ones,
     including layers of nested functional sub-models; subclassed models are
     refused with a ``ValueError``. A failure while writing only warns: training
-    goes on. Under ``tf.distribute`` only the chief writes
+    goes on. In a distributed training only the chief writes
     (``docs/distributed.md``).
 
     Example:
@@ -130,6 +115,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             (the panel's "Looks for" view and "still changing" summary).
         pool_labels: One label per pool input (default: the dataset's targets or the index).
         top_k: How many strongest pool inputs are kept per filter (default 9; only with ``pool=``).
+        all_ranks: Write on every process of a distributed training (give each its
+            own ``run_name``); by default only the chief writes (``docs/distributed.md``).
     """
 
     def __init__(
@@ -149,8 +136,10 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         pool: Any = None,
         pool_labels: Optional[Sequence] = None,
         top_k: Optional[int] = None,
+        all_ranks: bool = False,
     ):
         super().__init__()
+        self.all_ranks = arguments.boolean(_OWNER, "all_ranks", all_ranks)
         self.update_freq = _update_freq_argument(update_freq)
         self.epoch_freq = arguments.positive_integer(_OWNER, "epoch_freq", epoch_freq)
         self.logger = FeatureMapsLogger(
@@ -169,6 +158,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             pool=pool,
             pool_labels=pool_labels,
             top_k=top_k,
+            all_ranks=True,  # this callback decides, when training starts
             owner=_OWNER,
         )
         self.log_dir, self.run_name = self.logger.writer.log_dir, self.logger.writer.run_name
@@ -189,7 +179,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
     # Keras hooks ---------------------------------------------------------
 
     def on_train_begin(self, logs=None):
-        self._chief = is_chief()
+        self._chief = self.all_ranks or is_chief()
         if not self._chief:
             return
         if self.model is not self.logger.model:

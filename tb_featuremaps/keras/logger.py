@@ -10,6 +10,7 @@ from typing import Any, Optional, Union
 import keras
 import numpy as np
 
+from .. import distributed
 from ..format import metadata
 from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
@@ -66,6 +67,9 @@ class FeatureMapsLogger:
             deep model (more than 20) the first convolution and the last layer of each
             resolution stage; ``"all"``: every one.
         write_weights: Also log the kernels of convolution layers as grids.
+        all_ranks: Log on every process of a distributed training (give each its own
+            ``run_name``); by default only the chief does, and :meth:`log` does
+            nothing on the others (``docs/distributed.md``).
     """
 
     def __init__(
@@ -89,9 +93,11 @@ class FeatureMapsLogger:
         top_k: Optional[int] = None,
         timer: Optional[StageTimer] = None,
         background: bool = True,
+        all_ranks: bool = False,
         owner: str = "FeatureMapsLogger",
     ):
         arguments.labels_need_probes(owner, probes, labels)
+        self.all_ranks = arguments.boolean(owner, "all_ranks", all_ranks)
         self.layers = arguments.layer_specs(owner, layers, keras.layers.Layer, "layer name or path")
         self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
         self.writer = FeatureMapsWriter(
@@ -180,8 +186,18 @@ class FeatureMapsLogger:
             return LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape, patch_reason=reason)
         return LayerDescription(type(item.layer).__name__, item.channels_first, item.output_shape, found.field, found.input_index)
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process logs: the chief of a distributed training (``docs/distributed.md``), or any with ``all_ranks=True``."""
+        return self.all_ranks or distributed.is_chief()
+
     def log(self, step: int) -> bool:
-        """Logs the selected layers at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""
+        """Logs the selected layers at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted.
+
+        On a process that does not write (:attr:`writes`) it does nothing and returns False.
+        """
+        if not self.writes:
+            return False
         if self.model is None:
             raise ValueError(f"{self._owner} has no model to log; pass one to the constructor or to set_model().")
         self.trace()

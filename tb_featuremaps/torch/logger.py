@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .. import distributed
 from ..format import metadata
 from ..render import strongest
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
@@ -149,7 +150,8 @@ class FeatureMapsLogger:
     Args:
         module: The ``nn.Module`` (a ``torch.compile``, ``DataParallel`` or
             ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
-            named without the wrapper's prefix).
+            named without the wrapper's prefix), or None to give it later with
+            :meth:`set_module` (as the Lightning callback does).
         log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
             write_images, max_step_bytes, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
         probes: Inputs shaped like one batch of the module's input (a tensor or an
@@ -167,11 +169,15 @@ class FeatureMapsLogger:
             by default), as for :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes
             through the module in batches of 128. Receptive fields are not
             computed for PyTorch modules: each strongest input is shown whole.
+        all_ranks: Log on every process of a distributed training (give each its
+            own ``run_name``, e.g. ``f"rank{rank}"``); by default only the chief
+            (rank 0) does, and :meth:`log` does nothing on the others
+            (``docs/distributed.md``).
     """
 
     def __init__(
         self,
-        module: nn.Module,
+        module: Optional[nn.Module],
         log_dir: Union[str, os.PathLike],
         probes: Any = None,
         labels: Optional[Sequence] = None,
@@ -190,10 +196,12 @@ class FeatureMapsLogger:
         top_k: Optional[int] = None,
         timer: Optional[StageTimer] = None,
         background: bool = True,
+        all_ranks: bool = False,
         owner: str = "FeatureMapsLogger",
     ):
         arguments.labels_need_probes(owner, probes, labels)
         self._owner = owner
+        self.all_ranks = arguments.boolean(owner, "all_ranks", all_ranks)
         self.layers = arguments.layer_specs(owner, layers, nn.Module, "module's qualified name (as named_modules() gives it, e.g. 'features.0')")
         self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
         prepared = probes_lib.prepare(probes, labels, owner)
@@ -226,7 +234,8 @@ class FeatureMapsLogger:
         self._selected: Optional[list[tuple[str, nn.Module]]] = None  # None until traced
         self._descriptions: dict[str, LayerDescription] = {}
         self._feed: Optional[tuple] = None  # (device, dtype, args, kwargs) of the probes last fed
-        self.set_module(module)
+        if module is not None:
+            self.set_module(module)
 
     def set_module(self, module: nn.Module) -> None:
         """Logs ``module`` from now on; a module after another one starts a new run folder."""
@@ -259,6 +268,8 @@ class FeatureMapsLogger:
         """The first forward pass, checked: None when already traced, else the outputs (the first log writes them)."""
         if self._selected is not None:
             return None
+        if self.module is None:
+            raise ValueError(f"{self._owner} has no module to log; pass one to the constructor or to set_module().")
         candidates = self._candidates
         try:
             outputs = timed(timer, "forward", self._forward, candidates)
@@ -317,8 +328,18 @@ class FeatureMapsLogger:
 
     # Logging ----------------------------------------------------------------
 
+    @property
+    def writes(self) -> bool:
+        """Whether this process logs: the chief of a distributed training (``docs/distributed.md``), or any with ``all_ranks=True``."""
+        return self.all_ranks or distributed.is_chief()
+
     def log(self, step: int) -> bool:
-        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted."""
+        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted.
+
+        On a process that does not write (:attr:`writes`) it does nothing and returns False.
+        """
+        if not self.writes:
+            return False
         first = self._trace(self._timer)
         try:
             outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
