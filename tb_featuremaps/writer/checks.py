@@ -15,6 +15,7 @@ import numpy as np
 from ..format import metadata
 from ..render import strongest
 
+
 def shape_of(values: Any) -> tuple:
     """The shape of an array, a framework tensor or nested lists, without copying an array to host memory."""
     shape = getattr(values, "shape", None)
