@@ -341,10 +341,11 @@ class FeatureMapsWriter:
 
     def report_failure(self, step: int, error: Exception) -> None:
         """Warns that ``step`` could not be logged: once per kind of failure, the rest counted at :meth:`close`."""
-        kind = f"{type(error).__name__}: {error}"
+        kind = _failure_kind(error)
         if kind not in self._failures:
             warnings.warn(
-                f"{self.owner} could not log step {step}: {kind}. Training goes on; later steps that fail the same way are counted at the end.",
+                f"{self.owner} could not log step {step}: {type(error).__name__}: {error}. "
+                "Training goes on; later steps that fail the same way are counted at the end.",
                 stacklevel=3,
             )
         self._failures.setdefault(kind, []).append(step)
@@ -571,6 +572,13 @@ def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) ->
     result = function(*args)
     timer(stage, time.perf_counter() - started)
     return result
+
+
+def _failure_kind(error: Exception) -> str:
+    """What makes failures the same kind: type and message, without the file an ``OSError`` names (each step may open a new one)."""
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        return f"{type(error).__name__}: [Errno {error.errno}] {error.strerror}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _poolable(path: str, values: Any, activations: Mapping) -> bool:
