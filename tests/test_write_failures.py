@@ -128,3 +128,24 @@ def test_a_step_that_fails_part_way_through_its_layers_is_not_written_in_part(tm
     run = reader.load(str(tmp_path))["feature_maps"]
     assert {layer: log.steps.tolist() for layer, log in run.layers.items()} == dict.fromkeys(["conv1", "pool1", "conv2", "pool2"], [0, 2])
     assert tensorboard_steps(tmp_path, "feature_maps", "activations/conv1") == [0, 2]
+
+
+def test_a_read_only_file_system_warns_once_though_each_step_names_a_new_file(tmp_path, monkeypatch):
+    """As root, chmod does not stop writes: opening an event file fails as on a read-only mount (EROFS), naming the file."""
+    real_open = os.open
+
+    def read_only_open(path, flags, *args, **kwargs):
+        if "events.out.tfevents." in os.fspath(path) and flags & os.O_CREAT:
+            raise OSError(errno.EROFS, os.strerror(errno.EROFS), os.fspath(path))
+        return real_open(path, flags, *args, **kwargs)
+
+    monkeypatch.setattr(os, "open", read_only_open)
+    writer = writer_module.FeatureMapsWriter(tmp_path, np.zeros((2, 6, 6, 1), np.float32), LABELS, background=False, write_images=False)
+    with pytest.warns(UserWarning) as caught:
+        for step in range(50):
+            assert not writer.write(step, {"conv": maps_at(step, 0)})
+        writer.close()
+    messages = [str(warning.message) for warning in caught]
+    assert len(messages) == 2, messages  # the first failure, and the count at close
+    assert "could not log step 0: OSError: [Errno 30]" in messages[0] and "events.out.tfevents." in messages[0]
+    assert messages[1].startswith("FeatureMapsWriter could not log 50 steps (0, 1, 2,")

@@ -9,7 +9,6 @@ output to the outer model's inputs directly).
 from __future__ import annotations
 
 import re
-import warnings
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Union
@@ -17,6 +16,7 @@ from typing import Any, Union
 import keras
 import numpy as np
 
+from ..warning import warn
 from ..writer.arguments import describe_spec
 
 CONVOLUTION_TYPES = (
@@ -172,7 +172,7 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner:
                 stacklevel=4,
             )
         if unreachable:
-            warnings.warn(f"{owner} logs {len(chosen)} layers;{unreachable}", stacklevel=4)
+            warn(f"{owner} logs {len(chosen)} layers;{unreachable}")
     else:
         for spec in layers:
             if not any(_matches(spec, path, layer) for path, layer, _ in found):

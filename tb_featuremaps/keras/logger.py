@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import warnings
 from collections.abc import Sequence
 from typing import Any, Optional, Union
 
@@ -13,6 +12,7 @@ import numpy as np
 from .. import distributed
 from ..format import metadata
 from ..render import strongest
+from ..warning import warn
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 from .extractor import Extractor, LayerSpec, SelectedLayer, layer_kernel, select_layers
@@ -173,9 +173,8 @@ class FeatureMapsLogger:
         max_filters = self.writer.max_filters
         capped = [f"{item.path} ({_filters(item)})" for item, _ in selected if _filters(item) > max_filters]
         if capped:
-            warnings.warn(
+            warn(
                 f"{self._owner} draws the first {max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
-                stacklevel=3,
             )
 
     def _description(self, model: keras.Model, item: SelectedLayer, chain: list) -> LayerDescription:

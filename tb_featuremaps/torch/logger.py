@@ -5,7 +5,6 @@ from __future__ import annotations
 import itertools
 import os
 import re
-import warnings
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, Optional, Union
@@ -17,6 +16,7 @@ from torch import nn
 from .. import distributed
 from ..format import metadata
 from ..render import strongest
+from ..warning import warn
 from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
 from ..writer import probes as probes_lib
 
@@ -284,7 +284,7 @@ class FeatureMapsLogger:
         if missing and self.layers is not None:
             raise ValueError(f"{self._owner}: {missing} did not run in the module's forward pass on the probes, so there is nothing to log.")
         if missing:
-            warnings.warn(f"{self._owner}: {missing} did not run in the module's forward pass on the probes and are not logged.", stacklevel=4)
+            warn(f"{self._owner}: {missing} did not run in the module's forward pass on the probes and are not logged.")
         selected = [(path, module) for path, module in candidates if path in outputs]
         if not selected:
             raise ValueError(f"{self._owner}: none of the selected modules ran in the module's forward pass on the probes.")
@@ -304,9 +304,8 @@ class FeatureMapsLogger:
         }
         capped = [f"{path} ({outputs[path].shape[1]})" for path, _ in selected if outputs[path].shape[1] > self.writer.max_filters]
         if capped:
-            warnings.warn(
+            warn(
                 f"{self._owner} draws the first {self.writer.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
-                stacklevel=4,
             )
         self._selected = selected
         return {path: outputs[path] for path, _ in selected}

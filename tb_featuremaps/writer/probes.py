@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any, Optional
 
 import numpy as np
+
+from ..warning import warn
 
 MAX_PROBES = 32
 """Most probes one callback takes: each costs a grid per layer per step."""
@@ -124,9 +125,8 @@ def prepare(
         probes, targets = _from_dataset(probes, owner)
         count = _batch_size(probes)
         if count is not None and count > MAX_PROBES:
-            warnings.warn(
+            warn(
                 f"{owner}: the dataset's first batch holds {count} examples; the first {MAX_PROBES} are the probes.",
-                stacklevel=3,
             )
             probes = _first(probes, MAX_PROBES)
             targets = None if targets is None else _first(targets, MAX_PROBES)

@@ -8,7 +8,6 @@ import os
 import queue
 import threading
 import time
-import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Union
@@ -18,6 +17,7 @@ import numpy as np
 from ..format import metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from ..render.reduce import to_maps
+from ..warning import warn
 from . import arguments, budget, checks, runs
 from . import probes as probes_lib
 from .summary import StepBudget, SummaryWriter
@@ -190,16 +190,14 @@ class FeatureMapsWriter:
             return
         choice = runs.choose_run_dir(self.log_dir, self.run_name, resume=self.resume, after=self._after)
         if self._after:
-            warnings.warn(
+            warn(
                 f"{self.owner} is used with a new model; it logs to {choice.run_dir!r} so the earlier run's series stay intact.",
-                stacklevel=3,
             )
         elif choice.taken:
-            warnings.warn(
+            warn(
                 f"{self.owner}: {choice.taken[-1]!r} already holds another training's feature maps; this training logs to "
                 f"{choice.run_dir!r} so both stay intact. To continue that run instead, resume it "
                 "(fit(..., initial_epoch=N), or resume=True); to name the run, pass run_name=.",
-                stacklevel=3,
             )
         try:
             from tensorboard.compat import tf as tb_tf
@@ -310,9 +308,9 @@ class FeatureMapsWriter:
                 self.report_failure(step, error)
         message, self._budget.warning = self._budget.warning, None
         if message:
-            warnings.warn(message, stacklevel=4)
+            warn(message)
         while self._notices:
-            warnings.warn(self._notices.popleft(), stacklevel=4)
+            warn(self._notices.popleft())
 
     def _kernel_change(self, path: str, kernel: Any) -> np.ndarray:
         """Each output filter's relative kernel change since the previous step (caller's thread: the optimizer may change it in place)."""
@@ -351,11 +349,11 @@ class FeatureMapsWriter:
 
     def report_failure(self, step: int, error: Exception) -> None:
         """Warns that ``step`` could not be logged: once per kind of failure, the rest counted at :meth:`close`."""
-        kind = f"{type(error).__name__}: {error}"
+        kind = _failure_kind(error)
         if kind not in self._failures:
-            warnings.warn(
-                f"{self.owner} could not log step {step}: {kind}. Training goes on; later steps that fail the same way are counted at the end.",
-                stacklevel=3,
+            warn(
+                f"{self.owner} could not log step {step}: {type(error).__name__}: {error}. "
+                "Training goes on; later steps that fail the same way are counted at the end.",
             )
         self._failures.setdefault(kind, []).append(step)
 
@@ -532,11 +530,11 @@ class FeatureMapsWriter:
             try:
                 summary.close()
             except Exception as error:
-                warnings.warn(f"{self.owner} could not close its event file: {type(error).__name__}: {error}.", stacklevel=2)
+                warn(f"{self.owner} could not close its event file: {type(error).__name__}: {error}.")
         for kind, steps in self._failures.items():
             if len(steps) > 1:
                 shown = ", ".join(map(str, steps[:10])) + (", ..." if len(steps) > 10 else "")
-                warnings.warn(f"{self.owner} could not log {len(steps)} steps ({shown}): {kind}.", stacklevel=2)
+                warn(f"{self.owner} could not log {len(steps)} steps ({shown}): {kind}.")
         self._failures = {}
 
     def __enter__(self) -> FeatureMapsWriter:
@@ -613,6 +611,13 @@ def timed(timer: Optional[StageTimer], stage: str, function: Callable, *args) ->
     result = function(*args)
     timer(stage, time.perf_counter() - started)
     return result
+
+
+def _failure_kind(error: Exception) -> str:
+    """What makes failures the same kind: type and message, without the file an ``OSError`` names (each step may open a new one)."""
+    if isinstance(error, OSError) and error.errno is not None and error.strerror:
+        return f"{type(error).__name__}: [Errno {error.errno}] {error.strerror}"
+    return f"{type(error).__name__}: {error}"
 
 
 def _poolable(path: str, values: Any, activations: Mapping) -> bool:
