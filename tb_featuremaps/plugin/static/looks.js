@@ -34,9 +34,15 @@ export function patchCanvas(image, layout, filter, rank, zoom) {
   return canvas;
 }
 
+/** The pool index a topk record names: a whole number from 0, else null (a crafted log may hold -1 or 2.5). */
+export function poolIndex(record) {
+  const input = record?.input;
+  return Number.isInteger(input) && input >= 0 ? input : null;
+}
+
 /** "label 7 · input 12 · activation 3.2": where a patch comes from (a topk record), or what is not known of it. */
 export function patchText(record) {
-  if (!record || !Number.isFinite(record.input)) return "no pool input";
+  if (poolIndex(record) == null) return "no pool input";
   const label = record.label != null ? `label ${record.label} · ` : "";
   return `${label}input ${record.input} · activation ${formatNumber(record.value)}`;
 }
@@ -123,7 +129,9 @@ export class LooksFor {
       `output ${formatShape(layer)}`,
       `each filter's ${k} strongest${pool}, at ${stepText(layer.step_unit, step)}`,
       `patches: ${where}${layout.reduction !== "none" ? `, ${layout.reduction}` : ""}`,
-    ].join(" · ");
+    ]
+      .filter(Boolean) // a JAX layer has no class
+      .join(" · ");
     this.canvas.dataset.kind = "strongest";
     this.canvas.dataset.step = String(step);
     this.canvas.dataset.filters = String(layout.filters_shown);
@@ -161,7 +169,13 @@ export class LooksFor {
       const { x, y } = this.origin(filter);
       context.fillStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-muted");
       context.fillText(`filter ${filter}`, x, y);
-      for (let rank = 0; rank < k; rank++) drawPatch(context, image, layout, filter, rank, x + rank * (cell.width + GAP), y + LABEL, zoom);
+      context.strokeStyle = style.getPropertyValue("--fm-muted");
+      context.lineWidth = 1;
+      for (let rank = 0; rank < k; rank++) {
+        const left = x + rank * (cell.width + GAP);
+        drawPatch(context, image, layout, filter, rank, left, y + LABEL, zoom);
+        context.strokeRect(left - 0.5, y + LABEL - 0.5, cell.width + 1, cell.height + 1); // a black patch stays visible on a dark page
+      }
       if (filter === selected || filter === cursor) {
         context.strokeStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-text");
         context.lineWidth = filter === selected ? 2 : 1;
