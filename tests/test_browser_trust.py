@@ -6,7 +6,8 @@ Runs (``--load_fast=false``):
 - ``good``: ``FeatureMapsWriter`` with a pool of 6 inputs labelled by 300-character labels, input 0 all black and
   every filter's strongest; layer ``conv1`` without a class name (as a JAX loop logs it), 21 steps;
 - ``negative``: a strongest sheet, a pool and a ``topk`` series whose every input index is -1 (as no producer writes);
-- ``broken``: a strongest sheet without its ``topk`` series, so "Looks for" reports an error.
+- ``broken``: a strongest sheet without its ``topk`` series, so "Looks for" reports an error;
+- ``wide``: a strongest sheet and ``topk`` of 150 ranks per filter, more than the format's ``MAX_TOP_K``.
 """
 
 from __future__ import annotations
@@ -44,16 +45,16 @@ def write_good(run_dir) -> None:
             assert writer.write(step, {"conv1": maps}, layers=layers, pool_activations={"conv1": responses})
 
 
-def write_by_hand(run_dir, inputs: float | None) -> None:
-    """Layer ``conv`` (2 filters) with a 2-rank strongest sheet at step 0; its ``topk`` all ``inputs`` (None: no topk)."""
+def write_by_hand(run_dir, inputs: float | None, ranks: int = 2) -> None:
+    """Layer ``conv`` (2 filters) with a strongest sheet of ``ranks`` ranks at step 0; its ``topk`` all ``inputs`` (None: no topk)."""
     writer = SummaryWriter(str(run_dir))
     write_layer_step(writer, 0, "conv", 0, np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32), ["a", "b"])
     picture = render.encode_png(np.full((8, 8), 128, np.uint8))
     writer.write_pool(0, [picture, picture], 8, 8, ["x", "y"], [8, 8, 1], [0.0, 1.0])
-    layout = metadata.GridLayout(3, 3, 2, 2, 1)
-    extra = {"top_k": 2, "pool_size": 2, "patch": "whole input", "patch_size": [8, 8], "input_range": [0.0, 1.0]}
-    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=2, extra=extra)
-    topk = np.zeros((2, 2, len(metadata.TOPK_FIELDS)), np.float32)
+    layout = metadata.GridLayout(3, 3, 2, ranks, 1)
+    extra = {"top_k": ranks, "pool_size": 2, "patch": "whole input", "patch_size": [8, 8], "input_range": [0.0, 1.0]}
+    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=ranks, extra=extra)
+    topk = np.zeros((2, ranks, len(metadata.TOPK_FIELDS)), np.float32)
     topk[..., 0], topk[..., 1] = inputs if inputs is not None else 0.0, 1.5
     tensors = {} if inputs is None else {metadata.KIND_TOPK: topk}
     writer.write_layer(0, info, [render.encode_png(np.zeros((layout.height, layout.width), np.uint8))], tensors=tensors, images_copy=False)
@@ -66,7 +67,8 @@ def server(tmp_path_factory):
     write_good(logdir / "good")
     write_by_hand(logdir / "negative", -1.0)
     write_by_hand(logdir / "broken", None)
-    with serving(logdir, ["--load_fast=false"], runs=3) as base:
+    write_by_hand(logdir / "wide", 0.0, ranks=150)
+    with serving(logdir, ["--load_fast=false"], runs=4) as base:
         yield base
 
 
@@ -138,3 +140,10 @@ def test_the_film_strip_shows_every_step_when_they_fit(page, server):
     page.wait_for_function("document.querySelector('.fm-detail .fm-detail-section:nth-of-type(2) .fm-strip')?.children.length > 0")
     thumbs = page.locator(".fm-detail .fm-detail-section").nth(1).locator(".fm-strip .fm-thumb")
     expect(thumbs).to_have_count(STEPS)
+
+
+def test_a_sheet_of_more_ranks_than_the_cap_shows_the_first_max_top_k(page, server):
+    open_hash(page, server, "run=wide&layer=conv&view=strongest&filter=1")
+    expect(page.locator(".fm-detail .fm-patches figure")).to_have_count(metadata.MAX_TOP_K)
+    summary = page.locator(".fm-looks-view:first-child .fm-view-summary").inner_text()
+    assert f"each filter's {metadata.MAX_TOP_K} strongest" in summary, summary

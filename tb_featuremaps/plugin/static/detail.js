@@ -5,7 +5,7 @@ import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { colormap } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
-import { patchCanvas, patchText, patchZoom, poolIndex } from "./looks.js";
+import { patchCanvas, patchText, patchZoom, poolIndex, ranks } from "./looks.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
 import { filterParts, frameSpec, layoutOf, probeMatters } from "./selection.js";
 import { version } from "./store.js";
@@ -177,7 +177,7 @@ export class Detail {
     const patches = el(
       "div",
       { class: "fm-patches" },
-      ...Array.from({ length: layout.tiles_per_filter }, (_, rank) => {
+      ...Array.from({ length: ranks(layout) }, (_, rank) => {
         const text = caption(records[rank]);
         return el(
           "figure",

@@ -15,6 +15,11 @@ function tileRect(layout, tile) {
   return { x: col * (layout.tile_width + layout.gutter), y: row * (layout.tile_height + layout.gutter), width: layout.tile_width, height: layout.tile_height };
 }
 
+/** The patches per filter a `strongest` entry shows: its `ranks` (at most the format's MAX_TOP_K, docs/http-api.md). */
+export function ranks(layout) {
+  return layout.ranks ?? layout.tiles_per_filter;
+}
+
 /** The whole zoom that brings a `layout` tile nearest to `size` CSS pixels on its longer side (at least 1). */
 export function patchZoom(layout, size = CELL) {
   return Math.max(1, Math.round(size / Math.max(layout.tile_width, layout.tile_height)));
@@ -119,7 +124,7 @@ export class LooksFor {
     this.canvas.hidden = false;
     const { layout, layer, step } = view;
     const extra = layout.extra || {};
-    const k = layout.tiles_per_filter;
+    const k = ranks(layout);
     const size = extra.patch_size ? `${extra.patch_size.join("×")} input pixels` : "";
     const where = extra.patch === "whole input" ? `whole inputs${extra.patch_reason ? ` (${extra.patch_reason})` : ""}` : `receptive fields of ${size}`;
     const pool = extra.pool_size ? ` of ${extra.pool_size} pool inputs` : "";
@@ -153,7 +158,7 @@ export class LooksFor {
     if (!view) return;
     const { layout, image, selected } = view;
     const cursor = this.cursor;
-    const k = layout.tiles_per_filter;
+    const k = ranks(layout);
     const zoom = patchZoom(layout);
     const cell = { width: layout.tile_width * zoom, height: layout.tile_height * zoom };
     const block = { width: k * (cell.width + GAP) - GAP, height: LABEL + cell.height };
