@@ -52,7 +52,7 @@ def test_runs_list_the_pool_the_sheet_and_the_change(client):
     assert (sheet["rows"], sheet["cols"], sheet["tiles_per_filter"], sheet["filters_shown"]) == (FILTERS, TOP_K, TOP_K, FILTERS)
     assert (sheet["tile_height"], sheet["tile_width"], sheet["reduction"]) == (3, 3, "none")
     assert sheet["extra"]["receptive_field"] == {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]}
-    assert sheet["extra"]["top_k"] == TOP_K and len(sheet["extra"]["input_range"]) == 2
+    assert sheet["extra"]["top_k"] == TOP_K and len(sheet["extra"]["input_range"]) == 2 and sheet["ranks"] == TOP_K
     assert conv["has_change"] is True and dense["has_change"] is True
     assert dense["strongest"] is None
 
@@ -244,11 +244,14 @@ def test_a_hostile_top_k_is_cut_to_the_cap(tmp_path):
     np.testing.assert_array_equal(values[:, :, 0], np.tile(np.arange(metadata.MAX_TOP_K), (2, 1)))
 
 
-def test_the_reader_cuts_a_hostile_top_k_too(tmp_path):
-    """A sheet and topk of 150 ranks (more than MAX_TOP_K, a grid a reader takes): the first MAX_TOP_K are read, patches too."""
+def test_the_reader_and_the_listing_cut_a_hostile_top_k_too(tmp_path):
+    """A sheet and topk of 150 ranks (more than MAX_TOP_K, a grid a reader takes): the first MAX_TOP_K are read, patches too,
+    and the runs listing gives the panel MAX_TOP_K ranks to show."""
     from tb_featuremaps import reader
 
     write_hostile_topk(tmp_path / "hostile", top_k=150)
+    (listed,) = get_json(make_client(tmp_path), "runs")["runs"]
+    assert listed["layers"][0]["strongest"]["tiles_per_filter"] == 150 and listed["layers"][0]["strongest"]["ranks"] == metadata.MAX_TOP_K
     best = reader.load(str(tmp_path))["hostile"].strongest["conv"]
     assert best.top_k == metadata.MAX_TOP_K and best.truncated
     np.testing.assert_array_equal(best.inputs(0), np.tile(np.arange(metadata.MAX_TOP_K), (2, 1)))

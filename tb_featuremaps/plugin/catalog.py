@@ -294,7 +294,7 @@ class Catalog:
             first_step=first,
             last_step=series.max_step,
             weights=_fields(weights, WEIGHTS_FIELDS),
-            strongest=_fields(strongest, STRONGEST_FIELDS),
+            strongest=_strongest(strongest),
             has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
             has_change=metadata.tag_for(metadata.KIND_CHANGE, info.layer) in tensors,
             map_shape=info.map_shape,
@@ -388,6 +388,14 @@ def _fields(info: Optional[metadata.LayerInfo], fields: tuple) -> Optional[dict[
         return None
     content = info.to_json()
     return {key: content[key] for key in fields if key in content}
+
+
+def _strongest(info: Optional[metadata.LayerInfo]) -> Optional[dict[str, Any]]:
+    """A strongest sheet's entry: its :data:`STRONGEST_FIELDS` and ``ranks``, the patches per filter shown (at most ``MAX_TOP_K``)."""
+    entry = _fields(info, STRONGEST_FIELDS)
+    if entry is not None:
+        entry["ranks"] = min(info.tiles_per_filter, metadata.MAX_TOP_K)
+    return entry
 
 
 def _problem(run: str, tag: Optional[str], error: errors.PublicError) -> dict[str, Any]:

@@ -50,6 +50,7 @@ class App {
     this.seq = 0;
     this.playing = false;
     this.errors = new Map(); // source -> message
+    this.selected = ""; // the run, layer and view the errors shown were met on
     this.build();
   }
 
@@ -121,6 +122,13 @@ class App {
     this.message.hidden = this.errors.size === 0;
   }
 
+  /** A new run, layer or view (`selected`): the errors met on the one before no longer apply (the runs' listing's still do). */
+  forget(selected) {
+    if (selected === this.selected) return;
+    this.selected = selected;
+    for (const source of [...this.errors.keys()]) if (source !== "runs") this.report(source, null);
+  }
+
   /** Fetches the runs now and every few seconds (while the page is visible); redraws when anything changed. */
   async poll() {
     if (document.hidden && this.runs) return setTimeout(() => this.poll(), POLL_MS);
@@ -158,6 +166,7 @@ class App {
     const resolved = resolve(this.state, this.runs);
     this.state = resolved.state;
     const { run, layer, kind } = resolved;
+    this.forget(JSON.stringify([run.run, layer.layer, kind]));
     let answer;
     try {
       answer = await this.store.steps(run.run, layer.layer, kind, version(layer));
@@ -216,7 +225,11 @@ class App {
         const layout = layoutOf(source.layer, "strongest");
         view.show({ image: frames[index].image, layout, layer: source.layer, step: source.step, selected: state.filter, topk: null });
         this.store.topk(source.run, source.layer.layer, source.step).then(
-          (answer) => current() && view.labels(source.step, answer),
+          (answer) => {
+            if (!current()) return;
+            view.labels(source.step, answer);
+            this.report("topk", null);
+          },
           (error) => current() && this.report("topk", new Error(`Couldn't load which pool inputs ${layer.layer}'s patches are (${error.message}).`)),
         );
       });

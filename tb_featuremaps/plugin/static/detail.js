@@ -5,12 +5,12 @@ import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { colormap } from "./colormaps.js";
 import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
-import { patchCanvas, patchText, patchZoom } from "./looks.js";
+import { patchCanvas, patchText, patchZoom, poolIndex, ranks } from "./looks.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
 import { filterParts, frameSpec, layoutOf, probeMatters } from "./selection.js";
 import { version } from "./store.js";
 
-const FILM_FRAMES = 14; // two rows of seven
+const FILM_FRAMES = 36; // every step up to this many (six rows of the detail view's thumbs), else this many evenly spread
 const STRONGEST_FRAMES = 240; // the strongest patch's film strip shows every step up to this many (then evenly spread)
 const FACTS = ["min", "max", "mean", "std"]; // stats fields, by name
 const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
@@ -179,22 +179,30 @@ export class Detail {
     const patches = el(
       "div",
       { class: "fm-patches" },
-      ...Array.from({ length: layout.tiles_per_filter }, (_, rank) =>
-        el("figure", { title: patchText(records[rank]) }, patchCanvas(frame.image, layout, ctx.filter, rank, zoom), el("figcaption", { text: caption(records[rank]) })),
-      ),
+      ...Array.from({ length: ranks(layout) }, (_, rank) => {
+        const text = caption(records[rank]);
+        return el(
+          "figure",
+          { title: patchText(records[rank]) },
+          patchCanvas(frame.image, layout, ctx.filter, rank, zoom),
+          el("figcaption", { text, title: text }),
+        );
+      }),
     );
+    const legend = el("p", { class: "fm-patches-legend", text: "Under each patch: its pool input's label (#index without one) · the filter's activation" });
     const top = records[0];
-    const known = top && Number.isFinite(top.input);
+    const index = poolIndex(top);
+    const strongest = `Its strongest input: ${patchText(top)}`;
     const picture =
-      known && ctx.pool
+      index != null && ctx.pool
         ? el(
             "div",
             { class: "fm-top-input" },
-            fieldPicture(api.poolURL(ctx.run, top.input), `Pool input ${top.input}`, ctx.pool, layout, top),
-            el("p", { text: `Its strongest input: ${patchText(top)}` }),
+            fieldPicture(api.poolURL(ctx.run, index), `Pool input ${index}`, ctx.pool, layout, top),
+            el("p", { text: strongest, title: strongest }),
           )
         : null;
-    return [picture, patches].filter(Boolean);
+    return [picture, patches, legend].filter(Boolean);
   }
 
   /** The filter's rank-0 patch at every logged step (evenly spread beyond STRONGEST_FRAMES), prefetched in batches. */
@@ -220,7 +228,9 @@ export class Detail {
   async filmStrip(ctx) {
     const steps = sample(ctx.steps, FILM_FRAMES);
     const frames = await Promise.all(steps.map((step) => this.frame(ctx, ctx.kind, step, ctx.probe)));
+    const note = steps.length < ctx.steps.length ? el("p", { class: "fm-pane-note", text: `${steps.length} of ${ctx.steps.length} steps, evenly spread` }) : null;
     return [
+      note,
       thumbStrip(
         steps.map((step, index) => ({
           pressed: step === ctx.step,
@@ -230,7 +240,7 @@ export class Detail {
           pick: () => this.onPick({ step }),
         })),
       ),
-    ];
+    ].filter(Boolean);
   }
 
   async meanChart(ctx) {
@@ -291,7 +301,7 @@ export class Detail {
 
 /** A patch's caption: its input's label (else its index) and activation. */
 function caption(record) {
-  if (!record || !Number.isFinite(record.input)) return "–";
+  if (poolIndex(record) == null) return "–";
   return `${record.label ?? `#${record.input}`} · ${formatNumber(record.value)}`;
 }
 

@@ -74,7 +74,7 @@ export class AllLayers {
         "h3",
         { class: "fm-layer-title" },
         el("span", { class: "fm-layer-name", text: layer.layer }),
-        el("span", { class: "fm-layer-facts", text: `${layer.class} · ${formatShape(layer)} · ${count}` }),
+        el("span", { class: "fm-layer-facts", text: [layer.class, formatShape(layer), count].filter(Boolean).join(" · ") }),
         note,
       );
       const open = el("button", { type: "button", class: "fm-layer-open", "aria-label": `Open ${layer.layer}`, title: `Open ${layer.layer}` }, heading, canvas);

@@ -15,6 +15,11 @@ function tileRect(layout, tile) {
   return { x: col * (layout.tile_width + layout.gutter), y: row * (layout.tile_height + layout.gutter), width: layout.tile_width, height: layout.tile_height };
 }
 
+/** The patches per filter a `strongest` entry shows: its `ranks` (at most the format's MAX_TOP_K, docs/http-api.md). */
+export function ranks(layout) {
+  return layout.ranks ?? layout.tiles_per_filter;
+}
+
 /** The whole zoom that brings a `layout` tile nearest to `size` CSS pixels on its longer side (at least 1). */
 export function patchZoom(layout, size = CELL) {
   return Math.max(1, Math.round(size / Math.max(layout.tile_width, layout.tile_height)));
@@ -34,9 +39,15 @@ export function patchCanvas(image, layout, filter, rank, zoom) {
   return canvas;
 }
 
+/** The pool index a topk record names: a whole number from 0, else null (a crafted log may hold -1 or 2.5). */
+export function poolIndex(record) {
+  const input = record?.input;
+  return Number.isInteger(input) && input >= 0 ? input : null;
+}
+
 /** "label 7 · input 12 · activation 3.2": where a patch comes from (a topk record), or what is not known of it. */
 export function patchText(record) {
-  if (!record || !Number.isFinite(record.input)) return "no pool input";
+  if (poolIndex(record) == null) return "no pool input";
   const label = record.label != null ? `label ${record.label} · ` : "";
   return `${label}input ${record.input} · activation ${formatNumber(record.value)}`;
 }
@@ -113,7 +124,7 @@ export class LooksFor {
     this.canvas.hidden = false;
     const { layout, layer, step } = view;
     const extra = layout.extra || {};
-    const k = layout.tiles_per_filter;
+    const k = ranks(layout);
     const size = extra.patch_size ? `${extra.patch_size.join("×")} input pixels` : "";
     const where = extra.patch === "whole input" ? `whole inputs${extra.patch_reason ? ` (${extra.patch_reason})` : ""}` : `receptive fields of ${size}`;
     const pool = extra.pool_size ? ` of ${extra.pool_size} pool inputs` : "";
@@ -125,7 +136,7 @@ export class LooksFor {
       `patches: ${where}${layout.reduction !== "none" ? `, ${layout.reduction}` : ""}`,
       reducedText(layout.reduced),
     ]
-      .filter(Boolean)
+      .filter(Boolean) // a JAX layer has no class
       .join(" · ");
     this.canvas.dataset.kind = "strongest";
     this.canvas.dataset.step = String(step);
@@ -148,7 +159,7 @@ export class LooksFor {
     if (!view) return;
     const { layout, image, selected } = view;
     const cursor = this.cursor;
-    const k = layout.tiles_per_filter;
+    const k = ranks(layout);
     const zoom = patchZoom(layout);
     const cell = { width: layout.tile_width * zoom, height: layout.tile_height * zoom };
     const block = { width: k * (cell.width + GAP) - GAP, height: LABEL + cell.height };
@@ -164,7 +175,13 @@ export class LooksFor {
       const { x, y } = this.origin(filter);
       context.fillStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-muted");
       context.fillText(`filter ${filter}`, x, y);
-      for (let rank = 0; rank < k; rank++) drawPatch(context, image, layout, filter, rank, x + rank * (cell.width + GAP), y + LABEL, zoom);
+      context.strokeStyle = style.getPropertyValue("--fm-muted");
+      context.lineWidth = 1;
+      for (let rank = 0; rank < k; rank++) {
+        const left = x + rank * (cell.width + GAP);
+        drawPatch(context, image, layout, filter, rank, left, y + LABEL, zoom);
+        context.strokeRect(left - 0.5, y + LABEL - 0.5, cell.width + 1, cell.height + 1); // a black patch stays visible on a dark page
+      }
       if (filter === selected || filter === cursor) {
         context.strokeStyle = style.getPropertyValue(filter === selected ? "--fm-accent" : "--fm-text");
         context.lineWidth = filter === selected ? 2 : 1;

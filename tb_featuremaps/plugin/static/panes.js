@@ -129,7 +129,7 @@ export class Panes {
 
   /** The line above the grid: layer, class, shape, filter count, dead and non-finite filters of the main frame. */
   describe({ layer, kind, layout }, frame) {
-    const parts = [layer.layer, layer.class, `output ${formatShape(layer)}`];
+    const parts = [layer.layer, layer.class, `output ${formatShape(layer)}`].filter(Boolean); // a JAX layer has no class
     if (kind === "weights") parts.push(`kernels ${layout.tile_height}×${layout.tile_width}`);
     const shown = layout.filters_shown;
     parts.push(shown < layout.filters_total ? `${shown} of ${layout.filters_total} filters shown` : `${shown} filters`);

@@ -73,7 +73,7 @@ export class Toolbar {
     fillSelect(this.run.select, runs.map((entry) => [entry.run, entry.run]), run.run);
     fillSelect(
       this.layer.select,
-      run.layers.map((entry) => [entry.layer, `${entry.layer} — ${entry.class} · ${formatShape(entry)}`]),
+      run.layers.map((entry) => [entry.layer, `${entry.layer} — ${[entry.class, formatShape(entry)].filter(Boolean).join(" · ")}`]),
       layer.layer,
     );
     press(this.view.buttons, all ? "layers" : kind);
