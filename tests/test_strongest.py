@@ -223,3 +223,16 @@ def test_pool_arguments_are_checked(tmp_path):
         assert not writer.write(0, {"conv": np.zeros((1, 4, 4, 2))}, pool_activations={"conv": np.zeros((4, 4, 4, 2))})
     assert any("needs the writer's pool; pass pool=" in str(w.message) for w in caught)
     writer.close()
+
+
+def test_large_pool_inputs_go_through_in_smaller_batches():
+    """128 RGB inputs of 224 px at once took 22 GB through ResNet50 on the CPU: the batch is bounded by input values too."""
+    for shape, expected in (((300, 28, 28, 1), [128, 128, 44]), ((30, 224, 224, 3), [13, 13, 4])):
+        seen = []
+
+        def forward(arrays, seen=seen):
+            seen.append(len(arrays[0]))
+            return {"conv": np.zeros((len(arrays[0]), 2, 2, 3), np.float32)}
+
+        found = strongest.pool_responses(forward, [np.zeros(shape, np.float32)], {"conv": False}, 8)
+        assert seen == expected and found["conv"].values.shape == (shape[0], 3)
