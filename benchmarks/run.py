@@ -90,6 +90,7 @@ SECTIONS = (
     "mobilenet",
     "pool",
     "patches",
+    "budget",
     "settling",
     "serving",
     "browser",
@@ -138,6 +139,10 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
         from .strongest import patch_cost
 
         return patch_cost(min(plan.events, 3))
+    if name == "budget":
+        from .budget import NETWORKS, budget_cost
+
+        return budget_cost(workdir, NETWORKS, (500, 0), min(plan.events, 2))
     if name == "settling":
         from .strongest import settling
 
@@ -328,6 +333,21 @@ def _strongest_rows(results: dict) -> list[Row]:
         rows.append(
             Row(section, "log bytes per step without / with the pool (KB)", f"{per_step['no_pool'] / 1e3:.0f} / {per_step['pool'] / 1e3:.0f}")
         )
+    budgeted = results.get("budget")
+    for case, measured in (budgeted or {}).get("cases", {}).items():
+        section = f"{case}, {budgeted['side']} px, {budgeted['probes']} probes, default arguments ({measured['layers']} layers)"
+        reduced = ", ".join(measured["reduced"]) or "nothing"
+        largest = f"{max(measured['step_bytes']) / 2**20:.2f} of {measured['max_step_bytes'] / 2**20:.0f}"
+        rows.append(Row(section, f"largest step (MiB; reduced: {reduced})", largest, "<= max_step_bytes", measured["within"]))
+        ratio = measured["thread_to_forward"]
+        times = f"{measured['thread_ms']:.0f} / {measured['forward_ms']:.0f} ms"
+        rows.append(Row(section, f"training thread / forward floor ({times})", f"{ratio:.2f}x", "<= 1.5x", ratio <= 1.5))
+        ratio = measured["event_to_thread"]
+        rows.append(Row(section, f"whole event / training thread ({measured['event_ms']:.0f} ms)", f"{ratio:.2f}x", "<= 2x", ratio <= 2))
+        strongest_ms = measured["largest_strongest_ms"]
+        what = "largest strongest-inputs stage of a layer (ms; patch sheet, ranking, PNG)"
+        rows.append(Row(section, what, f"{strongest_ms:.0f}", "<= 200", strongest_ms <= 200))
+        rows.append(Row(section, "first step, which decides the drawing (ms)", f"{measured['first_step_ms']:.0f}"))
     patches = results.get("patches")
     for size, measured in (patches or {}).get("fields", {}).items():
         section = f"patch sheet, {size} px field on a {patches['side']} px RGB pool of {patches['pool_size']}"

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from tensorboard.backend.event_processing import event_file_loader
 
+from benchmarks.budget import step_bytes
 from tb_featuremaps import FeatureMapsLogger, FeatureMapsWriter, reader
 from tb_featuremaps.format import metadata
 from tb_featuremaps.writer import LayerDescription, budget
@@ -27,17 +28,6 @@ ORDER = (
 """The order of degradation as docs/format.md ("Step budget") states it, written out here so that a changed ladder fails."""
 
 SIDE = 64
-
-
-def step_bytes(run_dir: str) -> dict[int, int]:
-    """Step → the serialized bytes of its layers' events (not the run's probe and pool pictures), as the budget counts them."""
-    sizes: dict[int, int] = {}
-    for path in sorted(glob.glob(os.path.join(run_dir, "events.out.tfevents.*"))):
-        for event in event_file_loader.EventFileLoader(path).Load():
-            tags = {value.tag for value in event.summary.value}
-            if tags and not tags & {metadata.PROBES_TAG, metadata.POOL_TAG}:
-                sizes[event.step] = sizes.get(event.step, 0) + event.ByteSize()
-    return sizes
 
 
 def has_images_copies(run_dir: str) -> bool:

@@ -103,10 +103,11 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             first probe's grid per layer, ``True`` every probe's, ``False`` none. The
             Feature Maps panel reads its own series, never these copies.
         max_step_bytes: A step's budget of encoded bytes (default 4 MiB; None: no
-            budget). The first step over it warns once, naming the biggest layers and
-            the knobs (``max_tile_size``, ``max_filters``, ``layers``,
-            ``write_images``), and is written whole; later steps leave out the Images
-            copies. Nothing the panel shows is ever dropped.
+            budget). When the run's first step would take more, the run is drawn
+            smaller, the same at every step, in a fixed order (Images copies, patch
+            size, ranks, tile size; ``docs/format.md``, "Step budget") until it fits,
+            and one warning says what was reduced. Probes, filters and stats are
+            never dropped.
         pool: Inputs among which each filter's strongest responses are found at every
             step (e.g. ``pool=x_val[:500]``: an array, a list/dict per input, or a
             ``tf.data.Dataset`` read up to 5,000 examples); off by default. Logs, per

@@ -24,7 +24,18 @@ MAX_PATCH_SIZE = 48
 """Patches larger than this (input pixels per side) are block-averaged to fit."""
 
 POOL_BATCH = 128
-"""Pool inputs per forward pass of a producer (:func:`pool_responses`): bounds the memory one layer's pool outputs take."""
+"""Pool inputs per forward pass of a producer (:func:`pool_responses`) at most: bounds the memory one layer's pool outputs take."""
+
+POOL_BATCH_VALUES = 2**21
+"""Input values (all inputs, per batch) a forward pass of the pool takes at most: 128 MNIST digits fit, 13 RGB inputs
+of 224 px (a batch of 128 of those took 22 GB through ResNet50 on the CPU)."""
+
+
+def pool_batch(inputs: list) -> int:
+    """Pool inputs per forward pass: :data:`POOL_BATCH`, fewer for large inputs (:data:`POOL_BATCH_VALUES`), at least 1."""
+    values = sum(int(np.prod(np.shape(array)[1:])) for array in inputs)
+    return max(1, min(POOL_BATCH, POOL_BATCH_VALUES // max(values, 1)))
+
 
 MAX_POOL_PICTURE = 64
 """The pool inputs' pictures (the ``pool`` series) are block-averaged to at most this many pixels per side."""
@@ -78,11 +89,12 @@ def concatenate(parts: list[Responses]) -> Responses:
 def pool_responses(
     forward: Callable[[list], Mapping[str, np.ndarray]], inputs: list, channels_first: Mapping[str, bool], max_filters: int
 ) -> dict[str, Responses]:
-    """The pool (one array per model input) through ``forward`` in batches of :data:`POOL_BATCH`, each output of a
+    """The pool (one array per model input) through ``forward`` in batches of :func:`pool_batch`, each output of a
     layer in ``channels_first`` (path → its layout) reduced to its filters' maxima per input as the batches go."""
     parts: dict[str, list] = {path: [] for path in channels_first}
-    for start in range(0, len(inputs[0]), POOL_BATCH):
-        outputs = forward([array[start : start + POOL_BATCH] for array in inputs])
+    batch = pool_batch(inputs)
+    for start in range(0, len(inputs[0]), batch):
+        outputs = forward([array[start : start + batch] for array in inputs])
         for path, first in channels_first.items():
             parts[path].append(responses(outputs[path], first, max_filters))
     return {path: concatenate(found) for path, found in parts.items()}

@@ -90,10 +90,11 @@ class FeatureMapsWriter:
             ``"first"`` (default) the first probe's grid only, ``True`` every probe's,
             ``False`` none. The Feature Maps panel reads its own series, never these.
         max_step_bytes: A step's budget of encoded bytes (default 4 MiB, about 15x a
-            step of a small CNN; None: no budget). The first step over it warns once,
-            naming the biggest layers and the knobs (``max_tile_size``, ``max_filters``,
-            ``layers``, ``write_images``), and is written whole; later steps leave out
-            the Images copies. Nothing the panel shows is ever dropped.
+            step of a small CNN; None: no budget). When the run's first step would take
+            more, the run is drawn smaller, the same at every step, by the order of
+            :data:`.budget.LADDER` (Images copies, patch size, ranks, tile size) until
+            it fits, and one warning says what was reduced and by how much. Probes,
+            filters and stats are never dropped.
         probes_channels_first: Whether the probe inputs are channels-first (for their pictures).
         pool: Inputs to find each filter's strongest responses among (e.g. ``x_val[:500]``;
             an array, a list/dict per input, or a dataset read up to 5,000 examples):
