@@ -165,11 +165,10 @@ def select_layers(model: keras.Model, layers: Sequence[LayerSpec] | None, owner:
             )
         if layers is None and len(chosen) > DEEP_NETWORK_LAYERS:
             eligible, chosen = len(chosen), stage_ends(chosen)
-            warnings.warn(
+            warn(
                 f"{owner}: the model has {eligible} convolution and pooling layers; by default it logs {len(chosen)} of them, the first "
                 f"convolution and the last layer of each resolution stage ({', '.join(path for path, _, _ in chosen)}). Pass "
-                f"layers='all' to log all {eligible}, or layers=[...] to choose.",
-                stacklevel=4,
+                f"layers='all' to log all {eligible}, or layers=[...] to choose."
             )
         if unreachable:
             warn(f"{owner} logs {len(chosen)} layers;{unreachable}")
