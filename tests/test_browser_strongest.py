@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import re
 
+import numpy as np
 import pytest
 from helpers.browser import needs_chromium
 from helpers.logs import POOL_LABELS, write_pool_run
 from helpers.tensorboard import serving
 from playwright.sync_api import expect
+
+from tb_featuremaps import FeatureMapsWriter
 
 pytestmark = needs_chromium()
 
@@ -169,3 +172,19 @@ def test_still_changing_heat_strip_and_summary(page, server):
     expect(changing).to_contain_text("Not known at epoch 0")
     page.get_by_role("button", name="Mean activation").click()
     page.locator("canvas.fm-heat[data-quantity='mean']").wait_for()
+
+
+def test_a_dead_filter_that_comes_alive_counts_as_still_changing(page, tmp_path):
+    """Its change is +Infinity (docs/format.md), carried as "Infinity" in the route's JSON: the panel counts it as changing."""
+    rng = np.random.default_rng(3)
+    pool = rng.uniform(0, 1, (12, 8, 8, 1)).astype(np.float32)
+    before = np.abs(rng.normal(size=(12, 6, 6, FILTERS))).astype(np.float32)
+    before[..., 0] = 0
+    after = before * 1.001
+    after[..., 0] = np.abs(rng.normal(size=(12, 6, 6)))
+    with FeatureMapsWriter(tmp_path / "alive", np.zeros((2, 8, 8, 1), np.float32), ["a", "b"], pool=pool, write_images=False) as writer:
+        for step, outputs in enumerate((before, after)):
+            assert writer.write(step, {"conv": outputs[:2]}, pool_activations={"conv": outputs})
+    with serving(tmp_path, ["--load_fast=false"], runs=1) as base:
+        page.goto(f"{base}/data/plugin_entry.html?name=feature_maps#run=alive/feature_maps&layer=conv&view=strongest&step=1")
+        expect(page.locator(".fm-changing")).to_have_text(re.compile(rf"^1 of {FILTERS} filters still changing at step 1 "))

@@ -24,11 +24,17 @@ const FRAME_MAX_MS = 400; // …and at most this long
 const PREFETCH_AROUND = 8;
 const PREFETCH_ALL = 64; // prefetch every step of layers with at most this many
 
-/** Each filter's change per step, [S][F]: its response's change where known, else its kernel's (metadata.changing_filters). */
+/** A change value as the route's JSON carries it: a number, or "NaN" / "Infinity" (a dead filter that came alive) as text. */
+const changeValue = (value) => (typeof value === "string" ? Number(value) : value);
+const isKnown = (value) => typeof value === "number" && !Number.isNaN(value);
+
+/** Each filter's change per step, [S][F]: its response's change where known (+Infinity included), else its kernel's (metadata.changing_filters). */
 function changeMeasure({ fields, values }) {
   const response = fields.indexOf("response");
   const kernel = fields.indexOf("kernel");
-  return values.map((filters) => filters.map((row) => (Number.isFinite(row[response]) ? row[response] : row[kernel])));
+  return values.map((filters) =>
+    filters.map((row) => (isKnown(changeValue(row[response])) ? changeValue(row[response]) : changeValue(row[kernel]))),
+  );
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -282,7 +288,7 @@ class App {
       const index = answer.steps.indexOf(state.step);
       const measures = changeMeasure(answer);
       const everKnown = answer.changing.some((fraction) => fraction != null);
-      const known = index < 0 ? [] : measures[index].filter(Number.isFinite);
+      const known = index < 0 ? [] : measures[index].filter(isKnown);
       const unit = layer.step_unit;
       const threshold = `${Math.round(answer.threshold * 100)} %`;
       this.changing.hidden = !everKnown;
