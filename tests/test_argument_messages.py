@@ -61,3 +61,10 @@ def test_bfloat16_torch_probes_are_taken_as_float32_and_meta_ones_are_explained(
     module = torch.nn.Sequential(torch.nn.Conv2d(1, 2, 3))
     with pytest.raises(ValueError, match=r"pool= is a tensor on the meta device"):
         FeatureMapsLogger(module, tmp_path, probes=torch.ones((2, 1, 8, 8)), pool=torch.ones((3, 1, 8, 8), device="meta"))
+
+
+def test_top_k_above_what_a_reader_takes_is_refused(tmp_path):
+    pool = np.zeros((200, 8, 8, 1), np.float32)
+    with pytest.raises(ValueError, match=r"top_k=101 is more than a reader takes \(100 ranks"):
+        FeatureMapsWriter(tmp_path, PROBES, pool=pool, top_k=101)
+    FeatureMapsWriter(tmp_path, PROBES, pool=pool, top_k=100).close()

@@ -10,6 +10,8 @@ from typing import Any, Optional
 
 import numpy as np
 
+from ..format import metadata
+
 
 def _is_integer(value: Any) -> bool:
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
@@ -130,7 +132,13 @@ def top_k(owner: str, value: Any, pool: Any) -> int:
             f"{owner}: top_k= was given without pool=; top_k is how many of the pool's strongest inputs are kept per filter. "
             "Pass pool= (e.g. x_val[:500]) with it, or leave top_k= out."
         )
-    return positive_integer(owner, "top_k", value)
+    value = positive_integer(owner, "top_k", value)
+    if value > metadata.MAX_TOP_K:
+        raise ValueError(
+            f"{owner}: top_k={value} is more than a reader takes ({metadata.MAX_TOP_K} ranks per filter, docs/format.md); "
+            f"pass top_k={metadata.MAX_TOP_K} or fewer."
+        )
+    return value
 
 
 def labels_need_probes(owner: str, probes: Any, labels: Any, what: str = "probes") -> None:
