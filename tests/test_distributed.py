@@ -8,14 +8,13 @@ loopback for ``MultiWorkerMirroredStrategy``).
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 from helpers.models import fit, small_cnn
-from helpers.processes import script_env, skip_without_backend
+from helpers.processes import finish, free_ports, script_env, skip_without_backend
 
 from tb_featuremaps import FeatureMapsCallback, FeatureMapsLogger, reader
 from tb_featuremaps.keras import is_chief
@@ -96,31 +95,6 @@ def _start(script: str, *args: str, tf_config: dict | None = None, **variables: 
     return subprocess.Popen([sys.executable, "-c", script, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
 
 
-def _finish(processes: list[subprocess.Popen]) -> list[str]:
-    """Waits for every process (killing all on timeout) and asserts each succeeded; returns their output."""
-    outputs = []
-    try:
-        for process in processes:
-            outputs.append(process.communicate(timeout=TIMEOUT)[0])
-    except subprocess.TimeoutExpired:
-        for process in processes:
-            process.kill()
-        pytest.fail(f"a training process hung for {TIMEOUT} s")
-    for process, output in zip(processes, outputs):
-        assert process.returncode == 0, output[-4000:]
-    return outputs
-
-
-def _free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for item in sockets:
-        item.bind(("localhost", 0))
-    ports = [item.getsockname()[1] for item in sockets]
-    for item in sockets:
-        item.close()
-    return ports
-
-
 def _assert_one_run_logged_once(logdir: Path) -> None:
     assert [path.relative_to(logdir).parts[0] for path in logdir.rglob("events.*")] == ["feature_maps"]
     run = reader.load(str(logdir))["feature_maps"]
@@ -169,27 +143,27 @@ def test_the_logger_on_a_non_chief_worker_does_nothing(tmp_path, monkeypatch):
 
 
 def test_mirrored_strategy_on_two_devices(tmp_path):
-    _finish([_start(MIRRORED, str(tmp_path))])
+    finish([_start(MIRRORED, str(tmp_path))])
     _assert_one_run_logged_once(tmp_path)
 
 
 def test_multi_worker_mirrored_strategy_only_the_chief_writes(tmp_path):
-    cluster = {"worker": [f"localhost:{port}" for port in _free_ports(2)]}
+    cluster = {"worker": [f"localhost:{port}" for port in free_ports(2)]}
     logdirs = [tmp_path / "worker0", tmp_path / "worker1"]  # as on two machines without a shared disk
     workers = [
         _start(MULTI_WORKER, str(logdir), tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
         for index, logdir in enumerate(logdirs)
     ]
-    _finish(workers)
+    finish(workers)
     _assert_one_run_logged_once(logdirs[0])
     assert not logdirs[1].exists()
 
 
 def test_jax_multi_process_only_process_zero_writes(tmp_path):
     skip_without_backend("jax")
-    port = str(_free_ports(1)[0])
+    port = str(free_ports(1)[0])
     logdirs = [tmp_path / "process0", tmp_path / "process1"]
     jax_env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    _finish([_start(JAX_PROCESSES, str(logdir), port, str(index), **jax_env) for index, logdir in enumerate(logdirs)])
+    finish([_start(JAX_PROCESSES, str(logdir), port, str(index), **jax_env) for index, logdir in enumerate(logdirs)])
     _assert_one_run_logged_once(logdirs[0])
     assert not logdirs[1].exists()

@@ -7,14 +7,13 @@ Each rank is its own process, started as torchrun starts them (``RANK``,
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 import types
 from pathlib import Path
 
 import pytest
-from helpers.processes import script_env
+from helpers.processes import finish, free_ports, script_env
 
 from tb_featuremaps import distributed, reader
 
@@ -80,17 +79,11 @@ dist.destroy_process_group()
 """
 
 
-def _free_port() -> int:
-    with socket.socket() as item:
-        item.bind(("localhost", 0))
-        return item.getsockname()[1]
-
-
 def _run_ranks(tmp_path: Path, variant: str) -> tuple[Path, list[dict]]:
     """Runs the DDP script on two ranks (killed after ``TIMEOUT`` s: a hang fails); returns the log dir and each rank's report."""
     logdir, out = tmp_path / "logs", tmp_path / "out"
     out.mkdir()
-    port = str(_free_port())
+    port = str(free_ports(1)[0])
     ranks = [
         subprocess.Popen(
             [sys.executable, "-c", DDP, str(logdir), str(out), variant],
@@ -101,14 +94,7 @@ def _run_ranks(tmp_path: Path, variant: str) -> tuple[Path, list[dict]]:
         )
         for rank in range(2)
     ]
-    try:
-        outputs = [rank.communicate(timeout=TIMEOUT)[0] for rank in ranks]
-    except subprocess.TimeoutExpired:
-        for rank in ranks:
-            rank.kill()
-        pytest.fail(f"a rank hung for {TIMEOUT} s")
-    for rank, output in zip(ranks, outputs):
-        assert rank.returncode == 0, output[-4000:]
+    finish(ranks, TIMEOUT)
     return logdir, [json.loads((out / f"rank{rank}.json").read_text()) for rank in range(2)]
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -42,3 +43,31 @@ def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> str:
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def finish(processes: list[subprocess.Popen], timeout: float) -> list[str]:
+    """Waits for every process (killing all after ``timeout`` s: a hang fails the test) and asserts each succeeded; returns their output."""
+    import pytest
+
+    outputs = []
+    try:
+        for process in processes:
+            outputs.append(process.communicate(timeout=timeout)[0])
+    except subprocess.TimeoutExpired:
+        for process in processes:
+            process.kill()
+        pytest.fail(f"a process hung for {timeout} s")
+    for process, output in zip(processes, outputs):
+        assert process.returncode == 0, output[-4000:]
+    return outputs
+
+
+def free_ports(count: int) -> list[int]:
+    """``count`` distinct local TCP ports free at the time of the call."""
+    sockets = [socket.socket() for _ in range(count)]
+    for item in sockets:
+        item.bind(("localhost", 0))
+    ports = [item.getsockname()[1] for item in sockets]
+    for item in sockets:
+        item.close()
+    return ports
