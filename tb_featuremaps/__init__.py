@@ -6,8 +6,12 @@ Producers write feature-map grids to a TensorBoard logdir in one format
 for PyTorch modules (``tb_featuremaps.lightning`` for Lightning's ``Trainer``),
 and ``FeatureMapsWriter`` for arrays from anywhere. The
 ``feature_maps`` TensorBoard plugin shows them; ``tb_featuremaps.reader`` reads
-them back. Importing this package imports neither Keras nor TensorFlow until a
-Keras producer is used, so TensorBoard loads the plugin quickly.
+them back. Importing this package imports no framework: Keras (and TensorFlow)
+only when a Keras producer is used (``pip install "tb-featuremaps[tensorflow]"``),
+torch only with ``tb_featuremaps.torch``. The writer, the reader, the command
+line and the plugin never import TensorFlow for a local log dir
+(``format/filesystem.py``), so a PyTorch or JAX job stays free of it and
+TensorBoard loads the plugin quickly.
 """
 
 __version__ = "0.1.0"

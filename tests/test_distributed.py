@@ -143,7 +143,7 @@ def test_the_logger_on_a_non_chief_worker_does_nothing(tmp_path, monkeypatch):
 
 
 def test_mirrored_strategy_on_two_devices(tmp_path):
-    finish([_start(MIRRORED, str(tmp_path))])
+    finish([_start(MIRRORED, str(tmp_path))], TIMEOUT)
     _assert_one_run_logged_once(tmp_path)
 
 
@@ -154,7 +154,7 @@ def test_multi_worker_mirrored_strategy_only_the_chief_writes(tmp_path):
         _start(MULTI_WORKER, str(logdir), tf_config={"cluster": cluster, "task": {"type": "worker", "index": index}})
         for index, logdir in enumerate(logdirs)
     ]
-    finish(workers)
+    finish(workers, TIMEOUT)
     _assert_one_run_logged_once(logdirs[0])
     assert not logdirs[1].exists()
 
@@ -164,6 +164,6 @@ def test_jax_multi_process_only_process_zero_writes(tmp_path):
     port = str(free_ports(1)[0])
     logdirs = [tmp_path / "process0", tmp_path / "process1"]
     jax_env = {"KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu"}
-    finish([_start(JAX_PROCESSES, str(logdir), port, str(index), **jax_env) for index, logdir in enumerate(logdirs)])
+    finish([_start(JAX_PROCESSES, str(logdir), port, str(index), **jax_env) for index, logdir in enumerate(logdirs)], TIMEOUT)
     _assert_one_run_logged_once(logdirs[0])
     assert not logdirs[1].exists()

@@ -12,7 +12,7 @@ import sys
 from collections.abc import Sequence
 from typing import Optional, TextIO
 
-from ..format import metadata
+from ..format import filesystem, metadata
 
 PROG = "tb-featuremaps"
 
@@ -43,16 +43,6 @@ class Progress:
         if self.enabled and self.done:
             self.stream.write("\n")
             self.stream.flush()
-
-
-def _use_tensorboard_stub(logdir: str) -> None:
-    """Lets TensorBoard read a local logdir without importing TensorFlow (seconds saved per command).
-
-    TensorBoard uses its own file-system stub when ``tensorboard.compat.notf`` is
-    importable; remote paths (``gs://``...) keep TensorFlow's file systems.
-    """
-    if "://" not in logdir and "tensorflow" not in sys.modules:
-        sys.modules.setdefault("tensorboard.compat.notf", type(sys)("tensorboard.compat.notf"))
 
 
 def _compact(steps: Sequence[int]) -> str:
@@ -89,7 +79,7 @@ def _read(logdir: str, run: Optional[str] = None, layers: Optional[Sequence[str]
 
 def _load(logdir: str, layers: Optional[Sequence[str]] = None) -> dict:
     """Every feature-map run of ``logdir`` (with only ``layers``); CliError if there is none."""
-    if "://" not in logdir and not os.path.isdir(logdir):
+    if not filesystem.isdir(logdir):
         raise CliError(f"logdir {logdir!r} does not exist; pass the log_dir given to FeatureMapsCallback")
     runs = _read(logdir, layers=layers)
     if not runs:
@@ -393,8 +383,6 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     """Runs the command line; returns the exit status (2 for a usage or logdir problem)."""
     args = build_parser().parse_args(argv)
     _reported.clear()
-    if argv is None:
-        _use_tensorboard_stub(args.logdir)
     try:
         args.handler(args)
     except (CliError, metadata.FormatError) as error:  # FormatError: also a value found unreadable when decoded

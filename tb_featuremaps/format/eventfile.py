@@ -21,14 +21,19 @@ from collections.abc import Iterator
 from typing import Optional
 
 import numpy as np
-from tensorboard.compat import tf as tb_tf
 from tensorboard.compat.proto import event_pb2
+
+from . import filesystem
 
 _POLYNOMIAL = 0x82F63B78  # CRC-32C (Castagnoli), bit-reflected
 _MAX_LANES = 4096
 _MIN_LANE = 32  # bytes per lane at least (fewer, longer lanes cost more NumPy calls); shorter records take the byte-by-byte loop
 _MASK_DELTA = 0xA282EAD8
 _FILE_IDS = itertools.count()
+REMOTE_FILE_STEPS = 10
+"""On a remote file system, an event file is closed after this many flushes (steps) ..."""
+REMOTE_FILE_BYTES = 1 << 20
+"""... or once it holds this many bytes, and the next step starts a new one (docs/distributed.md, "Where to log")."""
 
 
 def _byte_table() -> np.ndarray:
@@ -120,18 +125,21 @@ class EventFile:
 
     :meth:`add` buffers events; :meth:`flush` appends them, whole or not at all:
     when a write fails part-way, the file is cut back to its length before the
-    flush (where it cannot be, e.g. on a remote file system, it is closed, so that
-    nothing is ever appended after a partial record) and the ``OSError`` raised.
+    flush (where it cannot be, it is closed, so that nothing is ever appended
+    after a partial record) and the ``OSError`` raised. On a remote file system
+    (``gs://``...) each flush uploads the file whole, so the file is bounded
+    (:attr:`full`).
     """
 
     def __init__(self, run_dir: str):
-        tb_tf.io.gfile.makedirs(run_dir)
+        filesystem.makedirs(run_dir)
         # A zero-padded count keeps one process's files of one second in name order, the order readers take them in.
         name = f"events.out.tfevents.{int(time.time()):010d}.{socket.gethostname()}.{os.getpid()}.{next(_FILE_IDS):06d}"
-        self.path = os.path.join(run_dir, name)
-        self._file = _LocalFile(self.path) if "://" not in self.path else _RemoteFile(self.path)
+        self.path = filesystem.join(run_dir, name)
+        self._file = _RemoteFile(self.path) if filesystem.is_remote(self.path) else _LocalFile(self.path)
         self._pending = [record(event_pb2.Event(wall_time=time.time(), file_version="brain.Event:2").SerializeToString())]
         self._length = 0  # bytes known to be whole records
+        self._flushes = 0
 
     @property
     def closed(self) -> bool:
@@ -141,6 +149,15 @@ class EventFile:
     def deleted(self) -> bool:
         """Whether the file was deleted (or replaced) since it was opened, e.g. with its run folder: what it takes reaches no reader."""
         return self._file is not None and self._file.deleted(self.path)
+
+    @property
+    def full(self) -> bool:
+        """A remote file that holds :data:`REMOTE_FILE_STEPS` flushes or :data:`REMOTE_FILE_BYTES` bytes: close it and write on in a new one.
+
+        Each flush re-uploads a remote file whole (objects cannot be appended
+        to), so bounding it bounds the bytes uploaded per step.
+        """
+        return isinstance(self._file, _RemoteFile) and (self._flushes >= REMOTE_FILE_STEPS or self._length >= REMOTE_FILE_BYTES)
 
     def add(self, event: event_pb2.Event) -> None:
         self._pending.append(record(event.SerializeToString()))
@@ -160,6 +177,7 @@ class EventFile:
                 self._file = None
             raise
         self._length += len(data)
+        self._flushes += 1
 
     def discard(self) -> None:
         """Drops the events added since the last flush (a step that failed before it was whole)."""
@@ -216,34 +234,34 @@ class _LocalFile:
 
 
 class _RemoteFile:
-    """A file of TensorFlow's file systems (``gs://``...), which cannot be truncated."""
+    """A remote file (``gs://``...), uploaded whole at each write: object stores cannot append."""
 
     def __init__(self, path: str):
         self._path = path
-        self._file = tb_tf.io.gfile.GFile(path, "wb")
+        self._data = b""  # what the object holds
 
     def write(self, data: bytes) -> None:
-        try:
-            self._file.write(data)
-            self._file.flush()
-        except Exception as error:  # TensorFlow's own error types: reported as the OSError they are
-            raise OSError(f"could not write {self._path}: {error}") from error
+        filesystem.write_whole(self._path, self._data + data)
+        self._data += data
 
     def deleted(self, path: str) -> bool:
         """Not checked on remote file systems (an object written in parts may not be listed yet)."""
         return False
 
     def cut(self, length: int) -> bool:
-        return False
+        """Uploads the file's first ``length`` bytes again (a failed upload may have left a part); False if that failed."""
+        try:
+            filesystem.write_whole(self._path, self._data[:length])
+        except OSError:
+            return False
+        self._data = self._data[:length]
+        return True
 
     def abandon(self) -> None:
-        try:
-            self._file.close()
-        except Exception:
-            pass  # the write's own error is the one to report
+        """Nothing stays open between uploads."""
 
     def close(self) -> None:
-        self._file.close()
+        self._data = b""
 
 
 _HEADER = struct.Struct("<QI")
@@ -253,12 +271,10 @@ def _framed(path: str) -> Iterator[tuple[int, bytes]]:
     """``(offset, data + its stored CRC)`` of each record whose length and header CRC are whole, up to the first that is not.
 
     A length is checked against what is left of the file before anything is
-    allocated. Local files are read with :func:`open` (TensorFlow's or
-    TensorBoard's file systems only for ``gs://`` and the like).
+    allocated. Files are opened through :mod:`.filesystem`.
     """
-    local = "://" not in path
-    with open(path, "rb") if local else tb_tf.io.gfile.GFile(path, "rb") as handle:
-        remaining = os.fstat(handle.fileno()).st_size if local else tb_tf.io.gfile.stat(path).length
+    handle, remaining = filesystem.open_read(path)
+    with handle:
         offset = 0
         while remaining >= _HEADER.size + 4:
             header = handle.read(_HEADER.size)

@@ -8,14 +8,12 @@ folder of its name at the step that folder last logged.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Optional
 
-from tensorboard.compat import tf as tb_tf
-
+from ..format import filesystem
 from ..format.eventfile import read_events
 
 _EVENT_FILE = "events.out.tfevents."
@@ -24,11 +22,11 @@ _EVENT_FILE = "events.out.tfevents."
 def _summary_steps(run_dir: str) -> Iterator[int]:
     """The step of each event with a summary in ``run_dir``'s event files, read lazily in file order."""
     try:
-        names = sorted(name for name in tb_tf.io.gfile.listdir(run_dir) if name.startswith(_EVENT_FILE))
-    except Exception:  # no such directory (yet)
+        names = sorted(name for name, folder in filesystem.entries(run_dir) if name.startswith(_EVENT_FILE) and not folder)
+    except OSError:  # no such directory (yet)
         return
     for name in names:
-        for event in read_events(os.path.join(run_dir, name)):
+        for event in read_events(filesystem.join(run_dir, name)):
             if event.summary.value:
                 yield event.step
 
@@ -60,14 +58,14 @@ def _siblings(log_dir: str, run_name: str) -> list[tuple[int, str]]:
     """``(number, path)`` of ``run_name`` (1) and the existing ``run_name_N`` folders, by number."""
     pattern = re.compile(re.escape(run_name) + r"_([0-9]+)")
     try:
-        names = tb_tf.io.gfile.listdir(log_dir)
-    except Exception:
+        names = [name for name, folder in filesystem.entries(log_dir) if folder]
+    except OSError:  # no such directory (yet)
         names = []
-    found = {1: os.path.join(log_dir, run_name)}
+    found = {1: filesystem.join(log_dir, run_name)}
     for name in names:
-        match = pattern.fullmatch(name.rstrip("/"))
+        match = pattern.fullmatch(name)
         if match and int(match.group(1)) >= 2:
-            found[int(match.group(1))] = os.path.join(log_dir, name.rstrip("/"))
+            found[int(match.group(1))] = filesystem.join(log_dir, name)
     return sorted(found.items())
 
 
@@ -92,4 +90,4 @@ def choose_run_dir(log_dir: str, run_name: str, resume: bool, after: int = 0) ->
             return RunChoice(path, number, None, tuple(taken))
         taken.append(path)
     number = max(number, after) + 1
-    return RunChoice(os.path.join(log_dir, f"{run_name}_{number}"), number, None, tuple(taken))
+    return RunChoice(filesystem.join(log_dir, f"{run_name}_{number}"), number, None, tuple(taken))

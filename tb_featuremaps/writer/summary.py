@@ -203,6 +203,10 @@ class SummaryWriter:
             if self._writer.closed:
                 self._writer = None
             raise
+        if self._writer.full:  # a bounded remote file: the next step starts a new one, with its series' metadata
+            self._writer.close()
+            self._writer = None
+            self._described.clear()
         self.budget.step_done(self._step)
 
     def discard(self) -> None:

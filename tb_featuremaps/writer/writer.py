@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..format import metadata
+from ..format import filesystem, metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from ..render.reduce import to_maps
 from ..warning import warn
@@ -201,10 +201,8 @@ class FeatureMapsWriter:
                 "(fit(..., initial_epoch=N), or resume=True); to name the run, pass run_name=.",
             )
         try:
-            from tensorboard.compat import tf as tb_tf
-
-            tb_tf.io.gfile.makedirs(choice.run_dir)
-        except Exception as error:
+            filesystem.makedirs(choice.run_dir)
+        except OSError as error:
             raise OSError(f"{self.owner} cannot create its log directory {choice.run_dir!r} ({error}); pass a log_dir you can write to.") from error
         self._run = choice
         self._last_step = choice.last_step

