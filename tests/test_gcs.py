@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.processes import NO_TENSORFLOW
 from helpers.tensorboard import TensorBoard, fetch_json, poll
 
 from tb_featuremaps import FeatureMapsWriter, reader
@@ -32,21 +33,8 @@ BUCKET = "bucket"
 LOGDIR = f"gs://{BUCKET}/logs"
 STEPS = 25
 
+
 # What a user without TensorFlow has: TensorBoard then reads through its own file layer (fsspec).
-NO_TENSORFLOW = """
-import sys
-
-class Missing:
-    "TensorFlow is not installed."
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Missing())
-"""
-
-
 @pytest.fixture(scope="module")
 def bucket():
     """A GCS emulator with an empty bucket; ``STORAGE_EMULATOR_HOST`` set while it runs."""

@@ -10,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers.processes import NO_TENSORFLOW
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -60,23 +61,9 @@ def test_a_pytorch_run_with_a_pool_read_back_and_listed_never_imports_tensorflow
     assert any("Conv2d" in line for line in listing)  # the command line's listing of the run
 
 
-BLOCKED = r"""
-import sys
-
-class Missing:
-    "Keras and TensorFlow are not installed."
-    def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("keras", "tensorflow"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
-
-sys.meta_path.insert(0, Missing())
-"""
-
-
 @pytest.mark.parametrize("statement", ["from tb_featuremaps import FeatureMapsCallback", "import tb_featuremaps.keras"])
 def test_the_keras_producers_without_keras_name_the_extra_to_install(statement):
-    done = subprocess.run([sys.executable, "-c", BLOCKED + statement], capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW + statement], capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
     assert done.returncode == 1
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("ImportError: the Keras producers (FeatureMapsCallback, FeatureMapsLogger) need Keras"), done.stderr[-2000:]
@@ -85,7 +72,7 @@ def test_the_keras_producers_without_keras_name_the_extra_to_install(statement):
 
 def test_without_keras_the_writer_reader_and_command_line_still_work(tmp_path):
     script = (
-        BLOCKED
+        NO_TENSORFLOW
         + r"""
 import numpy as np
 from tb_featuremaps import FeatureMapsWriter, reader

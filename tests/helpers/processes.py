@@ -71,3 +71,18 @@ def free_ports(count: int) -> list[int]:
     for item in sockets:
         item.close()
     return ports
+
+
+NO_TENSORFLOW = """
+import sys
+
+class Missing:
+    "TensorFlow is not installed."
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] in ("tensorflow", "keras"):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+        return None
+
+sys.meta_path.insert(0, Missing())
+"""
+"""A ``sitecustomize.py`` (or script prefix) under which importing TensorFlow or Keras fails, as where neither is installed."""
