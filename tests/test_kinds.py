@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 
@@ -82,3 +83,44 @@ def test_metadata_built_by_the_kinds_is_the_same_json_as_before():
     assert metadata.fields_metadata("change", "a*b").summary_description == "per-filter change since the previous step of a\\*b"
     pool = metadata.pool_metadata(["0"], [2, 2, 1], [0.0, 1.0])
     assert json.loads(pool.plugin_data.content)["kind"] == "pool" and pool.summary_description == "pool inputs"
+
+
+def _sheet_content(extra) -> bytes:
+    layout = metadata.GridLayout(3, 3, 2, 2, 1)
+    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=2)
+    data = {**info.to_json(), "extra": extra}
+    return json.dumps(data).encode()
+
+
+def test_the_strongest_extra_is_typed_and_written_as_the_same_json():
+    written = {
+        "top_k": 2,
+        "pool_size": 7,
+        "receptive_field": {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]},
+        "patch": "receptive field",
+        "patch_reason": "",
+        "patch_size": [3, 3],
+        "input_range": [-0.5, 2.0],
+    }
+    info = metadata.classify("strongest/conv", _sheet_content(written)).info
+    extra = info.extra
+    assert isinstance(extra, kinds.strongest.StrongestExtra) and extra.receptive_field == metadata.ReceptiveField((3, 3), (1, 1), (-1, -1))
+    assert extra.input_range == (-0.5, 2.0) and extra.patch_size == (3, 3) and extra.pool_size == 7
+    assert info.to_json()["extra"] == written
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        extra.top_k = 3
+
+
+def test_an_older_strongest_extra_reads_with_defaults_and_other_grids_have_none():
+    extra = metadata.classify("strongest/conv", _sheet_content({"input_range": [0, 255]})).info.extra
+    assert (extra.top_k, extra.pool_size, extra.receptive_field, extra.patch, extra.patch_size) == (2, 0, None, "whole input", None)
+    assert extra.input_range == (0.0, 255.0)
+    activations = metadata.LayerInfo("activations", "conv", "Conv2D", 0, [None, 4, 4, 2], metadata.GridLayout(4, 4, 1, 2, 1), 2, 2, ["a"], "epoch")
+    assert activations.to_json()["extra"] == {}  # as every version wrote it
+    assert metadata.LayerInfo.from_json(activations.to_json()).extra is None
+
+
+@pytest.mark.parametrize("extra", [{"input_range": "ab"}, {"receptive_field": {"size": [3]}}, ["top_k"], {"patch_size": 3}])
+def test_an_unreadable_strongest_extra_is_a_format_error_naming_it(extra):
+    with pytest.raises(metadata.FormatError, match="extra"):
+        metadata.classify("strongest/conv", _sheet_content(extra))

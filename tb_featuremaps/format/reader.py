@@ -177,17 +177,18 @@ class StrongestLog(LayerLog):
 
     @property
     def pool_size(self) -> int:
-        return int(self.info.extra.get("pool_size", 0))
+        return self.info.extra.pool_size
 
     @property
     def patch_size(self) -> tuple:
         """The patches' size in input pixels (before any block averaging of the tiles)."""
-        return tuple(int(side) for side in self.info.extra.get("patch_size", (self.info.layout.tile_height, self.info.layout.tile_width)))
+        size = self.info.extra.patch_size
+        return size if size is not None else (self.info.layout.tile_height, self.info.layout.tile_width)
 
     @property
     def receptive_field(self) -> Optional[metadata.ReceptiveField]:
         """Where the layer's units look in the input; None when the patches are the whole input."""
-        return metadata.ReceptiveField.from_json(self.info.extra.get("receptive_field"))
+        return self.info.extra.receptive_field
 
     def field(self, index: int, name: str) -> np.ndarray:
         """One :data:`metadata.TOPK_FIELDS` field at step position ``index``: float32 ``[filters, k]``."""

@@ -59,6 +59,8 @@ class GridKind(Kind):
 
     ranked: bool = False
     """Whether each filter has several tiles (``tiles_per_filter`` > 1: its strongest inputs, strongest first)."""
+    extra: Optional[type] = None
+    """The frozen dataclass of the content's ``extra`` (``from_json(data, tiles_per_filter)``, ``to_json()``); None: no extra."""
 
     def metadata(self, info: Any) -> summary_pb2.SummaryMetadata:
         """The series' metadata from its ``metadata.LayerInfo``: the info's JSON, a blob sequence."""
@@ -66,6 +68,10 @@ class GridKind(Kind):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "tile": "filter * tiles_per_filter + rank", "ranked": self.ranked}
+
+    def parse_extra(self, data: Any, tiles_per_filter: int) -> Any:
+        """The content's ``extra`` as :attr:`extra` (None for a kind without one)."""
+        return None if self.extra is None else self.extra.from_json(data, tiles_per_filter)
 
 
 @dataclass(frozen=True)
