@@ -61,7 +61,7 @@ def test_changing_filters_takes_the_response_else_the_kernel():
 
 def test_classify_follows_the_registry(monkeypatch):
     """A kind added to the registry is classified as its type says; one removed from it is skipped."""
-    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), rank=2, grid="activations", what="shapes")
+    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), axes=("filters",), grid="activations", what="shapes")
     monkeypatch.setitem(kinds.KINDS, "shape", added)
     series_metadata = added.metadata("conv")
     found = metadata.classify("shape/conv", series_metadata.plugin_data.content)
@@ -124,3 +124,33 @@ def test_an_older_strongest_extra_reads_with_defaults_and_other_grids_have_none(
 def test_an_unreadable_strongest_extra_is_a_format_error_naming_it(extra):
     with pytest.raises(metadata.FormatError, match="extra"):
         metadata.classify("strongest/conv", _sheet_content(extra))
+
+
+def test_a_kind_added_to_the_registry_is_written_read_back_and_listed_without_other_changes(tmp_path, monkeypatch):
+    """A new tensor kind written with the activations: its module's ``KIND`` in the registry is all the writer, the reader and
+    the plugin's listing need."""
+    from helpers.plugin import get_json, make_client
+
+    from tb_featuremaps import reader, render
+    from tb_featuremaps.writer.summary import SummaryWriter
+
+    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), axes=("filters",), grid="activations", what="shapes")
+    monkeypatch.setitem(kinds.KINDS, "shape", added)
+    maps = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+    drawn = render.draw(maps, max_filters=3, max_tile_size=4)
+    layout = metadata.GridLayout.for_tiles(3, 4, 4)
+    info = metadata.LayerInfo("activations", "conv", "Conv2D", 0, [None, 4, 4, 3], layout, 3, 3, ["p", "q"], "epoch")
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for step in (0, 1):
+        writer.write_layer(step, info, render.to_pngs(drawn, layout), {"stats": drawn.stats, "shape": values * (step + 1)}, images_copy=False)
+    writer.close()
+
+    conv = reader.load(tmp_path)["run"].layers["conv"]
+    np.testing.assert_array_equal(conv.tensor("shape"), [values, 2 * values])
+    np.testing.assert_array_equal(conv.tensor_at("shape", 1), 2 * values)
+    assert conv.stats.shape == (2, 2, 3, len(metadata.STATS_FIELDS)) and conv.change is None
+    (entry,) = get_json(make_client(tmp_path), "runs")["runs"][0]["layers"]
+    assert entry["has_shape"] is True and entry["has_stats"] is True and entry["has_change"] is False
+    monkeypatch.delitem(kinds.KINDS, "shape")
+    assert reader.load(tmp_path)["run"].layers["conv"].tensor("shape") is None  # an unknown kind is skipped

@@ -204,6 +204,22 @@ class GridLayout:
         return cls(tile_height, tile_width, rows, cols, gutter)
 
 
+DRAWING_FIELDS = (
+    "tile_height",
+    "tile_width",
+    "rows",
+    "cols",
+    "gutter",
+    "filters_shown",
+    "filters_total",
+    "reduction",
+    "tiles_per_filter",
+    "extra",
+    "reduced",
+)
+"""Grid content fields that describe one grid's drawing (:meth:`LayerInfo.drawing`); the others describe its layer."""
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """Constant description of one logged layer (the content of a grid series).
@@ -233,6 +249,11 @@ class LayerInfo:
     """What the step budget lowered for this series, ``{argument: value drawn with}`` (``docs/format.md``, "Step budget")."""
 
     @property
+    def axis_sizes(self) -> dict[str, int]:
+        """The sizes of the axes a tensor kind's values can have (:data:`kinds.base.AXES`), for this layer."""
+        return {"probes": len(self.probe_labels), "filters": self.filters_shown, "ranks": self.tiles_per_filter}
+
+    @property
     def map_shape(self) -> list:
         """The output's shape without the batch axis, channels last (``[H, W, C]``), in every producer's layout.
 
@@ -249,6 +270,12 @@ class LayerInfo:
             return first
         tiles = [self.layout.tile_height, self.layout.tile_width]
         return first if self.reduction == NO_REDUCTION and dims[1:] == tiles != dims[:-1] else dims
+
+    def drawing(self) -> dict:
+        """The content fields that say how this grid is drawn (:data:`DRAWING_FIELDS`, those it has: ``extra`` and ``reduced``
+        only when not empty), by which a layer's grids of different kinds differ."""
+        content = self.to_json()
+        return {key: content[key] for key in DRAWING_FIELDS if content.get(key, {}) != {}}
 
     def to_json(self) -> dict:
         data = asdict(self)

@@ -20,6 +20,10 @@ from tensorboard.compat.proto import summary_pb2
 
 from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata
 
+AXES = ("probes", "filters", "ranks")
+"""What a tensor kind's axes can be: the layer's probes, its drawn filters (``filters_shown``), a filter's ranks (``tiles_per_filter``
+of its ``strongest`` sheet)."""
+
 
 @dataclass(frozen=True)
 class Kind:
@@ -76,10 +80,11 @@ class GridKind(Kind):
 
 @dataclass(frozen=True)
 class TensorKind(Kind):
-    """One float32 tensor series per layer, of rank ``rank``, the last axis named by ``fields`` (in this version's order)."""
+    """One float32 tensor series per layer: axes named by ``axes``, then a last axis named by ``fields`` (in this version's order)."""
 
     fields: tuple[str, ...] = ()
-    rank: int = 2
+    axes: tuple[str, ...] = ("filters",)
+    """The axes before the fields, each one of :data:`AXES`: stats ``("probes", "filters")``, change ``("filters",)``."""
     grid: str = ""
     """The grid kind whose event each value is written in (a step logged twice keeps the value of the grid's event)."""
     what: str = ""
@@ -88,6 +93,16 @@ class TensorKind(Kind):
     """Most entries along axis 1 a reader takes (the rest, the weakest, are cut before anything is copied)."""
 
     storage = "tensor"
+
+    @property
+    def rank(self) -> int:
+        """The values' rank: :attr:`axes` and the fields."""
+        return len(self.axes) + 1
+
+    def shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        """The shape of one step's value of a layer whose axes have ``sizes`` (``metadata.LayerInfo.axis_sizes``), after :meth:`cut`."""
+        cut = {"ranks": self.max_ranks} if self.max_ranks is not None else {}
+        return (*(min(sizes[axis], cut.get(axis, sizes[axis])) for axis in self.axes), len(self.fields))
 
     def field(self, name: str) -> int:
         """Position of field ``name`` on the last axis."""
@@ -117,4 +132,4 @@ class TensorKind(Kind):
         return align_fields(self.cut(value), fields, self.fields)
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "fields": list(self.fields), "rank": self.rank, "grid": self.grid}
+        return {**super().to_json(), "fields": list(self.fields), "axes": list(self.axes), "rank": self.rank, "grid": self.grid}
