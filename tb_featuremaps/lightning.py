@@ -93,8 +93,7 @@ class FeatureMapsCallback(pl.Callback):
         **given: Any,
     ):
         super().__init__()
-        given.update({name: value for name, value in (("probes", probes), ("labels", labels), ("layers", layers)) if value is not None})
-        options = options_lib.collect(type(self), _OWNER, options, given)
+        options = options_lib.collect(type(self), _OWNER, options, given, probes=probes, labels=labels, layers=layers)
         self.every_n_steps = None if every_n_steps is None else arguments.positive_integer(_OWNER, "every_n_steps", every_n_steps)
         self.every_n_epochs = arguments.positive_integer(_OWNER, "every_n_epochs", every_n_epochs)
         self.all_ranks = options.all_ranks

@@ -112,8 +112,7 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         **given: Any,
     ):
         super().__init__()
-        given.update({name: value for name, value in (("probes", probes), ("labels", labels), ("layers", layers)) if value is not None})
-        options = options_lib.collect(type(self), _OWNER, options, given)
+        options = options_lib.collect(type(self), _OWNER, options, given, probes=probes, labels=labels, layers=layers)
         self.all_ranks = options.all_ranks
         self.update_freq = _update_freq_argument(update_freq)
         self.epoch_freq = arguments.positive_integer(_OWNER, "epoch_freq", epoch_freq)

@@ -82,8 +82,7 @@ class FeatureMapsLogger(Producer):
         owner: str = "FeatureMapsLogger",
         **given: Any,
     ):
-        given.update({name: value for name, value in (("probes", probes), ("labels", labels), ("layers", layers)) if value is not None})
-        super().__init__(log_dir, options_lib.collect(type(self), owner, options, given))
+        super().__init__(log_dir, options_lib.collect(type(self), owner, options, given, probes=probes, labels=labels, layers=layers))
         self._extractor: Optional[Extractor] = None  # None until the model is traced
         if model is not None:
             self.set_model(model)

@@ -188,8 +188,9 @@ class FeatureMapsLogger(Producer):
         owner: str = "FeatureMapsLogger",
         **given: Any,
     ):
-        given.update({name: value for name, value in (("probes", probes), ("labels", labels), ("layers", layers)) if value is not None})
-        super().__init__(log_dir, options_lib.collect(type(self), owner, options, given), probes_channels_first=True)
+        super().__init__(
+            log_dir, options_lib.collect(type(self), owner, options, given, probes=probes, labels=labels, layers=layers), probes_channels_first=True
+        )
         if self.writer.pool is not None:
             _check_pool(owner, self.writer.probes, self.writer.pool)
         self._modules: dict[str, nn.Module] = {}  # the logged modules by path, once traced

@@ -117,13 +117,15 @@ WRITER_OPTIONS = tuple(name for name in NAMES if name not in ("probes", "labels"
 _FIELDS = {item.name: item for item in dataclasses.fields(Options)}
 
 
-def collect(cls: type, owner: str, options: Any, given: Mapping[str, Any]) -> Options:
+def collect(cls: type, owner: str, options: Any, given: Mapping[str, Any], **positional: Any) -> Options:
     """The options an instance of ``cls`` (a class made by :func:`takes`) was given: ``options=`` (or the defaults) with
-    the keywords ``given`` beside it, which override it.
+    the keywords ``given`` beside it and the ``positional`` ones that are not None (``probes``, ``labels``, ``layers``),
+    which override it.
 
     Raises ``TypeError`` for a keyword ``cls`` does not take, as Python does, naming
     what it takes; ``ValueError`` for a bad value.
     """
+    given = {**given, **{name: value for name, value in positional.items() if value is not None}}
     unknown = [name for name in given if name not in cls.ACCEPTS]
     if unknown:
         names = ", ".join(cls.__signature__.parameters)
