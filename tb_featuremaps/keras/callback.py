@@ -92,10 +92,8 @@ class FeatureMapsCallback(keras.callbacks.Callback):
         run_name: Several FeatureMapsCallbacks in one ``fit`` need distinct run names
             (else ``ValueError`` before training); a run name of its own lets the
             callback share a ``log_dir`` with ``keras.callbacks.TensorBoard``.
-        pool: A ``tf.data.Dataset`` is read up to 5,000 examples. Logs, per filter, its
-            ``top_k`` strongest pool inputs with the patch under its receptive field,
-            and how much its response changed since the previous step (the panel's
-            "Looks for" view and "still changing" summary).
+        pool: The patches follow each layer's receptive field (the panel's "Looks for"
+            view and "still changing" summary).
         options: An :class:`~tb_featuremaps.Options` holding options at once.
     """
 

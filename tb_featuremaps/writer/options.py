@@ -54,17 +54,21 @@ class Options:
     max_tile_size: int = _option(64, "Feature maps larger than this (pixels per side) are block-averaged down to fit.")
     write_weights: bool = _option(True, "Also log the kernels of convolution layers as grids.")
     write_images: Union[bool, str] = _option(
-        "first", "Also write the grids for the stock Images dashboard: \"first\" the first probe's grid, True every probe's, False none."
+        "first",
+        "Also write the grids for the stock Images dashboard: \"first\" the first probe's grid per layer, True every probe's, "
+        "False none (the Feature Maps panel reads its own series, never these copies).",
     )
     max_step_bytes: Optional[int] = _option(
         arguments.DEFAULT_MAX_STEP_BYTES,
-        "A step's budget of encoded bytes (default 4 MiB; None: no budget); a run whose first step takes more is drawn "
-        'smaller at every step, in a fixed order, with one warning (docs/format.md, "Step budget").',
+        "A step's budget of encoded bytes (default 4 MiB; None: no budget). When the run's first step would take more, the "
+        "run is drawn smaller, the same at every step, in a fixed order (Images copies, patch size, ranks, tile size) until "
+        'it fits, and one warning says what was reduced (docs/format.md, "Step budget"). Probes, filters and stats are never dropped.',
     )
     pool: Any = _option(
         None,
         "Inputs among which each filter's strongest responses are found at every step (e.g. x_val[:500]; laid out like "
-        "probes, or a dataset read up to 5,000 examples); off by default.",
+        "probes, or a dataset read up to 5,000 examples); off by default. Logs, per filter, its top_k strongest pool inputs, "
+        "the patches under them and how much its response changed since the previous step.",
     )
     pool_labels: Optional[Sequence] = _option(None, "One label per pool input (default: the dataset's targets or the index).")
     top_k: Optional[int] = _option(None, f"How many strongest pool inputs are kept per filter (default {arguments.DEFAULT_TOP_K}; only with pool=).")
