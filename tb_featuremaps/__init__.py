@@ -4,7 +4,8 @@ Producers write feature-map grids to a TensorBoard logdir in one format
 (``docs/format.md``): ``FeatureMapsCallback`` for Keras' ``fit``,
 ``FeatureMapsLogger`` for a Keras model in any loop, ``tb_featuremaps.torch``
 for PyTorch modules (``tb_featuremaps.lightning`` for Lightning's ``Trainer``),
-and ``FeatureMapsWriter`` for arrays from anywhere. The
+and ``FeatureMapsWriter`` for arrays from anywhere; ``Options`` holds the
+options they share. The
 ``feature_maps`` TensorBoard plugin shows them; ``tb_featuremaps.reader`` reads
 them back. Importing this package imports no framework: Keras (and TensorFlow)
 only when a Keras producer is used (``pip install "tb-featuremaps[tensorflow]"``),
@@ -15,7 +16,7 @@ TensorBoard loads the plugin quickly.
 """
 
 __version__ = "0.1.0"
-__all__ = ["FeatureMapsCallback", "FeatureMapsLogger", "FeatureMapsWriter"]
+__all__ = ["FeatureMapsCallback", "FeatureMapsLogger", "FeatureMapsWriter", "Options"]
 
 
 def __getattr__(name: str):
@@ -27,4 +28,8 @@ def __getattr__(name: str):
         from .writer import FeatureMapsWriter
 
         return FeatureMapsWriter
+    if name == "Options":
+        from .writer.options import Options
+
+        return Options
     raise AttributeError(f"module 'tb_featuremaps' has no attribute {name!r}")

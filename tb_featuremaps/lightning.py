@@ -13,14 +13,15 @@ trainer.fit(model, loader)  # writes <the TensorBoardLogger's version folder>/fe
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
-import inspect
 import os
 import sys
 from typing import Any, Optional, Union
 
 from .torch import FeatureMapsLogger
 from .writer import arguments
+from .writer import options as options_lib
 
 
 def _lightning() -> Any:
@@ -39,18 +40,6 @@ def _lightning() -> Any:
 pl = _lightning()
 
 _OWNER = "FeatureMapsCallback"
-_OWN = ("every_n_steps", "every_n_epochs", "all_ranks")
-_LOGGER_ARGS = [name for name in inspect.signature(FeatureMapsLogger).parameters if name not in ("module", "log_dir", "owner", "all_ranks", "resume")]
-"""The PyTorch logger's arguments this callback passes on (they are validated there); a resume follows the checkpoint."""
-
-
-def _check_names(logger_args: dict) -> None:
-    unknown = [name for name in logger_args if name not in _LOGGER_ARGS]
-    if unknown:
-        raise TypeError(
-            f"{_OWNER} got an unexpected argument {unknown[0]!r}; it takes log_dir, {', '.join(_OWN)} "
-            f"and the PyTorch FeatureMapsLogger's arguments: {', '.join(_LOGGER_ARGS)}."
-        )
 
 
 def default_log_dir(trainer: Any) -> str:
@@ -64,6 +53,7 @@ def default_log_dir(trainer: Any) -> str:
     return trainer.default_root_dir
 
 
+@options_lib.takes(exclude=("resume",))  # a resume follows the checkpoint
 class FeatureMapsCallback(pl.Callback):
     """Logs a ``LightningModule``'s feature maps for fixed probes while ``Trainer.fit`` trains it.
 
@@ -87,8 +77,7 @@ class FeatureMapsCallback(pl.Callback):
         every_n_epochs: Without ``every_n_steps``, log every this many epochs.
         all_ranks: Log on every process (give each its own ``run_name``); default:
             the global zero process only.
-        **logger_args: Any other argument of the PyTorch ``FeatureMapsLogger``
-            (``run_name``, ``pool``, ``max_filters``, ...), validated by it here.
+        options: An :class:`~tb_featuremaps.Options` holding options at once.
     """
 
     def __init__(
@@ -100,19 +89,19 @@ class FeatureMapsCallback(pl.Callback):
         *,
         every_n_steps: Optional[int] = None,
         every_n_epochs: int = 1,
-        all_ranks: bool = False,
-        **logger_args: Any,
+        options: Optional[options_lib.Options] = None,
+        **given: Any,
     ):
         super().__init__()
-        _check_names(logger_args)
+        options = options_lib.collect(type(self), _OWNER, options, given, probes=probes, labels=labels, layers=layers)
         self.every_n_steps = None if every_n_steps is None else arguments.positive_integer(_OWNER, "every_n_steps", every_n_steps)
         self.every_n_epochs = arguments.positive_integer(_OWNER, "every_n_epochs", every_n_epochs)
-        self.all_ranks = arguments.boolean(_OWNER, "all_ranks", all_ranks)
+        self.all_ranks = options.all_ranks
         self._default_dir = log_dir is None
         # The logger is built now, so that bad arguments raise here; the module and (by default) the folder come at fit.
-        self.logger = FeatureMapsLogger(
-            None, os.curdir if log_dir is None else log_dir, probes, labels, layers, all_ranks=True, owner=_OWNER, **logger_args
-        )
+        # all_ranks=True: this callback decides who logs, at setup.
+        log_dir = os.curdir if log_dir is None else log_dir
+        self.logger = FeatureMapsLogger(None, log_dir, options=dataclasses.replace(options, all_ranks=True), owner=_OWNER)
         self._writes = False
         self._last_tried = -1  # the last step logging was tried at
         self._fitted = False  # whether an earlier fit logged (a later one continues the run)

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import weakref
-from collections.abc import Sequence
 from typing import Any, Optional, Union
 
 import keras
 
 from ..distributed import is_chief
-from ..format import metadata
 from ..writer import arguments
-from .extractor import LayerSpec
+from ..writer import options as options_lib
 from .logger import FeatureMapsLogger
 
 _WRITING: weakref.WeakValueDictionary = weakref.WeakValueDictionary()
@@ -32,6 +31,7 @@ def _update_freq_argument(value: Any) -> Union[str, int]:
         raise ValueError(f"{_OWNER}: update_freq must be 'epoch', 'batch' or a positive number of batches, got {value!r}.") from None
 
 
+@options_lib.takes(exclude=("step_unit", "resume", "timer", "background"))  # a step counts epochs or batches; fit says when it resumes
 class FeatureMapsCallback(keras.callbacks.Callback):
     """Logs activation grids of fixed probe inputs to TensorBoard while a model trains.
 
@@ -89,79 +89,34 @@ class FeatureMapsCallback(keras.callbacks.Callback):
             count batches; ``"batch"`` is N = 1).
         epoch_freq: With ``update_freq="epoch"``, log every this many epochs. The
             final state is always logged at the end of training.
-        run_name: Sub-directory of ``log_dir`` written to, so the callback can share
-            a ``log_dir`` with ``keras.callbacks.TensorBoard``. Several
-            FeatureMapsCallbacks in one ``fit`` need distinct run names (else
-            ``ValueError`` before training).
-        max_filters: At most this many filters (the first ones) per layer are drawn;
-            wider layers are capped and a warning says so once.
-        max_tile_size: Feature maps larger than this (pixels per side) are
-            block-averaged down to fit.
-        write_weights: Also log the kernels of convolution layers as grids.
-        write_images: Also write the grids as standard image summaries, so the stock
-            Images dashboard shows them without the plugin: ``"first"`` (default) the
-            first probe's grid per layer, ``True`` every probe's, ``False`` none. The
-            Feature Maps panel reads its own series, never these copies.
-        max_step_bytes: A step's budget of encoded bytes (default 4 MiB; None: no
-            budget). When the run's first step would take more, the run is drawn
-            smaller, the same at every step, in a fixed order (Images copies, patch
-            size, ranks, tile size; ``docs/format.md``, "Step budget") until it fits,
-            and one warning says what was reduced. Probes, filters and stats are
-            never dropped.
-        pool: Inputs among which each filter's strongest responses are found at every
-            step (e.g. ``pool=x_val[:500]``: an array, a list/dict per input, or a
-            ``tf.data.Dataset`` read up to 5,000 examples); off by default. Logs, per
-            filter, its ``top_k`` strongest pool inputs with the patch under its
-            receptive field, and how much its response changed since the previous step
-            (the panel's "Looks for" view and "still changing" summary).
-        pool_labels: One label per pool input (default: the dataset's targets or the index).
-        top_k: How many strongest pool inputs are kept per filter (default 9; only with ``pool=``).
-        all_ranks: Write on every process of a distributed training (give each its
-            own ``run_name``); by default only the chief writes (``docs/distributed.md``).
+        run_name: Several FeatureMapsCallbacks in one ``fit`` need distinct run names
+            (else ``ValueError`` before training); a run name of its own lets the
+            callback share a ``log_dir`` with ``keras.callbacks.TensorBoard``.
+        pool: The patches follow each layer's receptive field (the panel's "Looks for"
+            view and "still changing" summary).
+        options: An :class:`~tb_featuremaps.Options` holding options at once.
     """
 
     def __init__(
         self,
         log_dir: Union[str, os.PathLike],
         probes: Any = None,
-        labels: Optional[Sequence] = None,
-        layers: Optional[Sequence[LayerSpec]] = None,
+        labels: Any = None,
+        layers: Any = None,
         update_freq: Union[str, int] = "epoch",
         epoch_freq: int = 1,
-        run_name: str = metadata.DEFAULT_RUN_NAME,
-        max_filters: int = 128,
-        max_tile_size: int = 64,
-        write_weights: bool = True,
-        write_images: Union[bool, str] = "first",
-        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
-        pool: Any = None,
-        pool_labels: Optional[Sequence] = None,
-        top_k: Optional[int] = None,
-        all_ranks: bool = False,
+        *,
+        options: Optional[options_lib.Options] = None,
+        **given: Any,
     ):
         super().__init__()
-        self.all_ranks = arguments.boolean(_OWNER, "all_ranks", all_ranks)
+        options = options_lib.collect(type(self), _OWNER, options, given, probes=probes, labels=labels, layers=layers)
+        self.all_ranks = options.all_ranks
         self.update_freq = _update_freq_argument(update_freq)
         self.epoch_freq = arguments.positive_integer(_OWNER, "epoch_freq", epoch_freq)
-        self.logger = FeatureMapsLogger(
-            None,
-            log_dir,
-            probes,
-            labels,
-            layers,
-            run_name=run_name,
-            step_unit="epoch" if self.update_freq == "epoch" else "batch",
-            max_filters=max_filters,
-            max_tile_size=max_tile_size,
-            write_weights=write_weights,
-            write_images=write_images,
-            max_step_bytes=max_step_bytes,
-            pool=pool,
-            pool_labels=pool_labels,
-            top_k=top_k,
-            all_ranks=True,  # this callback decides, when training starts
-            owner=_OWNER,
-        )
+        step_unit = "epoch" if self.update_freq == "epoch" else "batch"
+        self.logger = FeatureMapsLogger(None, log_dir, options=dataclasses.replace(options, step_unit=step_unit, all_ranks=True), owner=_OWNER)
+        # all_ranks=True: this callback decides who logs, when training starts
         self.log_dir, self.run_name = self.logger.writer.log_dir, self.logger.writer.run_name
         if self.update_freq != "epoch":
             self.on_train_batch_end = self._on_train_batch_end  # only then: an override turns off Keras' async batch dispatch

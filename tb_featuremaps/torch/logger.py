@@ -13,11 +13,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .. import distributed
-from ..format import metadata
-from ..render import strongest
+from ..producer import Producer, Traced
 from ..warning import warn
-from ..writer import FeatureMapsWriter, LayerDescription, StageTimer, arguments, timed
+from ..writer import LayerDescription, StageTimer, arguments, timed
+from ..writer import options as options_lib
 from ..writer import probes as probes_lib
 
 CONVOLUTIONS = (nn.Conv1d, nn.Conv2d, nn.Conv3d)
@@ -118,7 +117,8 @@ def _placement(module: nn.Module) -> tuple[torch.device, Optional[torch.dtype]]:
     return device or torch.device("cpu"), dtype
 
 
-class FeatureMapsLogger:
+@options_lib.takes()
+class FeatureMapsLogger(Producer):
     """Logs the feature maps of a PyTorch module's submodules for fixed probes, from any training loop.
 
     Each :meth:`log` call registers forward hooks on the selected submodules, runs
@@ -152,8 +152,7 @@ class FeatureMapsLogger:
             ``DistributedDataParallel`` wrapper is unwrapped; its submodules are
             named without the wrapper's prefix), or None to give it later with
             :meth:`set_module` (as the Lightning callback does).
-        log_dir, labels, run_name, step_unit, resume, max_filters, max_tile_size,
-            write_images, max_step_bytes, timer, background: as for :class:`~tb_featuremaps.FeatureMapsWriter`.
+        log_dir: Directory TensorBoard reads; the run is ``log_dir/run_name``.
         probes: Inputs shaped like one batch of the module's input (a tensor or an
             array, at most 32), a list of them for a ``forward`` taking several
             positional inputs, or a dict for keyword inputs. They are moved to the
@@ -163,116 +162,67 @@ class FeatureMapsLogger:
             (``"features.0"``), compiled regexes matched against them, module classes
             or module objects; default: every convolution, transposed convolution
             and (non-adaptive) max or average pooling module.
-        write_weights: Also log the convolution weights as grids.
-        pool, pool_labels, top_k: the inputs each filter's strongest responses are found
-            among at every step (e.g. ``pool=x_val[:500]``, laid out like ``probes``; off
-            by default), as for :class:`~tb_featuremaps.FeatureMapsWriter`. The pool goes
-            through the module in batches of 128. Receptive fields are not
-            computed for PyTorch modules: each strongest input is shown whole.
-        all_ranks: Log on every process of a distributed training (give each its
-            own ``run_name``, e.g. ``f"rank{rank}"``); by default only the chief
-            (rank 0) does, and :meth:`log` does nothing on the others
-            (``docs/distributed.md``).
+        pool: Laid out like ``probes``; it goes through the module in batches of 128.
+            Receptive fields are not computed for PyTorch modules: each strongest
+            input is shown whole.
+        all_ranks: With it False, only the chief (rank 0) logs, and :meth:`log` does
+            nothing on the others (give each its own ``run_name``, e.g. ``f"rank{rank}"``,
+            to log on all; ``docs/distributed.md``).
+        options: An :class:`~tb_featuremaps.Options` holding options at once.
+        owner: The class error messages name.
     """
+
+    MODEL = "module"
+    LAYER_TYPE = nn.Module
+    LAYER_ENTRY = "module's qualified name (as named_modules() gives it, e.g. 'features.0')"
 
     def __init__(
         self,
         module: Optional[nn.Module],
         log_dir: Union[str, os.PathLike],
         probes: Any = None,
-        labels: Optional[Sequence] = None,
-        layers: Optional[Sequence[ModuleSpec]] = None,
+        labels: Any = None,
+        layers: Any = None,
         *,
-        run_name: str = metadata.DEFAULT_RUN_NAME,
-        step_unit: str = "step",
-        resume: bool = False,
-        max_filters: int = 128,
-        max_tile_size: int = 64,
-        write_weights: bool = True,
-        write_images: Union[bool, str] = "first",
-        max_step_bytes: Optional[int] = arguments.DEFAULT_MAX_STEP_BYTES,
-        pool: Any = None,
-        pool_labels: Optional[Sequence] = None,
-        top_k: Optional[int] = None,
-        timer: Optional[StageTimer] = None,
-        background: bool = True,
-        all_ranks: bool = False,
+        options: Optional[options_lib.Options] = None,
         owner: str = "FeatureMapsLogger",
+        **given: Any,
     ):
-        arguments.labels_need_probes(owner, probes, labels)
-        self._owner = owner
-        self.all_ranks = arguments.boolean(owner, "all_ranks", all_ranks)
-        self.layers = arguments.layer_specs(owner, layers, nn.Module, "module's qualified name (as named_modules() gives it, e.g. 'features.0')")
-        self.write_weights = arguments.boolean(owner, "write_weights", write_weights)
-        prepared = probes_lib.prepare(probes, labels, owner)
-        if probes is None:
-            digits = prepared.inputs[0]
-            prepared = probes_lib.Probes([digits.reshape(len(digits), 1, *digits.shape[1:])], prepared.labels)
-        self.writer = FeatureMapsWriter(
-            log_dir,
-            prepared,
-            run_name=run_name,
-            step_unit=step_unit,
-            resume=resume,
-            max_filters=max_filters,
-            max_tile_size=max_tile_size,
-            write_images=write_images,
-            max_step_bytes=max_step_bytes,
-            probes_channels_first=True,
-            pool=pool,
-            pool_labels=pool_labels,
-            top_k=top_k,
-            timer=timer,
-            background=background,
-            owner=owner,
+        super().__init__(
+            log_dir, options_lib.collect(type(self), owner, options, given, probes=probes, labels=labels, layers=layers), probes_channels_first=True
         )
         if self.writer.pool is not None:
             _check_pool(owner, self.writer.probes, self.writer.pool)
-        self._timer = timer
-        self._default_probes = probes is None
-        self.module: Optional[nn.Module] = None
-        self._selected: Optional[list[tuple[str, nn.Module]]] = None  # None until traced
-        self._descriptions: dict[str, LayerDescription] = {}
+        self._modules: dict[str, nn.Module] = {}  # the logged modules by path, once traced
         self._feed: Optional[tuple] = None  # (device, dtype, args, kwargs) of the probes last fed
         if module is not None:
             self.set_module(module)
+
+    @property
+    def module(self) -> Optional[nn.Module]:
+        """The logged module (unwrapped), or None before :meth:`set_module`."""
+        return self.model
 
     def set_module(self, module: nn.Module) -> None:
         """Logs ``module`` from now on; a module after another one starts a new run folder."""
         if not isinstance(module, nn.Module):
             raise ValueError(f"{self._owner}: expected a torch.nn.Module, got {type(module).__name__}.")
         module = unwrap(module)
-        if self.module is not None and module is not self.module:
-            self.writer.new_run()
-        self.module, self._selected, self._feed = module, None, None
+        self._set_model(module)
+        self._feed = None
         self._candidates = select_modules(self._owner, module, self.layers)  # an unknown name raises now
 
-    @property
-    def run_dir(self) -> str:
-        """The run folder (chosen at the first write; ``docs/format.md``, "Where")."""
-        return self.writer.run_dir
-
-    @property
-    def layer_paths(self) -> list[str]:
-        """The qualified names of the logged modules (their tags), in ``named_modules`` order; traces if needed."""
-        self.trace()
-        return [path for path, _ in self._selected]
+    def _default_layout(self, digits: probes_lib.Probes) -> probes_lib.Probes:
+        """The digits as ``[10, 1, 28, 28]``: PyTorch computes channels first."""
+        return probes_lib.Probes([digits.inputs[0][:, None]], digits.labels)
 
     # Tracing --------------------------------------------------------------
 
-    def trace(self) -> None:
-        """Runs the probes once to check them and the selected modules (done by the first :meth:`log`); raises ``ValueError``."""
-        self._trace(None)
-
-    def _trace(self, timer: Optional[StageTimer]) -> Optional[dict[str, np.ndarray]]:
-        """The first forward pass, checked: None when already traced, else the outputs (the first log writes them)."""
-        if self._selected is not None:
-            return None
-        if self.module is None:
-            raise ValueError(f"{self._owner} has no module to log; pass one to the constructor or to set_module().")
+    def _select(self, timer: Optional[StageTimer]) -> Traced:
+        """The first forward pass, checked: the modules that ran, and their outputs (the first log writes them)."""
         candidates = self._candidates
         try:
-            outputs = timed(timer, "forward", self._forward, candidates)
+            outputs = timed(timer, "forward", self._run, candidates)
         except Exception as error:
             shapes = ", ".join(str(tuple(array.shape)) for array in self.writer.probes.inputs)
             hint = "the default probes are ten MNIST digits [10, 1, 28, 28]; " if self._default_probes else ""
@@ -298,23 +248,18 @@ class FeatureMapsLogger:
                 )
         if self.writer.pool is not None:
             self._check_pool_runs(selected)
-        self._descriptions = {
+        self._modules = dict(selected)
+        descriptions = {
             path: LayerDescription(type(module).__name__, True, [None, *[int(size) for size in outputs[path].shape[1:]]], patch_reason=NO_FIELD)
             for path, module in selected
         }
-        capped = [f"{path} ({outputs[path].shape[1]})" for path, _ in selected if outputs[path].shape[1] > self.writer.max_filters]
-        if capped:
-            warn(
-                f"{self._owner} draws the first {self.writer.max_filters} filters of: {', '.join(capped)}; raise max_filters= to draw more.",
-            )
-        self._selected = selected
-        return {path: outputs[path] for path, _ in selected}
+        return Traced(descriptions, {path: outputs[path] for path, _ in selected})
 
     def _check_pool_runs(self, selected: list[tuple[str, nn.Module]]) -> None:
         """Runs the pool's first inputs through the module once; raises ``ValueError`` naming ``pool=`` when it cannot take them."""
         pool, probes = self.writer.pool.inputs, self.writer.probes.inputs
         try:
-            self._forward(selected, [array[:2] for array in pool])
+            self._run(selected, [array[:2] for array in pool])
         except Exception as error:
             shapes = ", ".join(str(tuple(array.shape)) for array in pool)
             expected = ", ".join(str(tuple(array.shape)) for array in probes)
@@ -325,38 +270,13 @@ class FeatureMapsLogger:
                 f"Pass pool= laid out like probes= {expected} (channels first, as the module takes them).{hint}"
             ) from error
 
-    # Logging ----------------------------------------------------------------
+    # Running the module -------------------------------------------------------
 
-    @property
-    def writes(self) -> bool:
-        """Whether this process logs: the chief of a distributed training (``docs/distributed.md``), or any with ``all_ranks=True``."""
-        return self.all_ranks or distributed.is_chief()
+    def _forward(self, inputs: Optional[list], paths: list[str]) -> dict[str, np.ndarray]:
+        return self._run([(path, self._modules[path]) for path in paths], inputs)
 
-    def log(self, step: int) -> bool:
-        """Logs the selected modules at ``step`` (growing): runs the probes, queues the rest; returns whether it was accepted.
-
-        On a process that does not write (:attr:`writes`) it does nothing and returns False.
-        """
-        if not self.writes:
-            return False
-        first = self._trace(self._timer)
-        try:
-            outputs = first if first is not None else timed(self._timer, "forward", self._forward, self._selected)
-            pool = timed(self._timer, "forward", self._pool_responses) if self.writer.pool is not None else {}
-            kernels = timed(self._timer, "kernels", self._kernels) if self.write_weights else {}
-        except Exception as error:  # a training loop matters more than one log event
-            self.writer.report_failure(step, error)
-            return False
-        return self.writer.write(step, outputs, kernels, self._descriptions, pool)
-
-    def _pool_responses(self) -> dict[str, strongest.Responses]:
-        pooled = [(path, module) for path, module in self._selected if len(self._descriptions[path].output_shape) in (3, 4)]
-        layouts = {path: True for path, _ in pooled}  # PyTorch computes NCHW
-        return strongest.pool_responses(lambda arrays: self._forward(pooled, arrays), self.writer.pool.inputs, layouts, self.writer.max_filters)
-
-    def _kernels(self) -> dict[str, np.ndarray]:
-        found = {path: module_kernel(module) for path, module in self._selected}
-        return {path: kernel for path, kernel in found.items() if kernel is not None}
+    def _kernel(self, path: str) -> Optional[np.ndarray]:
+        return module_kernel(self._modules[path])
 
     def _inputs(self) -> tuple[list, dict]:
         """The probes as tensors on the module's device, floating ones in its dtype (cached while those stay)."""
@@ -376,7 +296,7 @@ class FeatureMapsLogger:
             tensors.append(tensor.to(device))
         return (tensors, {}) if names is None else ([], dict(zip(names, tensors)))
 
-    def _forward(self, modules: list[tuple[str, nn.Module]], arrays: Optional[list] = None) -> dict[str, np.ndarray]:
+    def _run(self, modules: list[tuple[str, nn.Module]], arrays: Optional[list] = None) -> dict[str, np.ndarray]:
         """One forward pass of the probes (or of ``arrays``, a pool batch); each module's first output as float32 NumPy (a copy, on the CPU)."""
         args, kwargs = self._inputs() if arrays is None else self._tensors(arrays, self.writer.pool.names)
         outputs: dict[str, np.ndarray] = {}
@@ -396,16 +316,6 @@ class FeatureMapsLogger:
         with _hooks(modules, hook_for), _eval_mode(self.module), torch.no_grad():
             self.module(*args, **kwargs)
         return outputs
-
-    def close(self) -> None:
-        """Closes the event file (a later :meth:`log` opens a new one) and reports the steps failures cost."""
-        self.writer.close()
-
-    def __enter__(self) -> FeatureMapsLogger:
-        return self
-
-    def __exit__(self, *exc_info) -> None:
-        self.close()
 
 
 def _check_pool(owner: str, probes: probes_lib.Probes, pool: probes_lib.Probes) -> None:

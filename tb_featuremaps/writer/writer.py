@@ -21,6 +21,7 @@ from ..render.reduce import to_maps
 from ..warning import warn
 from . import arguments, budget, checks, runs
 from . import probes as probes_lib
+from .options import Options
 from .summary import StepBudget, SummaryWriter
 
 StageTimer = Callable[[str, float], None]
@@ -139,21 +140,31 @@ class FeatureMapsWriter:
     ):
         self.owner = owner
         self.log_dir = arguments.path(owner, "log_dir", log_dir)
-        self.run_name = arguments.run_name(owner, run_name)
-        self.step_unit = arguments.choice(owner, "step_unit", step_unit, metadata.STEP_UNITS)
-        self.resume = arguments.boolean(owner, "resume", resume)
-        self.max_filters = arguments.positive_integer(owner, "max_filters", max_filters)
-        self.max_tile_size = arguments.positive_integer(owner, "max_tile_size", max_tile_size)
-        self.write_images = arguments.images(owner, write_images)
-        self.max_step_bytes = arguments.optional_positive_integer(owner, "max_step_bytes", max_step_bytes)
+        given = Options(
+            run_name=run_name,
+            step_unit=step_unit,
+            resume=resume,
+            max_filters=max_filters,
+            max_tile_size=max_tile_size,
+            write_images=write_images,
+            max_step_bytes=max_step_bytes,
+            pool=pool,
+            pool_labels=pool_labels,
+            top_k=top_k,
+            timer=timer,
+            background=background,
+            owner=owner,
+        )  # each option checked by its one rule (writer/options.py)
+        self.run_name, self.step_unit, self.resume = given.run_name, given.step_unit, given.resume
+        self.max_filters, self.max_tile_size, self.write_images = given.max_filters, given.max_tile_size, given.write_images
+        self.max_step_bytes = given.max_step_bytes
         self._budget = StepBudget(self.max_step_bytes, owner)
         self.probes = probes if isinstance(probes, probes_lib.Probes) else probes_lib.prepare(probes, labels, owner)
         self.probes_channels_first = bool(probes_channels_first)
-        arguments.labels_need_probes(owner, pool, pool_labels, "pool")
         self.pool = pool if pool is None or isinstance(pool, probes_lib.Probes) else probes_lib.prepare_pool(pool, pool_labels, owner)
         if self.pool is not None:
             checks.pool_inputs(owner, self.pool.inputs)
-        self.top_k = arguments.top_k(owner, top_k, pool)
+        self.top_k = given.kept
         self._user_drawing = budget.Drawing(self.write_images, self.max_tile_size, strongest.MAX_PATCH_SIZE, self.top_k)
         self._drawing = self._first_drawing()
         self._largest: dict[str, int] = {}  # what the step being drawn drew from: its largest tile and patch sides, most ranks
@@ -170,7 +181,7 @@ class FeatureMapsWriter:
         self._failures: dict[str, list[int]] = {}
         self._notices: collections.deque[str] = collections.deque()  # warnings from the worker, given on the caller's thread
         self._deletion_warned = False
-        self.background = arguments.boolean(owner, "background", background)
+        self.background = given.background
         self._worker: Optional[_Worker] = None
 
     # Where ----------------------------------------------------------------
