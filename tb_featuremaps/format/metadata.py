@@ -1,8 +1,10 @@
 """The on-disk format shared by the callback (writer) and the plugin (reader).
 
-Everything both sides must agree on lives here: the plugin name, the tag scheme,
-the JSON carried in ``SummaryMetadata.plugin_data.content`` and the order of the
-per-filter statistics. ``docs/format.md`` documents the same in prose.
+Everything both sides must agree on is reached from here: the plugin name, the tag scheme,
+the grid content (:class:`LayerInfo`, :class:`GridLayout`), the gray-level rule and
+:func:`classify`. Each series kind's own rules (fields, rank, thresholds) live in its module
+of :mod:`.kinds`, whose names this module re-exports (``metadata.STATS_FIELDS``, ...).
+``docs/format.md`` documents the same in prose.
 
 This module imports neither TensorFlow nor Keras, so TensorBoard can load the
 plugin on a machine that has neither.
@@ -10,21 +12,32 @@ plugin on a machine that has neither.
 
 from __future__ import annotations
 
-import html
-import json
-import re
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
 
-PLUGIN_NAME = "feature_maps"
-"""Name of the plugin and of every series it owns (no dots: TensorBoard forbids them)."""
-
-FORMAT_VERSION = 1
-"""Version written into every metadata content; readers reject newer versions."""
+from . import kinds
+from .content import FORMAT_VERSION as FORMAT_VERSION
+from .content import PLUGIN_NAME as PLUGIN_NAME
+from .content import FormatError as FormatError
+from .content import align_fields as align_fields
+from .content import markdown_text as markdown_text
+from .content import parse_content as parse_content
+from .kinds.change import CHANGE_FIELDS as CHANGE_FIELDS
+from .kinds.change import CHANGING_THRESHOLD as CHANGING_THRESHOLD
+from .kinds.change import changing_filters as changing_filters
+from .kinds.pool import pool_metadata as pool_metadata
+from .kinds.probes import probes_metadata as probes_metadata
+from .kinds.stats import DEAD_THRESHOLD as DEAD_THRESHOLD
+from .kinds.stats import STATS_FIELDS as STATS_FIELDS
+from .kinds.stats import dead_filters as dead_filters
+from .kinds.strongest import INPUT_RANGE as INPUT_RANGE
+from .kinds.strongest import ReceptiveField as ReceptiveField
+from .kinds.topk import MAX_TOP_K as MAX_TOP_K
+from .kinds.topk import TOPK_FIELDS as TOPK_FIELDS
 
 DEFAULT_RUN_NAME = "feature_maps"
 """Sub-directory of ``log_dir`` the callback writes to by default."""
@@ -32,18 +45,18 @@ DEFAULT_RUN_NAME = "feature_maps"
 STEP_UNITS = ("epoch", "batch", "step")
 """What a step counts (``LayerInfo.step_unit``): epochs or batches (the Keras callback), or a loop's own steps."""
 
-# Kinds of series, each a prefix of the tag followed by the layer path.
-KIND_ACTIVATIONS = "activations"
-KIND_STATS = "stats"
-KIND_WEIGHTS = "weights"
-KIND_PROBES = "probes"
-KIND_STRONGEST = "strongest"
-KIND_TOPK = "topk"
-KIND_CHANGE = "change"
-KIND_POOL = "pool"
-GRID_KINDS = (KIND_ACTIVATIONS, KIND_WEIGHTS, KIND_STRONGEST)
+# Kinds of series (their modules in :mod:`.kinds`), each a prefix of the tag followed by the layer path.
+KIND_ACTIVATIONS = kinds.activations.NAME
+KIND_STATS = kinds.stats.NAME
+KIND_WEIGHTS = kinds.weights.NAME
+KIND_PROBES = kinds.probes.NAME
+KIND_STRONGEST = kinds.strongest.NAME
+KIND_TOPK = kinds.topk.NAME
+KIND_CHANGE = kinds.change.NAME
+KIND_POOL = kinds.pool.NAME
+GRID_KINDS = kinds.of_type(kinds.GridKind)
 """Kinds stored as grid PNGs described by a :class:`LayerInfo`."""
-TENSOR_KINDS = (KIND_STATS, KIND_TOPK, KIND_CHANGE)
+TENSOR_KINDS = kinds.of_type(kinds.TensorKind)
 """Kinds stored as float32 tensors whose last axis is named by the content's ``fields``."""
 
 PROBES_TAG = KIND_PROBES
@@ -93,89 +106,8 @@ def joined(*reductions: str) -> str:
     return "; ".join(reduction for reduction in reductions if reduction != NO_REDUCTION) or NO_REDUCTION
 
 
-STATS_FIELDS = ("min", "max", "mean", "std", "nonfinite")
-"""Last axis of a stats tensor ``[probes, filters, len(STATS_FIELDS)]``.
-
-``min``/``max``/``mean``/``std`` are taken over the finite values of one
-filter's map for one probe (NaN when none is finite); ``nonfinite`` is the
-fraction of NaN/Inf values.
-"""
-
-DEAD_THRESHOLD = 1e-6
-"""A filter is dead at a step when ``max(|min|, |max|)`` is below this for every probe."""
-
-
-TOPK_FIELDS = ("input", "value", "row", "col", "top", "left")
-"""Last axis of a topk tensor ``[filters, top_k, len(TOPK_FIELDS)]``, one row per filter and rank.
-
-``input``: the pool input's index (ranks sorted by ``value``, the filter's
-maximum activation over its map for that input, descending; ties by index; a
-pool input appears once per filter). ``row``/``col``: where that maximum lies in
-the layer's output (full resolution; ``row`` is 0 for 1-D outputs). ``top``/
-``left``: the input pixel at the patch's top-left corner, negative where the
-receptive field reaches into the padding.
-"""
-
-MAX_TOP_K = 100
-"""Most ranks per filter a reader takes of a ``topk`` tensor (and of a ``strongest`` sheet): the first ``MAX_TOP_K``,
-the strongest; a tensor with more is cut there and said to be truncated. Producers keep ``top_k`` at most this."""
-
-CHANGE_FIELDS = ("response", "kernel")
-"""Last axis of a change tensor ``[filters, len(CHANGE_FIELDS)]``: each filter's relative change since the previous logged step.
-
-``response``: ``|r_t - r_prev| / |r_prev|`` (Euclidean norms) of the filter's
-response to the pool, ``r`` = its maximum activation for each pool input;
-``kernel``: the same of the filter's kernel (all its input channels). NaN at a
-run's first step, for a response without a pool, a kernel without weights.
-"""
-
-CHANGING_THRESHOLD = 0.05
-"""A filter is *still changing* at a step when its change (``response``, else ``kernel``) exceeds this (5 % per logged interval)."""
-
-FIELDS_BY_KIND = {KIND_STATS: STATS_FIELDS, KIND_TOPK: TOPK_FIELDS, KIND_CHANGE: CHANGE_FIELDS}
-
-
-def align_fields(values: np.ndarray, fields: Sequence[str], known: Sequence[str]) -> np.ndarray:
-    """A tensor stored with ``fields`` as its last axis, in ``known`` order.
-
-    A field the log lacks is NaN, one this version does not know is dropped: so a
-    field can be added without breaking older logs or older readers
-    (docs/format.md, "Adding a field").
-    """
-    values = np.asarray(values, np.float32)
-    if values.shape[-1:] != (len(fields),):
-        raise FormatError(f"a tensor has {values.shape[-1] if values.ndim else 0} fields but its metadata names {len(fields)}: {list(fields)}")
-    if tuple(fields) == tuple(known):
-        return values
-    aligned = np.full((*values.shape[:-1], len(known)), np.nan, np.float32)
-    for position, name in enumerate(known):
-        if name in fields:
-            aligned[..., position] = values[..., list(fields).index(name)]
-    return aligned
-
-
-def align_stats(values: np.ndarray, fields: Sequence[str]) -> np.ndarray:
-    """Stats stored with ``fields`` as their last axis, in :data:`STATS_FIELDS` order (:func:`align_fields`)."""
-    return align_fields(values, fields, STATS_FIELDS)
-
-
-def changing_filters(change: np.ndarray) -> float:
-    """The fraction of filters still changing (:data:`CHANGING_THRESHOLD`) in a change tensor ``[filters, fields]``; NaN when unknown.
-
-    A filter's ``response`` change is used where known (not NaN), else its ``kernel`` change; +inf (a dead
-    filter come alive) counts as changing.
-    """
-    change = np.asarray(change, np.float64)
-    response, kernel = change[:, CHANGE_FIELDS.index("response")], change[:, CHANGE_FIELDS.index("kernel")]
-    measure = np.where(np.isnan(response), kernel, response)
-    known = ~np.isnan(measure)
-    return float((measure[known] > CHANGING_THRESHOLD).mean()) if known.any() else float("nan")
-
-
-def dead_filters(stats: np.ndarray) -> np.ndarray:
-    """Which filters are dead (see :data:`DEAD_THRESHOLD`): stats ``[..., probes, filters, fields]`` → bool ``[..., filters]``."""
-    low, high = stats[..., STATS_FIELDS.index("min")], stats[..., STATS_FIELDS.index("max")]
-    return (np.fmax(np.abs(low), np.abs(high)) < DEAD_THRESHOLD).all(axis=-2)
+FIELDS_BY_KIND = {name: kinds.tensor_kind(name).fields for name in TENSOR_KINDS}
+"""Each tensor kind's fields, in this version's order (its :class:`kinds.TensorKind`'s ``fields``)."""
 
 
 NORMALIZATIONS = ("per_filter", "per_layer")
@@ -203,38 +135,6 @@ def tile_ranges(normalization: str, stats: np.ndarray) -> tuple[np.ndarray, np.n
     return low, high
 
 
-INPUT_RANGE = "input_range"
-"""``normalization`` of ``strongest`` sheets: gray 0 and 255 stand for the pool inputs' ``extra.input_range`` ``[lo, hi]``."""
-
-
-@dataclass(frozen=True)
-class ReceptiveField:
-    """Where a unit of a layer's output looks in the input, per spatial axis (rows, then columns).
-
-    Unit ``i`` along an axis sees the input pixels ``start + i·jump`` up to
-    ``start + i·jump + size`` (exclusive); ``start`` is negative where the field
-    reaches into the padding.
-    """
-
-    size: tuple
-    jump: tuple
-    start: tuple
-
-    def box(self, position: Sequence[int]) -> tuple[tuple, tuple]:
-        """``(top-left corner, size)`` in input pixels of the field of the unit at ``position``."""
-        corner = tuple(int(s + p * j) for s, p, j in zip(self.start, position, self.jump))
-        return corner, tuple(int(size) for size in self.size)
-
-    def to_json(self) -> dict:
-        return {"size": list(self.size), "jump": list(self.jump), "start": list(self.start)}
-
-    @classmethod
-    def from_json(cls, data: Optional[dict]) -> Optional[ReceptiveField]:
-        if data is None:
-            return None
-        return cls(tuple(int(v) for v in data["size"]), tuple(int(v) for v in data["jump"]), tuple(int(v) for v in data["start"]))
-
-
 def levels_to_values(levels: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     """Gray levels (uint8, ``[..., h, w]``) back to values: ``lo + g/255·(hi − lo)``, exact to half a level.
 
@@ -252,12 +152,8 @@ MAX_GRID_SIDE = 16384
 """Largest grid side (pixels) a reader accepts; the callback's caps stay far below it."""
 
 
-class FormatError(ValueError):
-    """Raised for metadata content this version cannot read."""
-
-
 def tag_for(kind: str, layer_path: str) -> str:
-    """Returns the tag of ``kind``'s series for ``layer_path``."""
+    """Returns the tag of ``kind``'s series for ``layer_path`` (``<kind>/<layer>``, :meth:`kinds.Kind.tag`)."""
     return f"{kind}/{layer_path}"
 
 
@@ -397,72 +293,14 @@ class LayerInfo:
         )
 
 
-_MARKDOWN_SPECIAL = re.compile(r"([\\`*_{}\[\]()#+\-.!|~>])")
-
-
-def markdown_text(text: str) -> str:
-    """``text`` made safe to embed in a summary description, which TensorBoard renders as Markdown.
-
-    HTML is escaped as entities and Markdown's punctuation with backslashes, so a
-    layer named ``<img src=x>`` or ``**bold**`` shows as those characters.
-    """
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=True))
-
-
-def _metadata(content: dict, data_class: int, description: str = "") -> summary_pb2.SummaryMetadata:
-    return summary_pb2.SummaryMetadata(
-        summary_description=description,
-        plugin_data=summary_pb2.SummaryMetadata.PluginData(
-            plugin_name=PLUGIN_NAME,
-            content=json.dumps(content, sort_keys=True).encode("utf-8"),
-        ),
-        data_class=data_class,
-    )
-
-
 def grid_metadata(info: LayerInfo) -> summary_pb2.SummaryMetadata:
-    """Metadata of an ``activations/`` or ``weights/`` grid series (blob sequence)."""
-    return _metadata(info.to_json(), summary_pb2.DATA_CLASS_BLOB_SEQUENCE, f"{info.kind} of {markdown_text(info.layer)}")
+    """Metadata of a grid series (``activations/``, ``weights/``, ``strongest/``; blob sequence)."""
+    return kinds.KINDS[info.kind].metadata(info)
 
 
 def fields_metadata(kind: str, layer_path: str) -> summary_pb2.SummaryMetadata:
-    """Metadata of a ``stats/``, ``topk/`` or ``change/`` series (float32 tensor, last axis named by ``fields``)."""
-    content = {"version": FORMAT_VERSION, "kind": kind, "layer": layer_path, "fields": list(FIELDS_BY_KIND[kind])}
-    what = {KIND_STATS: "statistics", KIND_TOPK: "strongest pool inputs", KIND_CHANGE: "change since the previous step"}[kind]
-    return _metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter {what} of {markdown_text(layer_path)}")
-
-
-def pool_metadata(labels: list, input_shape: list, input_range: list) -> summary_pb2.SummaryMetadata:
-    """Metadata of the ``pool`` series (blob sequence of the pool inputs' pictures, ``strongest``' sources)."""
-    content = {
-        "version": FORMAT_VERSION,
-        "kind": KIND_POOL,
-        "labels": list(labels),
-        "input_shape": list(input_shape),
-        "input_range": list(input_range),
-    }
-    return _metadata(content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE, "pool inputs")
-
-
-def probes_metadata(labels: list, input_shape: list) -> summary_pb2.SummaryMetadata:
-    """Metadata of the ``probes`` series (blob sequence of the probe inputs)."""
-    content = {"version": FORMAT_VERSION, "kind": KIND_PROBES, "labels": list(labels), "input_shape": list(input_shape)}
-    return _metadata(content, summary_pb2.DATA_CLASS_BLOB_SEQUENCE, "probe inputs")
-
-
-def parse_content(content: bytes) -> dict[str, Any]:
-    """Decodes a series' plugin content; raises :class:`FormatError` if unreadable."""
-    try:
-        data = json.loads(content.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as error:
-        raise FormatError(f"feature_maps metadata is not JSON: {error}") from None
-    if not isinstance(data, dict) or "kind" not in data or "version" not in data:
-        raise FormatError("feature_maps metadata lacks 'kind' or 'version'")
-    if not isinstance(data["version"], int) or isinstance(data["version"], bool):
-        raise FormatError(f"feature_maps metadata has version {data['version']!r}, not an integer")
-    if data["version"] > FORMAT_VERSION:
-        raise FormatError(f"feature_maps format version {data['version']} is newer than this reader's ({FORMAT_VERSION}); upgrade tb-featuremaps")
-    return data
+    """Metadata of a tensor series (``stats/``, ``topk/``, ``change/``; float32, last axis named by ``fields``)."""
+    return kinds.tensor_kind(kind).metadata(layer_path)
 
 
 @dataclass(frozen=True)
@@ -480,24 +318,25 @@ class Series:
 
 
 def classify(tag: str, content: bytes) -> Optional[Series]:
-    """What the plugin's series ``tag`` holds; None for kinds this version does not know (they are skipped).
+    """What the plugin's series ``tag`` holds, by its kind (:mod:`.kinds`); None for kinds this version does not know
+    (they are skipped) and for a per-run kind under another tag.
 
     Raises :class:`FormatError` for content it cannot read or that does not match
     its tag (a grid or stats series named for another layer).
     """
     data = parse_content(content)
-    kind = data["kind"]
-    if kind in (KIND_PROBES, KIND_POOL):
-        return Series(kind, data) if tag == {KIND_PROBES: PROBES_TAG, KIND_POOL: POOL_TAG}[kind] else None
-    if kind not in (*GRID_KINDS, *TENSOR_KINDS):
+    kind = kinds.lookup(data["kind"])
+    if kind is None:
         return None
+    if not kind.per_layer:
+        return Series(kind.name, data) if tag == kind.tag() else None
     layer = data.get("layer")
-    if not isinstance(layer, str) or tag != tag_for(kind, layer):
-        raise FormatError(f"feature_maps series {tag!r} describes layer {layer!r} of kind {kind!r}; its tag should be {kind}/<layer>")
+    if not isinstance(layer, str) or tag != kind.tag(layer):
+        raise FormatError(f"feature_maps series {tag!r} describes layer {layer!r} of kind {kind.name!r}; its tag should be {kind.name}/<layer>")
     try:
-        info = LayerInfo.from_json(data) if kind in GRID_KINDS else None
+        info = LayerInfo.from_json(data) if isinstance(kind, kinds.GridKind) else None
     except (KeyError, TypeError, ValueError) as error:
         if isinstance(error, FormatError):
             raise
         raise FormatError(f"feature_maps series {tag!r} has unreadable metadata: {type(error).__name__}: {error}") from None
-    return Series(kind, data, info)
+    return Series(kind.name, data, info)
