@@ -31,7 +31,7 @@ def stored(values: np.ndarray) -> np.ndarray:
     """One step's responses ``[N, F]`` as stored: float16, or float32 where float16 would lose them.
 
     float16 keeps every value to 2⁻¹¹ of itself (about 3 decimal digits; linear CKA
-    computed from it differs from float32's by about 10⁻⁴, docs/format.md) and NaN as
+    computed from it differs from float32's by 10⁻⁴ or less, docs/format.md) and NaN as
     NaN. A step whose largest finite magnitude exceeds :data:`HALF_LARGEST` (it would
     become ±Inf) or is under :data:`HALF_SMALLEST` (it would lose its digits to
     float16's subnormals) is stored as float32, whole.
