@@ -150,7 +150,10 @@ def test_a_kind_added_to_the_registry_is_written_read_back_and_listed_without_ot
     np.testing.assert_array_equal(conv.tensor("shape"), [values, 2 * values])
     np.testing.assert_array_equal(conv.tensor_at("shape", 1), 2 * values)
     assert conv.stats.shape == (2, 2, 3, len(metadata.STATS_FIELDS)) and conv.change is None
-    (entry,) = get_json(make_client(tmp_path), "runs")["runs"][0]["layers"]
+    listing = get_json(make_client(tmp_path), "runs")
+    assert listing["kinds"]["shape"] == {**added.to_json(), "fields": ["a", "b"], "axes": ["filters"]}  # the panel is told of it
+    assert listing["kinds"]["change"]["measure"] == ["response", "kernel"]
+    (entry,) = listing["runs"][0]["layers"]
     assert entry["has_shape"] is True and entry["has_stats"] is True and entry["has_change"] is False
     monkeypatch.delitem(kinds.KINDS, "shape")
     assert reader.load(tmp_path)["run"].layers["conv"].tensor("shape") is None  # an unknown kind is skipped

@@ -26,6 +26,7 @@ from .content import FormatError as FormatError
 from .content import align_fields as align_fields
 from .content import markdown_text as markdown_text
 from .content import parse_content as parse_content
+from .content import tag_for as tag_for
 from .kinds.change import CHANGE_FIELDS as CHANGE_FIELDS
 from .kinds.change import CHANGING_THRESHOLD as CHANGING_THRESHOLD
 from .kinds.change import changing_filters as changing_filters
@@ -151,11 +152,6 @@ GUTTER_VALUE = 255
 
 MAX_GRID_SIDE = 16384
 """Largest grid side (pixels) a reader accepts; the callback's caps stay far below it."""
-
-
-def tag_for(kind: str, layer_path: str) -> str:
-    """Returns the tag of ``kind``'s series for ``layer_path`` (``<kind>/<layer>``, :meth:`kinds.Kind.tag`)."""
-    return f"{kind}/{layer_path}"
 
 
 @dataclass(frozen=True)

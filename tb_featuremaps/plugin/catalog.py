@@ -92,7 +92,7 @@ class Catalog:
         self._seen: dict[str, dict[tuple[str, str], Version]] = {}  # eid -> versions of the series to read ahead at the last listing
 
     def runs(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
-        """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name.
+        """``{"runs": [...], "errors": [...], "kinds": {...}}`` as described in docs/http-api.md, runs sorted by name.
 
         A listing younger than :data:`FRESH_SECONDS` (or :data:`LISTING_SHARE` times
         what it took) answers as it is; one younger than :data:`STALE_SECONDS` answers
@@ -155,7 +155,7 @@ class Catalog:
             problems.extend(run_problems)
         if self._prewarm:
             self._warm(ctx, eid, blobs, tensors)
-        return {"runs": runs, "errors": problems}
+        return {"runs": runs, "errors": problems, "kinds": kinds.describe()}
 
     # Reading ahead -------------------------------------------------------------------------------
 

@@ -18,7 +18,7 @@ from typing import Any, Optional
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata
+from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata, tag_for
 
 AXES = ("probes", "filters", "ranks", "inputs")
 """What a tensor kind's axes can be: the layer's probes, its drawn filters (``filters_shown``), a filter's ranks (``tiles_per_filter``
@@ -39,7 +39,7 @@ class Kind:
 
     def tag(self, layer: Optional[str] = None) -> str:
         """The tag of this kind's series for ``layer`` (``<kind>/<layer>``; the name alone for a per-run kind)."""
-        return f"{self.name}/{layer}" if self.per_layer else self.name
+        return tag_for(self.name, layer) if self.per_layer else self.name
 
     def to_json(self) -> dict[str, Any]:
         """What the panel is told of the kind (the ``kinds`` of the ``runs`` listing, docs/http-api.md)."""
