@@ -247,7 +247,8 @@ class LayerInfo:
     @property
     def axis_sizes(self) -> dict[str, int]:
         """The sizes of the axes a tensor kind's values can have (:data:`kinds.base.AXES`), for this layer."""
-        return {"probes": len(self.probe_labels), "filters": self.filters_shown, "ranks": self.tiles_per_filter}
+        inputs = getattr(self.extra, "pool_size", 0)
+        return {"probes": len(self.probe_labels), "filters": self.filters_shown, "ranks": self.tiles_per_filter, "inputs": inputs}
 
     @property
     def map_shape(self) -> list:

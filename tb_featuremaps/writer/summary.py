@@ -148,8 +148,8 @@ class SummaryWriter:
             step: The step of every value written.
             info: The layer's constant description (becomes the series metadata).
             pngs: One grid PNG per probe, all ``info.layout`` sized.
-            tensors: Tensor kind name (``stats``, ``topk``, ``change``: ``format.kinds``) → its
-                float32 tensor, last axis that kind's ``fields``.
+            tensors: Tensor kind (``stats``, ``topk``, ``change``, ``responses``) → its value, stored as
+                that kind stores it (``TensorKind.to_tensor``: float32, last axis its fields; responses float16).
             images_copy: Also write the grids for TensorBoard's Images dashboard:
                 every probe's (``True``), the first probe's only (``"first"``) or none
                 (``False``); none either once the step budget was exceeded.
@@ -161,8 +161,7 @@ class SummaryWriter:
         values = [self._value(grid.tag(info.layer), tensor, grid.metadata(info))]
         for name, array in (tensors or {}).items():
             kind = kinds.tensor_kind(name)
-            tensor_proto = tensor_util.make_tensor_proto(np.asarray(array, dtype=np.float32))
-            values.append(self._value(kind.tag(info.layer), tensor_proto, kind.metadata(info.layer)))
+            values.append(self._value(kind.tag(info.layer), kind.to_tensor(array), kind.metadata(info.layer)))
         copies = [] if self.budget.images_dropped else images_copies(images_copy, pngs)
         if copies:
             tag = metadata.images_tag(info.kind, info.layer)
