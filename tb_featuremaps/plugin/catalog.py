@@ -293,6 +293,7 @@ class Catalog:
             step_count=count,
             first_step=first,
             last_step=series.max_step,
+            last_wall_time=series.max_wall_time,
             weights=_fields(weights, WEIGHTS_FIELDS),
             strongest=_strongest(strongest),
             has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
