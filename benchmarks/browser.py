@@ -1,5 +1,6 @@
 """The panel in headless Chromium: time to the first painted grid, steps per second while scrubbing, and the
-time from choosing a layer not seen before to its grid painted (the browser's clock)."""
+time from choosing a layer not seen before to its grid painted (the browser's clock): once after scrubbing, then
+in fresh panels for a layer the panel read ahead and for one it did not."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from collections.abc import Sequence
 from tests.helpers.browser import CHROMIUM, have_chromium, launch_chromium
 
 from . import logdirs
+from .common import summary
 from .serving import start, wait_ready
 
 GRID = "canvas.fm-grid[data-step]"
@@ -34,20 +36,26 @@ _SCRUB = """async ({moves, timeoutMs}) => {
 }"""
 
 
-# Chooses another layer (one with `filters` filters, not shown before) and waits for its grid; returns milliseconds.
-_NEW_LAYER = """async ({layer, filters, timeoutMs}) => {
+# Chooses another layer (not shown before) and waits until the grid shows it; returns milliseconds.
+_NEW_LAYER = """async ({layer, timeoutMs}) => {
   const select = document.querySelector("select[aria-label=Layer]");
-  const grid = () => document.querySelector("canvas.fm-grid");
+  const shows = () => (document.querySelector("canvas.fm-grid")?.getAttribute("aria-label") || "").includes(` of ${layer} at `);
   const frame = () => new Promise((resolve) => requestAnimationFrame(resolve));
   const started = performance.now();
   select.value = layer;
   select.dispatchEvent(new Event("change", { bubbles: true }));
-  while (grid()?.dataset.filters !== String(filters)) {
+  while (!shows()) {
     if (performance.now() - started > timeoutMs) throw new Error(`layer ${layer} not shown`);
     await frame();
   }
   return performance.now() - started;
 }"""
+
+OPENS = 20
+"""Fresh panels in which :func:`_opens` times opening two layers not seen before."""
+
+LOOK_MS = 1000
+"""How long the simulated user looks at a layer before opening the next (the panel reads ahead meanwhile)."""
 
 
 # Scrolls the All layers view to its bottom, 60 px per frame; returns the frame intervals (ms) and what was loaded.
@@ -151,8 +159,29 @@ def _drive(browser, logdir: str, steps: int, moves: int, load_fast: bool) -> dic
             raise RuntimeError(f"no grid painted; the panel shows: {page.inner_text('body')[:300]!r}") from error
         first = time.perf_counter() - started
         seconds = page.evaluate(_SCRUB, {"moves": moves, "timeoutMs": 60_000})
-        new_layer_ms = page.evaluate(_NEW_LAYER, {"layer": "conv2", "filters": 64, "timeoutMs": 60_000})
+        new_layer_ms = page.evaluate(_NEW_LAYER, {"layer": "conv2", "timeoutMs": 60_000})
         page.close()
+        opens = _opens(browser, server)
     finally:
         server.close()
-    return {"load_fast": load_fast, "seconds_to_first_grid": first, "steps_per_second": moves / seconds, "new_layer_ms": new_layer_ms}
+    return {"load_fast": load_fast, "seconds_to_first_grid": first, "steps_per_second": moves / seconds, "new_layer_ms": new_layer_ms, **opens}
+
+
+def _opens(browser, server) -> dict:
+    """:data:`OPENS` times, each in a new browser context (an empty HTTP cache): the panel opened on conv1, then conv2
+    chosen (not beside conv1: nothing read ahead for it) and then pool2 (beside conv2: read ahead while the user looked
+    at conv2, :data:`LOOK_MS`). Milliseconds from the choice to its grid painted (:func:`~.common.summary` of each)."""
+    far, beside = [], []
+    for _ in range(OPENS):
+        context = browser.new_context(viewport={"width": 1280, "height": 900})
+        try:
+            page = context.new_page()
+            page.goto(f"http://127.0.0.1:{server.port}/data/plugin_entry.html?name=feature_maps")
+            page.wait_for_selector(GRID, state="attached", timeout=60_000)
+            page.wait_for_timeout(LOOK_MS)
+            far.append(page.evaluate(_NEW_LAYER, {"layer": "conv2", "timeoutMs": 60_000}))
+            page.wait_for_timeout(LOOK_MS)
+            beside.append(page.evaluate(_NEW_LAYER, {"layer": "pool2", "timeoutMs": 60_000}))
+        finally:
+            context.close()
+    return {"far_layer_ms": summary(far), "next_layer_ms": summary(beside)}

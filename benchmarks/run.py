@@ -288,6 +288,11 @@ def _rows(results: dict) -> list[Row]:
             add(Row(section, f"scrubbing the slider (steps/s, {browser['steps']}-step log)", f"{rate:.1f}", ">= 20", rate >= 20))
             painted = loader["new_layer_ms"]
             add(Row(section, "a layer not seen before: choice to its grid painted (ms, browser clock)", f"{painted:.0f}", "<= 150", painted <= 150))
+            for key, what in (("far_layer_ms", "not beside the one shown"), ("next_layer_ms", "beside the one shown (read ahead)")):
+                if key in loader:
+                    ms = loader[key]
+                    opened = f"a layer not seen before, {what}: p50 / p95 (ms, {ms['n']} fresh panels)"
+                    add(Row(section, opened, f"{ms['p50']:.0f} / {ms['p95']:.0f}", "p50 <= 150", ms["p50"] <= 150))
         if not browser.get("measured"):
             add(Row("browser", "panel", f"not measured: {browser.get('reason', '')}"))
     rows += _reading_rows(results)

@@ -31,8 +31,8 @@ LAYERS = ["conv1", "pool1", "conv2", "pool2"]
 FILTERS = [8, 8, 16, 16]
 LAYER_KEYS = {
     "layer", "class", "index", "output_shape", "tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total",
-    "probe_labels", "step_unit", "reduction", "normalization", "tiles_per_filter", "step_count", "first_step", "last_step", "weights",
-    "strongest", "has_stats", "has_change", "map_shape",
+    "probe_labels", "step_unit", "reduction", "normalization", "tiles_per_filter", "step_count", "first_step", "last_step", "last_wall_time",
+    "weights", "strongest", "has_stats", "has_change", "map_shape",
 }  # fmt: skip
 STATIC_NAMES = {"index.js": "text/javascript", "style.css": "text/css", "icon.png": "image/png", "logo.svg": "image/svg+xml"}
 
@@ -92,9 +92,11 @@ def test_runs_lists_layers_in_model_order(listing, logged):
 
 
 @pytest.mark.parametrize("layer", LAYERS)
-def test_steps_of_each_layer(client, layer, logged):
+def test_steps_of_each_layer(client, layer, logged, listing):
     answer = get_json(client, "steps", run=RUN, layer=layer)
     assert answer["steps"] == list(range(13))
+    entry = next(entry for entry in listing["runs"][0]["layers"] if entry["layer"] == layer)
+    assert (entry["last_step"], entry["last_wall_time"]) == (answer["steps"][-1], answer["wall_times"][-1])  # the panel's first grid key
     assert answer["wall_times"] == pytest.approx(logged.layers[layer].wall_times.tolist())
     assert answer["wall_times"] == sorted(answer["wall_times"])
 

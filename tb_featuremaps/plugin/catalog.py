@@ -283,7 +283,7 @@ class Catalog:
             self._check(ctx, eid, run, tag, series)
         entry = {key: value for key, value in info.to_json().items() if key not in _HIDDEN}
         count, first = self._extent(ctx, eid, run, tag, version_of(series))
-        entry.update(step_count=count, first_step=first, last_step=series.max_step)
+        entry.update(step_count=count, first_step=first, last_step=series.max_step, last_wall_time=series.max_wall_time)
         entry.update({kind: _grid_entry(others.get((kind, info.layer))) for kind in metadata.GRID_KINDS if kind != info.kind})
         entry.update({f"has_{kind}": kinds.KINDS[kind].tag(info.layer) in tensors for kind in kinds.written_with(info.kind)})
         entry["map_shape"] = info.map_shape

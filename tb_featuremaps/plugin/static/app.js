@@ -11,6 +11,7 @@ import { Notice } from "./notice.js";
 import { Panes } from "./panes.js";
 import { ProbePicker } from "./probes.js";
 import { change, frameSpec, hasStats, layoutOf, nextStep, playStart, probeMatters, resolve, settle } from "./selection.js";
+import { loadLatest, ReadAhead } from "./readahead.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { Store, version } from "./store.js";
@@ -49,6 +50,7 @@ class App {
   constructor(root) {
     this.root = root;
     this.store = new Store();
+    this.readAhead = new ReadAhead(this.store);
     this.state = readHash(); // what the user chose
     this.shown = null; // what is drawn: the selection settled on the runs and the layer's steps (selection.js)
     this.runs = null; // from the runs route, only runs with layers
@@ -175,6 +177,8 @@ class App {
     this.state = resolved.state;
     const { run, layer, kind } = resolved;
     this.forget(JSON.stringify([run.run, layer.layer, kind]));
+    this.readAhead.cancel();
+    loadLatest(this.store, resolved);
     let answer;
     try {
       answer = await this.store.steps(run.run, layer.layer, kind, version(layer));
@@ -207,7 +211,9 @@ class App {
     this.drawHeat(seq, shown);
     this.showDetail(shown);
     this.prefetch(shown);
-    if ((await drawn) && !this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
+    if (!(await drawn)) return;
+    if (!this.root.dataset.firstGridMs) this.root.dataset.firstGridMs = String(Math.round(performance.now()));
+    if (!this.playing) this.readAhead.after(shown, this.runs, () => seq === this.seq && !this.playing);
   }
 
   /**

@@ -7,6 +7,7 @@ const IMAGE_BYTES = 192 * 1024 * 1024;
 const ANSWERS = 400;
 const GRIDS_MAX = 64; // steps one `grids` request may ask for (docs/http-api.md)
 const PREFETCH_BATCH = 16; // frames prefetched together: their grids in one `grids` request per layer and probe
+const READ_AHEAD = 2; // read-ahead tasks (each at most one request) in flight at once
 
 /** Decodes a grid PNG to its gray levels plus a NaN mask (alpha 0), exactly as stored (no colour management). */
 async function decodeGrid(blob) {
@@ -46,6 +47,8 @@ export class Store {
     this.wallTimes = new Map(); // [run, layer, kind, step] -> wall time, from the steps answers
     this.queue = [];
     this.pumping = false;
+    this.ahead = []; // read-ahead tasks not started yet, first first
+    this.aheadRunning = 0;
   }
 
   answer(key, load) {
@@ -59,6 +62,11 @@ export class Store {
       answer.steps.forEach((step, index) => this.wallTimes.set(JSON.stringify([run, layer, kind, step]), answer.wall_times[index]));
       return answer;
     });
+  }
+
+  /** Records a step's wall time known before its steps answer (the runs listing's last step), which then confirms it. */
+  knowWallTime(run, layer, kind, step, time) {
+    this.wallTimes.set(JSON.stringify([run, layer, kind, step]), time);
   }
 
   // A step's wall time in the keys of per-step answers: a run trained again in the same directory gets new ones.
@@ -163,5 +171,30 @@ export class Store {
       await Promise.allSettled(batch.map((spec) => this.frame(spec)));
     }
     this.pumping = false;
+    this.drainAhead();
+  }
+
+  /**
+   * Runs `tasks` (functions that each make at most one request, through the caches) in the background, first first,
+   * at most READ_AHEAD at once and only while no frames are being prefetched; a new call replaces the tasks not started.
+   * The user's own requests never wait for them (they bypass this queue) and their failures are left to those requests.
+   */
+  readAhead(tasks) {
+    this.ahead = [...tasks];
+    this.drainAhead();
+  }
+
+  drainAhead() {
+    while (!this.pumping && this.aheadRunning < READ_AHEAD && this.ahead.length) {
+      const task = this.ahead.shift();
+      this.aheadRunning++;
+      Promise.resolve()
+        .then(task)
+        .catch(() => {})
+        .finally(() => {
+          this.aheadRunning--;
+          this.drainAhead();
+        });
+    }
   }
 }
