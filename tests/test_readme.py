@@ -13,21 +13,15 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from helpers.readme import README, snippets
 
 from tb_featuremaps import reader
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 CONTINUES = "# after the first snippet"
 SHORTER = ((r"\bepochs=10\b", "epochs=1"), (r"\b401\b", "51"))
 """What is cut in each snippet before it runs: training lengths only."""
-
-
-def snippets() -> list[str]:
-    """The README's ``python`` blocks, in order."""
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
 def _runnable(code: str) -> str:

@@ -7,8 +7,9 @@
 - :mod:`.tensorboard`: a real ``tensorboard`` process and HTTP requests to it (the benchmarks use it too).
 - :mod:`.browser`: Debian's Chromium (the benchmarks use it too) and waiting for the panel's grid.
 - :mod:`.processes`: scripts in a new Python process that can import these helpers.
+- :mod:`.readme`: the README's ``python`` snippets (the TensorFlow-free venv benchmark uses it too).
 
 Test modules import from here or from ``conftest``, never from another test module or the
-benchmarks. The modules the benchmarks import (:mod:`.tensorboard`, :mod:`.browser`) need
+benchmarks. The modules the benchmarks import (:mod:`.tensorboard`, :mod:`.browser`, :mod:`.readme`) need
 neither pytest nor the other helpers.
 """
