@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers import gcs
-from helpers.processes import NO_TENSORFLOW
+from helpers.processes import NO_TENSORFLOW, script_env
 from helpers.tensorboard import TensorBoard, fetch_json, poll
 
 from tb_featuremaps import FeatureMapsWriter, reader
@@ -80,13 +80,13 @@ def test_every_event_file_starts_as_a_tensorboard_one_and_describes_its_series(w
         assert len(described) == 1  # the first value of the series in each file carries its metadata
 
 
-def _subprocess_env(bucket) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "STORAGE_EMULATOR_HOST": bucket.url}
-
-
 def test_the_command_line_lists_the_bucket_s_run(bucket, written):
     done = subprocess.run(
-        [sys.executable, "-m", "tb_featuremaps.export.cli", "list", LOGDIR], capture_output=True, text=True, timeout=120, env=_subprocess_env(bucket)
+        [sys.executable, "-m", "tb_featuremaps.export.cli", "list", LOGDIR],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=script_env(ROOT, STORAGE_EMULATOR_HOST=bucket.url),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "run feature_maps" in done.stdout and f"0..{STEPS - 1} ({STEPS})" in done.stdout
@@ -94,7 +94,7 @@ def test_the_command_line_lists_the_bucket_s_run(bucket, written):
 
 def test_tensorboard_s_python_loader_serves_the_bucket_without_tensorflow(bucket, written, tmp_path, monkeypatch):
     (tmp_path / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    for name, value in _subprocess_env(bucket).items():
+    for name, value in script_env(ROOT, STORAGE_EMULATOR_HOST=bucket.url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]]))
     server = TensorBoard(LOGDIR, ["--load_fast", "false"])
