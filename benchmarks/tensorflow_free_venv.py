@@ -172,8 +172,11 @@ def report(result: dict) -> str:
     lines += [f"site-packages {stage}: {_mb(value)}" for stage, value in result["site_packages_bytes"].items()]
     lines.append(f"first log(): {result['first_log_s']:.2f} s; TensorBoard lists {result['runs']} after {result['tensorboard_runs_s']:.1f} s")
     addition = result["tensorflow_addition"]
-    biggest = ", ".join(f"{name} {_mb(size)}" for name, size in list(addition["distributions"].items())[:5])
-    lines.append(f".[tensorflow] would add {_mb(addition['bytes'])} ({biggest}, ...)")
+    if "tensorflow" not in addition["distributions"]:
+        lines.append(".[tensorflow]: not measured (TensorFlow is not installed in the environment running this script)")
+    else:
+        biggest = ", ".join(f"{name} {_mb(size)}" for name, size in list(addition["distributions"].items())[:5])
+        lines.append(f".[tensorflow] would add {_mb(addition['bytes'])} ({biggest}, ...)")
     return "\n".join(lines)
 
 
