@@ -33,7 +33,6 @@ setup(
         "jax": ["jax"],  # FeatureMapsWriter from a JAX loop
         "gcs": ["gcsfs"],  # gs:// log dirs through fsspec, without TensorFlow (docs/distributed.md)
         "train": [TENSORFLOW, "mlxtend"],  # the main job (training/): README's quick start
-        # PyTorch is left out: its tests skip without it (pip install -e ".[test,torch]" runs them too).
         "lightning": ["torch>=2.0", "pytorch-lightning>=2"],  # tb_featuremaps.lightning
         "test": [
             TENSORFLOW,
@@ -41,6 +40,11 @@ setup(
             "pytest",
             "hypothesis",
             "jax",
+            # The PyTorch and Lightning tests (they skip without them). Pinned: an unpinned torch resolves to
+            # the newest build, on Linux with GBs of CUDA libraries; a CPU wheel of this version at hand
+            # (pip's find-links) installs in about 20 s, Lightning in about 20 s more (docs/benchmarks.md).
+            "torch==2.13.0",
+            "pytorch-lightning>=2",
             "playwright",
             "ruff",
             "gcsfs",

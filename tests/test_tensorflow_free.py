@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-from helpers.processes import NO_TENSORFLOW
+from helpers.processes import NO_TENSORFLOW, run_script, script_env
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -51,11 +50,7 @@ print(json.dumps({
 
 @needs_torch
 def test_a_pytorch_run_with_a_pool_read_back_and_listed_never_imports_tensorflow(tmp_path):
-    done = subprocess.run(
-        [sys.executable, "-c", PYTORCH_RUN, str(tmp_path / "logs")], capture_output=True, text=True, timeout=300, cwd=ROOT, env=_env()
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    *listing, last = done.stdout.strip().splitlines()
+    *listing, last = run_script(PYTORCH_RUN, str(tmp_path / "logs"), env=script_env(ROOT), cwd=ROOT).strip().splitlines()
     found = json.loads(last)
     assert found == {"steps": [0, 1, 2], "strongest": ["0", "2"], "cli": 0, "imported": []}
     assert any("Conv2d" in line for line in listing)  # the command line's listing of the run
@@ -63,7 +58,9 @@ def test_a_pytorch_run_with_a_pool_read_back_and_listed_never_imports_tensorflow
 
 @pytest.mark.parametrize("statement", ["from tb_featuremaps import FeatureMapsCallback", "import tb_featuremaps.keras"])
 def test_the_keras_producers_without_keras_name_the_extra_to_install(statement):
-    done = subprocess.run([sys.executable, "-c", NO_TENSORFLOW + statement], capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
+    done = subprocess.run(
+        [sys.executable, "-c", NO_TENSORFLOW + statement], capture_output=True, text=True, timeout=120, cwd=ROOT, env=script_env(ROOT)
+    )
     assert done.returncode == 1
     error = done.stderr.strip().splitlines()[-1]
     assert error.startswith("ImportError: the Keras producers (FeatureMapsCallback, FeatureMapsLogger) need Keras"), done.stderr[-2000:]
@@ -84,10 +81,4 @@ assert reader.load(sys.argv[1])["feature_maps"].layers["conv"].steps.tolist() ==
 sys.exit(cli.main(["list", sys.argv[1]]))
 """
     )
-    done = subprocess.run([sys.executable, "-c", script, str(tmp_path)], capture_output=True, text=True, timeout=120, cwd=ROOT, env=_env())
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert "conv" in done.stdout
-
-
-def _env() -> dict:
-    return {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    assert "conv" in run_script(script, str(tmp_path), env=script_env(ROOT), cwd=ROOT)

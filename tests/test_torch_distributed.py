@@ -13,7 +13,7 @@ import types
 from pathlib import Path
 
 import pytest
-from helpers.processes import finish, free_ports, script_env
+from helpers.processes import finish, free_ports, run_script, script_env
 
 from tb_featuremaps import distributed, reader
 
@@ -155,9 +155,7 @@ def test_deciding_imports_no_framework():
         "assert distributed.is_chief()\n"
         "print(sorted({'torch', 'jax', 'tensorflow', 'keras'} & set(sys.modules)))\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=script_env(RANK="1"), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "[]"  # RANK alone (no torch imported) says nothing
+    assert run_script(script, env=script_env(RANK="1")).strip() == "[]"  # RANK alone (no torch imported) says nothing
 
 
 def test_a_process_that_only_imported_jax_does_not_start_it():
@@ -168,6 +166,5 @@ def test_a_process_that_only_imported_jax_does_not_start_it():
         "assert distributed.is_chief() and distributed.jax_process_index() is None\n"
         "print(xla_bridge.backends_are_initialized())\n"
     )
-    done = subprocess.run([sys.executable, "-c", script], env=script_env(JAX_PLATFORMS="cpu"), capture_output=True, text=True, timeout=120)
-    assert done.returncode == 0, done.stderr[-3000:]
-    assert done.stdout.strip() == "False"  # asking would have started JAX's backends (and taken a GPU's memory)
+    # Asking would have started JAX's backends (and taken a GPU's memory).
+    assert run_script(script, env=script_env(JAX_PLATFORMS="cpu")).strip() == "False"

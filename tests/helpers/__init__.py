@@ -7,8 +7,10 @@
 - :mod:`.tensorboard`: a real ``tensorboard`` process and HTTP requests to it (the benchmarks use it too).
 - :mod:`.browser`: Debian's Chromium (the benchmarks use it too) and waiting for the panel's grid.
 - :mod:`.processes`: scripts in a new Python process that can import these helpers.
+- :mod:`.gcs`: a local GCS emulator with a bucket, and counting uploads (the gs:// benchmark uses it too).
+- :mod:`.readme`: the README's ``python`` snippets (the TensorFlow-free venv benchmark uses it too).
 
 Test modules import from here or from ``conftest``, never from another test module or the
-benchmarks. The modules the benchmarks import (:mod:`.tensorboard`, :mod:`.browser`) need
+benchmarks. The modules the benchmarks import (:mod:`.tensorboard`, :mod:`.browser`, :mod:`.readme`, :mod:`.gcs`) need
 neither pytest nor the other helpers.
 """

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
+from typing import Optional
 
 TESTS = Path(__file__).resolve().parents[1]
 """The tests folder: on a script's ``PYTHONPATH``, so that it can import ``helpers``."""
@@ -27,22 +28,28 @@ def skip_without_backend(backend: str) -> None:
         pytest.skip(f"Keras backend {backend!r} is not installed (pip install {backend})")
 
 
-def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> str:
-    """Runs ``script`` (which may import from ``helpers``) in a new process on Keras ``backend``; returns its output.
-
-    TensorFlow is made unimportable there unless it is the backend, so nothing on the write path may need it.
-    """
-    paths = []
-    if backend != "tensorflow":
-        hidden = scratch / "no_tensorflow" / "tensorflow"
-        hidden.mkdir(parents=True, exist_ok=True)
-        (hidden / "__init__.py").write_text('raise ImportError("TensorFlow is hidden from this test")\n')
-        paths.append(hidden.parent)
+def run_script(script: str, *args: str, env: Optional[dict[str, str]] = None, timeout: float = 300, cwd: Optional[Path] = None) -> str:
+    """Runs ``script`` in a new Python process (``env``: :func:`script_env` by default), asserts it succeeded; returns its stdout."""
     done = subprocess.run(
-        [sys.executable, "-c", script, *args], env=script_env(*paths, KERAS_BACKEND=backend), capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", script, *args], env=script_env() if env is None else env, capture_output=True, text=True, timeout=timeout, cwd=cwd
     )
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout
+
+
+def run_on_backend(backend: str, script: str, *args: str, scratch: Path) -> str:
+    """Runs ``script`` (which may import from ``helpers``) in a new process on Keras ``backend``; returns its output.
+
+    TensorFlow is made unimportable there unless it is the backend (:func:`hiding`, as a
+    ``sitecustomize`` in ``scratch``), so nothing on the write path may need it.
+    """
+    paths = []
+    if backend != "tensorflow":
+        hidden = scratch / "no_tensorflow"
+        hidden.mkdir(parents=True, exist_ok=True)
+        (hidden / "sitecustomize.py").write_text(hiding("tensorflow"))
+        paths.append(hidden)
+    return run_script(script, *args, env=script_env(*paths, KERAS_BACKEND=backend))
 
 
 def finish(processes: list[subprocess.Popen], timeout: float) -> list[str]:
@@ -73,16 +80,30 @@ def free_ports(count: int) -> list[int]:
     return ports
 
 
-NO_TENSORFLOW = """
+def hiding(*packages: str) -> str:
+    """Python source (a ``sitecustomize.py``, or a script's first lines) under which ``packages`` look not installed.
+
+    Every import finder is wrapped so that it finds nothing of them: importing one raises
+    ``ModuleNotFoundError`` and ``importlib.util.find_spec`` returns None, as where they are
+    not installed (torch, for one, asks ``find_spec("tensorflow")`` and takes None for "no").
+    """
+    return f"""
 import sys
 
 class Missing:
-    "TensorFlow is not installed."
+    "{", ".join(packages)}: not installed."
+    def __init__(self, finder):
+        self.finder = finder
     def find_spec(self, name, path=None, target=None):
-        if name.split(".")[0] in ("tensorflow", "keras"):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-        return None
+        if name.split(".")[0] in {packages!r}:
+            return None
+        return self.finder.find_spec(name, path, target)
+    def __getattr__(self, name):
+        return getattr(self.finder, name)
 
-sys.meta_path.insert(0, Missing())
+sys.meta_path[:] = [Missing(finder) for finder in sys.meta_path]
 """
-"""A ``sitecustomize.py`` (or script prefix) under which importing TensorFlow or Keras fails, as where neither is installed."""
+
+
+NO_TENSORFLOW = hiding("tensorflow", "keras")
+"""Where neither TensorFlow nor Keras is installed (see :func:`hiding`)."""

@@ -38,11 +38,12 @@ class TensorBoard:
         flags: More command-line flags, e.g. ``["--load_fast", "false"]``.
         reload_interval: Seconds between its reloads of the logdir (the tests' 1);
             None leaves TensorBoard's default (the benchmarks measure with it).
+        python: The Python that runs it (another environment's, e.g. a venv's).
     """
 
-    def __init__(self, logdir: str, flags: Sequence[str] = (), reload_interval: Optional[float] = 1):
+    def __init__(self, logdir: str, flags: Sequence[str] = (), reload_interval: Optional[float] = 1, python: str = sys.executable):
         self.started = time.perf_counter()
-        command = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"]
+        command = [python, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", "127.0.0.1", "--port", "0"]
         if reload_interval is not None:
             command += ["--reload_interval", str(reload_interval)]
         self.process = subprocess.Popen([*command, *flags], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
