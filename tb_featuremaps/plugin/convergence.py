@@ -1,0 +1,274 @@
+"""The answers of the convergence routes: each layer's similarity (linear CKA) to its latest step, the step x step
+similarity map of one layer, and each filter's class selectivity and top-k overlap (docs/http-api.md).
+
+Computed where shown from the stored ``responses/<layer>`` series (each filter's maximum per pool input at each step)
+and the pool's labels, with the format's own math (:mod:`tb_featuremaps.format.convergence`); read only through the
+:class:`~.series.SeriesReader`. Answers are kept in a :class:`~.cache.BudgetCache` keyed by the series' version
+(its last step and time), so a series that gains a step is computed again and one that does not is answered at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import numpy as np
+from tensorboard import context as tb_context
+from tensorboard import errors
+
+from ..format import convergence, metadata
+from . import params
+from .cache import BudgetCache
+from .series import SeriesReader, SingleFlight, version_of
+
+MAX_MAP_STEPS = 400
+"""Most steps a ``similarity`` map holds: a layer logged at more steps is shown at this many, evenly spread (first and
+last included), which the answer says (400 x 400 numbers are about 3 MB of JSON)."""
+
+DEFAULT_THRESHOLD = convergence.SETTLED_THRESHOLD
+"""The similarity to the latest step from which a layer counts as settled, unless ``threshold=`` says otherwise."""
+
+RESPONSES = "responses"
+"""The kind of the series the answers are computed from (``responses/<layer>``, docs/format.md)."""
+
+WRITTEN_WITH = metadata.KIND_STRONGEST
+"""The grid series each responses value is written in one event with (of a step logged twice, that event's is kept)."""
+
+
+def decode(value: np.ndarray) -> Optional[np.ndarray]:
+    """A stored responses value as float32 ``[N, F]``, or None when it is not one."""
+    value = np.asarray(value)
+    return value.astype(np.float32) if value.ndim == 2 and value.dtype.kind == "f" else None
+
+
+ANSWERS_BUDGET = 64 * 2**20
+"""Most bytes of responses and computed answers kept."""
+
+
+@dataclass(frozen=True)
+class Responses:
+    """One layer's stored responses: ``values[step, input, filter]`` (float32), ``steps`` ascending, each once."""
+
+    steps: tuple[int, ...]
+    values: np.ndarray
+
+
+class ConvergenceAnswers:
+    """Computes and caches the convergence routes' answers for one data provider; thread-safe."""
+
+    def __init__(self, reader: SeriesReader):
+        self._reader = reader
+        self._cache = BudgetCache(ANSWERS_BUDGET)
+        self._flights = SingleFlight()
+
+    def _memo(self, key: Hashable, compute: Callable[[], Any], cost: Callable[[Any], int]) -> Any:
+        """``compute()``, kept under ``key`` (which holds the versions it depends on); one computation per key at a time."""
+        cached = self._cache.get(key)
+        if cached is not None:
+            return cached
+
+        def run() -> Any:
+            value = self._cache.get(key)
+            if value is None:
+                value = compute()
+                self._cache.put(key, value, cost(value))
+            return value
+
+        return self._flights.run(key, run)
+
+    # Reading -------------------------------------------------------------------------------------------------
+
+    def _series(self, ctx: tb_context.RequestContext, eid: str, run: str) -> dict:
+        """The run's tensor series ``{tag: TensorTimeSeries}``; NotFoundError for an unknown run."""
+        listing = self._reader.tensor_series(ctx, eid, run)
+        if run not in listing:
+            raise params.not_found("run", run)
+        return listing[run]
+
+    def _responses(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, series: Any) -> Responses:
+        key = ("responses", eid, run, layer, version_of(series))
+
+        def read() -> Responses:
+            datums = self._reader.tensors(ctx, eid, run, layer, RESPONSES, WRITTEN_WITH)
+            arrays = [(datum.step, decode(datum.numpy)) for datum in datums]
+            arrays = [(step, value) for step, value in arrays if value is not None]
+            shape = arrays[-1][1].shape if arrays else (0, 0)
+            arrays = [(step, value) for step, value in arrays if value.shape == shape]  # the writer never changes it
+            values = np.stack([value for _, value in arrays]) if arrays else np.zeros((0, *shape), np.float32)
+            return Responses(tuple(step for step, _ in arrays), values)
+
+        return self._memo(key, read, lambda responses: responses.values.nbytes)
+
+    def _layer_responses(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> tuple[Responses, Any]:
+        """The layer's responses and their series; NotFoundError when the layer has none (a run without a pool)."""
+        series = self._series(ctx, eid, run).get(metadata.tag_for(RESPONSES, layer))
+        if series is None:
+            raise errors.NotFoundError(f"no responses for layer {params.quote(layer)} in run {params.quote(run)} (it needs a pool=)")
+        responses = self._responses(ctx, eid, run, layer, series)
+        if not responses.steps:
+            raise errors.NotFoundError(f"no readable responses for layer {params.quote(layer)} in run {params.quote(run)}")
+        return responses, series
+
+    def _layers(self, ctx: tb_context.RequestContext, eid: str, run: str) -> list[tuple[str, int, str]]:
+        """(layer, index, step unit) of the run's layers with activations, in model order."""
+        found = []
+        for tag, series in self._reader.blob_series(ctx, eid, run).get(run, {}).items():
+            try:
+                described = metadata.classify(tag, series.plugin_content)
+            except metadata.FormatError:
+                continue
+            if described is not None and described.kind == metadata.KIND_ACTIVATIONS:
+                found.append((described.info.layer, described.info.index, described.info.step_unit))
+        return sorted(found, key=lambda item: (item[1], item[0]))
+
+    # Routes ----------------------------------------------------------------------------------------------------
+
+    def layers(self, ctx: tb_context.RequestContext, eid: str, run: str, threshold: float) -> dict[str, Any]:
+        """The ``convergence`` answer: every layer with responses, its steps, similarity of each to the latest, settled step."""
+        tensors = self._series(ctx, eid, run)
+        entries = []
+        for layer, index, unit in self._layers(ctx, eid, run):
+            series = tensors.get(metadata.tag_for(RESPONSES, layer))
+            if series is None:
+                continue
+            responses = self._responses(ctx, eid, run, layer, series)
+            if not responses.steps:
+                continue
+            to_last = self._memo(
+                ("to_last", eid, run, layer, version_of(series)),
+                lambda responses=responses: convergence.cka_to(responses.values),
+                lambda values: values.nbytes,
+            )
+            steps = list(responses.steps)
+            settled = convergence.settled_step(to_last, np.asarray(steps), threshold)
+            entries.append({"layer": layer, "index": index, "step_unit": unit, "steps": steps, "cka": _numbers(to_last), "settled": settled})
+        if not entries:
+            raise errors.NotFoundError(f"no responses in run {params.quote(run)} (they are logged with a pool=)")
+        return {"run": run, "threshold": threshold, "layers": entries}
+
+    def similarity(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> dict[str, Any]:
+        """The ``similarity`` answer: the layer's step x step CKA map, at most :data:`MAX_MAP_STEPS` steps."""
+        responses, series = self._layer_responses(ctx, eid, run, layer)
+        positions = spread(len(responses.steps), MAX_MAP_STEPS)
+        matrix = self._memo(
+            ("matrix", eid, run, layer, version_of(series)),
+            lambda: convergence.cka_matrix(responses.values[positions]),
+            lambda values: values.nbytes,
+        )
+        return {
+            "run": run,
+            "layer": layer,
+            "steps": [responses.steps[position] for position in positions],
+            "values": _numbers(matrix),
+            "step_count": len(responses.steps),
+            "subsampled": len(positions) < len(responses.steps),
+        }
+
+    def selectivity(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, labels: Sequence) -> dict[str, Any]:
+        """The ``selectivity`` answer: each filter's class means, preferred class and index at ``step``, and top-k overlap."""
+        profile = self._profile(ctx, eid, run, layer, labels)
+        position = _position(profile["steps"], step)
+        return {
+            "run": run,
+            "layer": layer,
+            "step": step,
+            "classes": profile["classes"],
+            "means": profile["means"][position],
+            "preferred": profile["preferred"][position],
+            "index": profile["index"][position],
+            "overlap": profile["overlap"][position],
+        }
+
+    def filter_selectivity(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, index: int, labels: Sequence) -> dict[str, Any]:
+        """The ``filter_selectivity`` answer: one filter's class means, preferred class, index and top-k overlap at every step."""
+        profile = self._profile(ctx, eid, run, layer, labels)
+        if index >= profile["filters"]:
+            raise params.not_found("filter", index)
+        column = lambda rows: [row[index] for row in rows]  # noqa: E731
+        return {
+            "run": run,
+            "layer": layer,
+            "filter": index,
+            "steps": profile["steps"],
+            "classes": profile["classes"],
+            "means": column(profile["means"]),
+            "preferred": column(profile["preferred"]),
+            "index": column(profile["index"]),
+            "overlap": column(profile["overlap"]),
+        }
+
+    def _profile(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, labels: Sequence) -> dict[str, Any]:
+        """Per step: class means ``[S][F][C]``, preferred class ``[S][F]`` (its position in ``classes``), index ``[S][F]``
+        and top-k overlap with the previous step ``[S][F]`` (NaN where unknown), as JSON lists."""
+        responses, series = self._layer_responses(ctx, eid, run, layer)
+        pool = responses.values.shape[1]
+        if len(labels) != pool:
+            reason = "no labels" if not labels else f"{len(labels)} labels for {pool} inputs"
+            raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: its pool has {reason} (it needs pool_labels=)")
+        topk = self._topk_inputs(ctx, eid, run, layer)
+        key = ("profile", eid, run, layer, version_of(series), tuple(map(str, labels)), topk[0])
+
+        def compute() -> dict[str, Any]:
+            means, preferred, index = [], [], []
+            classes: list = []
+            for values in responses.values:
+                classes, step_means = convergence.class_means(values, np.asarray([str(label) for label in labels]))
+                step_preferred, step_index = convergence.selectivity(step_means)
+                means.append(_numbers(np.asarray(step_means).T))
+                preferred.append([int(value) for value in step_preferred])
+                index.append(_numbers(step_index))
+            overlap = _overlaps(responses.steps, topk[1], responses.values.shape[2])
+            return {
+                "steps": list(responses.steps),
+                "classes": [str(name) for name in classes],
+                "filters": responses.values.shape[2],
+                "means": means,
+                "preferred": preferred,
+                "index": index,
+                "overlap": overlap,
+            }
+
+        return self._memo(key, compute, lambda profile: 64 * profile["filters"] * len(profile["steps"]) * (len(profile["classes"]) + 4))
+
+    def _topk_inputs(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> tuple[Any, dict[int, np.ndarray]]:
+        """(the topk series' version, ``{step: inputs [F, k]}``), or (None, {}) for a layer without one."""
+        try:
+            series = self._reader.stats(ctx, eid, run, layer, metadata.KIND_TOPK)
+        except errors.NotFoundError:
+            return None, {}
+        inputs = series.values[..., metadata.TOPK_FIELDS.index("input")]
+        return series.version, dict(zip(series.steps, inputs))
+
+
+def spread(count: int, most: int) -> list[int]:
+    """Positions ``0 .. count-1`` when at most ``most``, else ``most`` of them evenly spread, first and last included."""
+    if count <= most:
+        return list(range(count))
+    return sorted({int(round(position)) for position in np.linspace(0, count - 1, most)})
+
+
+def _overlaps(steps: Sequence[int], inputs: dict[int, np.ndarray], filters: int) -> list[list[Optional[float]]]:
+    """Per step, each filter's top-k overlap with the previous logged step (:func:`convergence.topk_overlap`); NaN where
+    either step has no top-k (the first step, a layer without a ``topk`` series)."""
+    unknown = [float("nan")] * filters
+    rows = [unknown]
+    for previous, current in zip(steps, steps[1:]):
+        before, now = inputs.get(previous), inputs.get(current)
+        if before is None or now is None or before.shape != now.shape or before.shape[0] != filters:
+            rows.append(unknown)
+        else:
+            rows.append(_numbers(convergence.topk_overlap(before, now)))
+    return rows[: len(steps)]
+
+
+def _position(steps: Sequence[int], step: int) -> int:
+    try:
+        return list(steps).index(step)
+    except ValueError:
+        raise params.not_found("step", step) from None
+
+
+def _numbers(values: Any) -> list:
+    """A float array as JSON lists (``http_util.Respond`` writes NaN as ``"NaN"``: an undefined CKA or index)."""
+    return np.asarray(values, np.float64).tolist()
