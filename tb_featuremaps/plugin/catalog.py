@@ -19,6 +19,7 @@ from tensorboard.data import provider
 
 from ..format import metadata
 from .cache import BudgetCache
+from .convergence import RESPONSES
 from .series import FRESH_SECONDS, SeriesReader, SingleFlight, UnreadableError, Version, needs_escaping, version_of
 
 logger = logging.getLogger(__name__)
@@ -297,6 +298,7 @@ class Catalog:
             strongest=_strongest(strongest),
             has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
             has_change=metadata.tag_for(metadata.KIND_CHANGE, info.layer) in tensors,
+            has_responses=metadata.tag_for(RESPONSES, info.layer) in tensors,
             map_shape=info.map_shape,
         )
         return entry
