@@ -12,7 +12,7 @@ import urllib.parse
 
 import numpy as np
 import pytest
-from helpers.logs import write_responses_by_hand
+from helpers.logs import write_log, write_responses_by_hand
 from helpers.plugin import assert_refused, finite, get_json, make_client
 from helpers.tensorboard import each_loader, fetch, fetch_json, poll
 
@@ -53,12 +53,20 @@ def logdir(tmp_path_factory):
     logdir = tmp_path_factory.mktemp("convergence")
     write_responses_by_hand(logdir / RUN, STEPS, RESPONSES, LABELS, TOPK)
     write_responses_by_hand(logdir / "unlabelled", STEPS[:2], {"conv1": RESPONSES["conv1"][:2, :5]}, ["x"] * 5)
+    write_log(logdir / "plain")  # no pool: no responses
     return logdir
 
 
 @pytest.fixture(scope="module")
 def client(logdir):
     return make_client(logdir)
+
+
+def test_the_runs_listing_says_which_layers_have_responses(client):
+    runs = {run["run"]: run for run in get_json(client, "runs")["runs"]}
+    assert [layer["has_responses"] for layer in runs[RUN]["layers"]] == [True] * len(RESPONSES)
+    assert [layer["has_responses"] for layer in runs["plain"]["layers"]] == [False]
+    assert_refused(client, "convergence", {"run": "plain"}, 404)
 
 
 def test_convergence_is_each_layers_cka_to_its_latest_step_and_where_it_settled(client):
