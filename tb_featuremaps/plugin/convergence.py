@@ -10,6 +10,7 @@ and the pool's labels, with the format's own math (:mod:`tb_featuremaps.format.c
 from __future__ import annotations
 
 from collections.abc import Callable, Hashable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -43,7 +44,11 @@ def decode(value: np.ndarray) -> Optional[np.ndarray]:
 
 
 ANSWERS_BUDGET = 64 * 2**20
-"""Most bytes of responses and computed answers kept."""
+"""Most bytes of computed answers kept (about: a 400 x 400 map is 6 MB as JSON lists)."""
+
+_READERS = ThreadPoolExecutor(max_workers=8, thread_name_prefix="feature_maps_convergence")
+"""Reads the layers of a ``convergence`` answer side by side: each read from TensorBoard's Rust data server waits about
+40 ms (docs/http-api.md, "Latency"), and reads in flight together wait once."""
 
 
 @dataclass(frozen=True)
@@ -86,29 +91,36 @@ class ConvergenceAnswers:
             raise params.not_found("run", run)
         return listing[run]
 
-    def _responses(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, series: Any) -> Responses:
-        key = ("responses", eid, run, layer, version_of(series))
+    def _read(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> Responses:
+        """The layer's stored responses, read afresh (what is kept is what is computed from them: a 400-step layer's
+        responses to a 500-input pool are tens of megabytes, its curve a few kilobytes)."""
+        datums = self._reader.tensors(ctx, eid, run, layer, RESPONSES, WRITTEN_WITH)
+        arrays = [(datum.step, decode(datum.numpy)) for datum in datums]
+        arrays = [(step, value) for step, value in arrays if value is not None]
+        shape = arrays[-1][1].shape if arrays else (0, 0)
+        arrays = [(step, value) for step, value in arrays if value.shape == shape]  # the writer never changes it
+        if not arrays:
+            raise errors.NotFoundError(f"no readable responses for layer {params.quote(layer)} in run {params.quote(run)}")
+        return Responses(tuple(step for step, _ in arrays), np.stack([value for _, value in arrays]))
 
-        def read() -> Responses:
-            datums = self._reader.tensors(ctx, eid, run, layer, RESPONSES, WRITTEN_WITH)
-            arrays = [(datum.step, decode(datum.numpy)) for datum in datums]
-            arrays = [(step, value) for step, value in arrays if value is not None]
-            shape = arrays[-1][1].shape if arrays else (0, 0)
-            arrays = [(step, value) for step, value in arrays if value.shape == shape]  # the writer never changes it
-            values = np.stack([value for _, value in arrays]) if arrays else np.zeros((0, *shape), np.float32)
-            return Responses(tuple(step for step, _ in arrays), values)
-
-        return self._memo(key, read, lambda responses: responses.values.nbytes)
-
-    def _layer_responses(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> tuple[Responses, Any]:
-        """The layer's responses and their series; NotFoundError when the layer has none (a run without a pool)."""
+    def _layer_series(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> Any:
+        """The layer's responses series (its listing); NotFoundError when the layer has none (a run without a pool)."""
         series = self._series(ctx, eid, run).get(metadata.tag_for(RESPONSES, layer))
         if series is None:
             raise errors.NotFoundError(f"no responses for layer {params.quote(layer)} in run {params.quote(run)} (it needs a pool=)")
-        responses = self._responses(ctx, eid, run, layer, series)
-        if not responses.steps:
-            raise errors.NotFoundError(f"no readable responses for layer {params.quote(layer)} in run {params.quote(run)}")
-        return responses, series
+        return series
+
+    def _curve(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, series: Any) -> Optional[tuple[list[int], np.ndarray]]:
+        """(steps, CKA of each to the latest) of the layer, or None when none of its responses can be read."""
+
+        def compute() -> Optional[tuple[list[int], np.ndarray]]:
+            try:
+                responses = self._read(ctx, eid, run, layer)
+            except errors.NotFoundError:
+                return None
+            return list(responses.steps), convergence.cka_to(responses.values)
+
+        return self._memo(("curve", eid, run, layer, version_of(series)), compute, lambda curve: 16 * len(curve[0]) + 100 if curve else 100)
 
     def _layers(self, ctx: tb_context.RequestContext, eid: str, run: str) -> list[tuple[str, int, str]]:
         """(layer, index, step unit) of the run's layers with activations, in model order."""
@@ -127,20 +139,14 @@ class ConvergenceAnswers:
     def layers(self, ctx: tb_context.RequestContext, eid: str, run: str, threshold: float) -> dict[str, Any]:
         """The ``convergence`` answer: every layer with responses, its steps, similarity of each to the latest, settled step."""
         tensors = self._series(ctx, eid, run)
+        layers = [(layer, index, unit, tensors.get(metadata.tag_for(RESPONSES, layer))) for layer, index, unit in self._layers(ctx, eid, run)]
+        layers = [layer for layer in layers if layer[3] is not None]
+        curves = _READERS.map(lambda layer: self._curve(ctx, eid, run, layer[0], layer[3]), layers)
         entries = []
-        for layer, index, unit in self._layers(ctx, eid, run):
-            series = tensors.get(metadata.tag_for(RESPONSES, layer))
-            if series is None:
+        for (layer, index, unit, _), curve in zip(layers, curves):
+            if curve is None:
                 continue
-            responses = self._responses(ctx, eid, run, layer, series)
-            if not responses.steps:
-                continue
-            to_last = self._memo(
-                ("to_last", eid, run, layer, version_of(series)),
-                lambda responses=responses: convergence.cka_to(responses.values),
-                lambda values: values.nbytes,
-            )
-            steps = list(responses.steps)
+            steps, to_last = curve
             settled = convergence.settled_step(to_last, np.asarray(steps), threshold)
             entries.append({"layer": layer, "index": index, "step_unit": unit, "steps": steps, "cka": _numbers(to_last), "settled": settled})
         if not entries:
@@ -149,21 +155,20 @@ class ConvergenceAnswers:
 
     def similarity(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> dict[str, Any]:
         """The ``similarity`` answer: the layer's step x step CKA map, at most :data:`MAX_MAP_STEPS` steps."""
-        responses, series = self._layer_responses(ctx, eid, run, layer)
-        positions = spread(len(responses.steps), MAX_MAP_STEPS)
-        matrix = self._memo(
-            ("matrix", eid, run, layer, version_of(series)),
-            lambda: convergence.cka_matrix(responses.values[positions]),
-            lambda values: values.nbytes,
-        )
-        return {
-            "run": run,
-            "layer": layer,
-            "steps": [responses.steps[position] for position in positions],
-            "values": _numbers(matrix),
-            "step_count": len(responses.steps),
-            "subsampled": len(positions) < len(responses.steps),
-        }
+        series = self._layer_series(ctx, eid, run, layer)
+
+        def compute() -> dict[str, Any]:
+            responses = self._read(ctx, eid, run, layer)
+            positions = spread(len(responses.steps), MAX_MAP_STEPS)
+            return {
+                "steps": [responses.steps[position] for position in positions],
+                "values": _numbers(convergence.cka_matrix(responses.values[positions])),
+                "step_count": len(responses.steps),
+                "subsampled": len(positions) < len(responses.steps),
+            }
+
+        answer = self._memo(("matrix", eid, run, layer, version_of(series)), compute, lambda answer: 40 * len(answer["steps"]) ** 2 + 1000)
+        return {"run": run, "layer": layer, **answer}
 
     def selectivity(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, step: int, labels: Sequence) -> dict[str, Any]:
         """The ``selectivity`` answer: each filter's class means, preferred class and index at ``step``, and top-k overlap."""
@@ -201,15 +206,17 @@ class ConvergenceAnswers:
     def _profile(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, labels: Sequence) -> dict[str, Any]:
         """Per step: class means ``[S][F][C]``, preferred class ``[S][F]`` (its position in ``classes``), index ``[S][F]``
         and top-k overlap with the previous step ``[S][F]`` (NaN where unknown), as JSON lists."""
-        responses, series = self._layer_responses(ctx, eid, run, layer)
-        pool = responses.values.shape[1]
-        if len(labels) != pool:
-            reason = "no labels" if not labels else f"{len(labels)} labels for {pool} inputs"
-            raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: its pool has {reason} (it needs pool_labels=)")
+        series = self._layer_series(ctx, eid, run, layer)
+        if not labels:
+            raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: its pool has no labels (it needs pool_labels=)")
         topk = self._topk_inputs(ctx, eid, run, layer)
         key = ("profile", eid, run, layer, version_of(series), tuple(map(str, labels)), topk[0])
 
         def compute() -> dict[str, Any]:
+            responses = self._read(ctx, eid, run, layer)
+            if len(labels) != responses.values.shape[1]:
+                reason = f"{len(labels)} labels for {responses.values.shape[1]} inputs"
+                raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: its pool has {reason}")
             means, preferred, index = [], [], []
             classes: list = []
             for values in responses.values:
