@@ -148,3 +148,195 @@ def test_topk_overlap_by_hand():
     assert convergence.topk_overlap(previous[:, :2], current)[0] == pytest.approx(2 / 4)
     with pytest.raises(ValueError, match="same F filters"):
         convergence.topk_overlap(previous, current[:2])
+
+
+# Stored responses, read back -------------------------------------------------------------------------------------
+
+LAYERS = ("conv1", "pool1", "conv2", "pool2")
+
+
+def _maxima(model, layer: str, pool: np.ndarray) -> np.ndarray:
+    """Each filter's maximum over space for each pool input, from the model itself (not through the package)."""
+    import keras
+
+    outputs = keras.Model(model.inputs, model.get_layer(layer).output).predict(pool, verbose=0)
+    return outputs.reshape(len(pool), -1, outputs.shape[-1]).max(axis=1)
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    """A small CNN trained 4 epochs with ``FeatureMapsLogger`` and a 100-digit pool with its labels; the maxima at each step."""
+    from helpers.models import mnist_digits, small_cnn
+
+    from tb_featuremaps import FeatureMapsLogger, reader
+
+    logdir = tmp_path_factory.mktemp("convergence")
+    x, y = mnist_digits(5000)  # sorted by class: every 25th digit trains, every 50th from the 13th is the pool
+    x, y, pool, labels = x[::25], y[::25], x[13::50], y[13::50]
+    model = small_cnn()
+    logger = FeatureMapsLogger(model, str(logdir), x[:2], pool=pool, pool_labels=labels.tolist(), top_k=3, write_images=False)
+    truth = {layer: [] for layer in LAYERS}
+    for step in range(5):
+        if step:
+            model.fit(x, y, batch_size=50, epochs=1, verbose=0)
+        logger.log(step)
+        for layer in LAYERS:
+            truth[layer].append(_maxima(model, layer, pool))
+    logger.close()
+    return reader.load(str(logdir))["feature_maps"], {layer: np.stack(found) for layer, found in truth.items()}, labels, logger.writer.run_dir
+
+
+def test_stored_responses_are_the_maxima_in_float16(trained):
+    run, truth, _, _ = trained
+    for layer in LAYERS:
+        best = run.strongest[layer]
+        assert best.responses.shape == truth[layer].shape and best.responses.dtype == np.float32
+        assert np.array_equal(best.responses, truth[layer].astype(np.float16).astype(np.float32), equal_nan=True) or np.allclose(
+            best.responses, truth[layer], rtol=2**-10, atol=2**-24
+        )
+        assert np.array_equal(best.responses_at(2), best.responses[2])
+
+
+def test_cka_of_stored_responses_equals_the_formula_on_the_float32_maxima(trained):
+    run, truth, _, _ = trained
+    for layer in LAYERS:
+        best = run.strongest[layer]
+        expected = np.array([[hsic_cka(a, b) for b in truth[layer]] for a in truth[layer]])
+        assert np.abs(best.similarity() - expected).max() < 1e-3, layer
+        assert np.allclose(np.diag(best.similarity()), 1.0)
+        assert np.abs(best.similarity_to() - expected[:, -1]).max() < 1e-3
+        assert best.settled_step() == convergence.settled_step(expected[:, -1], best.steps)
+
+
+def test_selectivity_scalars_and_reader_agree_with_a_hand_computation(trained):
+    import glob
+
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.util import tensor_util
+
+    run, truth, labels, folder = trained
+    scalars: dict = {}
+    for path in glob.glob(f"{folder}/events.out.tfevents.*"):
+        for event in event_file_loader.EventFileLoader(path).Load():
+            for value in event.summary.value:
+                if value.tag.startswith("feature_maps/selectivity/"):
+                    scalars.setdefault(value.tag.split("/", 2)[2], {})[event.step] = float(tensor_util.make_ndarray(value.tensor))
+    assert set(scalars) == set(LAYERS)
+    for layer in LAYERS:
+        for position, step in enumerate(run.strongest[layer].steps):
+            values = np.maximum(truth[layer][position], 0)
+            means = np.stack([values[labels == c].mean(axis=0) for c in range(10)])
+            top = means.max(axis=0)
+            others = (means.sum(axis=0) - top) / 9
+            index = (top - others) / (top + others)
+            found = run.selectivity(layer, position)
+            known = np.isfinite(index)
+            assert np.allclose(found.index[known], index[known], atol=2e-3) and np.isnan(found.index[~known]).all()
+            assert found.classes.tolist() == [str(c) for c in range(10)]
+            assert scalars[layer][int(step)] == pytest.approx(np.nanmean(index), abs=1e-5)
+
+
+def test_steps_float16_cannot_hold_are_stored_as_float32(tmp_path):
+    """Responses beyond float16's range, or all tiny, come back exactly; NaN stays NaN; the rest are float16."""
+    import glob
+
+    from tensorboard.backend.event_processing import event_file_loader
+    from tensorboard.util import tensor_util
+
+    from tb_featuremaps import FeatureMapsWriter, reader
+    from tb_featuremaps.format.kinds import responses as responses_kind
+    from tb_featuremaps.writer import LayerDescription
+
+    rng = np.random.default_rng(5)
+    pool = rng.uniform(0, 1, (30, 8, 8, 1)).astype(np.float32)
+    scales = [1.0, 1e6, 1e-5]
+    outputs = [rng.uniform(0.1, 1, (30, 4, 4, 3)).astype(np.float32) * scale for scale in scales]
+    outputs[0][4, :, :, 1] = np.nan
+    writer = FeatureMapsWriter(tmp_path, pool[:2], ["a", "b"], pool=pool, top_k=2, write_images=False)
+    for step, output in enumerate(outputs):
+        assert writer.write(step, {"conv": output[:2]}, layers={"conv": LayerDescription("Conv2D")}, pool_activations={"conv": output})
+    writer.close()
+    maxima = [output.reshape(30, -1, 3).max(axis=1) for output in outputs]
+    best = reader.load(str(tmp_path))["feature_maps"].strongest["conv"]
+    assert np.array_equal(best.responses[0], maxima[0].astype(np.float16).astype(np.float32), equal_nan=True)
+    assert np.isnan(best.responses[0][4, 1]) and np.isfinite(best.responses[0][4, 0])
+    assert np.array_equal(best.responses[1], maxima[1]) and np.array_equal(best.responses[2], maxima[2])
+    dtypes = [
+        tensor_util.make_ndarray(value.tensor).dtype
+        for path in glob.glob(f"{writer.run_dir}/events.out.tfevents.*")
+        for event in event_file_loader.EventFileLoader(path).Load()
+        for value in event.summary.value
+        if value.tag == "responses/conv"
+    ]
+    assert dtypes == [np.float16, np.float32, np.float32]
+    assert responses_kind.stored(np.zeros((3, 2))).dtype == np.float16
+    assert responses_kind.stored(np.full((3, 2), responses_kind.HALF_LARGEST)).dtype == np.float16
+    assert best.selectivity(0, ["x"] * 15 + ["y"] * 15).index.shape == (3,)
+
+
+def test_a_log_without_responses_says_so(tmp_path):
+    """A log of an earlier version (no responses series) reads as before; asking for its convergence names the cause."""
+    from pathlib import Path
+
+    from tb_featuremaps import FeatureMapsWriter, reader
+    from tb_featuremaps.format import eventfile
+    from tb_featuremaps.format.eventfile import EventFile
+    from tb_featuremaps.writer import LayerDescription
+
+    rng = np.random.default_rng(6)
+    pool = rng.uniform(0, 1, (10, 8, 8, 1)).astype(np.float32)
+    output = rng.uniform(0, 1, (10, 4, 4, 3)).astype(np.float32)
+    with FeatureMapsWriter(tmp_path, pool[:2], pool=pool, top_k=2, write_images=False) as writer:
+        writer.write(0, {"conv": output[:2]}, layers={"conv": LayerDescription("Conv2D")}, pool_activations={"conv": output})
+    (path,) = Path(writer.run_dir).glob("events.out.tfevents.*")
+    events = list(eventfile.read_events(str(path)))
+    path.unlink()
+    file = EventFile(writer.run_dir)
+    for event in events[1:]:  # the new file writes its own first event
+        kept = [value for value in event.summary.value if not value.tag.startswith("responses/")]
+        del event.summary.value[:]
+        event.summary.value.extend(kept)
+        file.add(event)
+    file.close()
+    run = reader.load(str(tmp_path))["feature_maps"]
+    best = run.strongest["conv"]
+    assert best.responses is None and best.inputs(0).shape == (3, 2)
+    with pytest.raises(ValueError, match="no responses series"):
+        best.similarity_to()
+    with pytest.raises(ValueError, match="no class labels"):
+        run.selectivity("conv")
+
+
+def test_the_convergence_command_draws_and_prints_where_each_layer_settled(trained, tmp_path, capsys):
+    import os
+
+    from PIL import Image
+
+    from tb_featuremaps.export import cli
+
+    run, _, _, folder = trained
+    output = tmp_path / "convergence.png"
+    assert cli.main(["convergence", os.path.dirname(folder), "--layer", "conv1", "-o", str(output)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    expected = []
+    for layer in LAYERS:
+        settled = run.strongest[layer].settled_step()
+        expected.append(f"{layer}: settled at step {settled}" if settled is not None else f"{layer}: not settled")
+    assert printed == expected
+    with Image.open(output) as picture:
+        assert picture.size[0] > 1000 and picture.size[1] > 400
+    assert cli.main(["convergence", os.path.dirname(folder), "--layers", "conv1,nope", "-o", str(output)]) == 2
+    assert "layer 'nope' of run 'feature_maps' has no responses" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # argparse: "expected a number in (0, 1]"
+        cli.main(["convergence", os.path.dirname(folder), "--threshold", "0", "-o", str(output)])
+    assert "expected a number in (0, 1], got 0" in capsys.readouterr().err
+
+
+def test_the_convergence_command_without_a_pool_names_pool(tmp_path, capsys):
+    from tb_featuremaps import FeatureMapsWriter
+    from tb_featuremaps.export import cli
+
+    with FeatureMapsWriter(tmp_path, np.zeros((2, 8, 8, 1), np.float32)) as writer:
+        writer.write(0, {"conv": np.ones((2, 4, 4, 3), np.float32)})
+    assert cli.main(["convergence", str(tmp_path), "-o", str(tmp_path / "c.png")]) == 2
+    assert "has no responses to a pool: log it with pool=" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import pytest
 
 from tb_featuremaps.format import content, kinds, metadata
 
-MODULES = ("activations", "weights", "strongest", "stats", "topk", "change", "pool", "probes")
+MODULES = ("activations", "weights", "strongest", "stats", "topk", "change", "responses", "pool", "probes")
 
 
 def test_every_kind_is_one_module_listed_in_the_registry():
@@ -23,7 +23,7 @@ def test_every_kind_is_one_module_listed_in_the_registry():
 
 def test_the_old_names_are_the_kind_modules_own():
     assert metadata.GRID_KINDS == ("activations", "weights", "strongest")
-    assert metadata.TENSOR_KINDS == ("stats", "topk", "change")
+    assert metadata.TENSOR_KINDS == ("stats", "topk", "change", "responses")
     assert metadata.STATS_FIELDS is kinds.stats.STATS_FIELDS and metadata.FIELDS_BY_KIND["topk"] is kinds.topk.TOPK_FIELDS
     assert metadata.CHANGING_THRESHOLD == kinds.change.CHANGING_THRESHOLD and metadata.MAX_TOP_K == kinds.topk.MAX_TOP_K
     assert metadata.FormatError is content.FormatError and metadata.ReceptiveField is kinds.strongest.ReceptiveField

@@ -1,4 +1,5 @@
-"""The ``tb-featuremaps`` command line: list a logdir, export figures, contact sheets, GIFs and each filter's strongest inputs.
+"""The ``tb-featuremaps`` command line: list a logdir, export figures, contact sheets, GIFs, each filter's strongest inputs and
+which layers have settled.
 
 Every problem with the arguments or the logdir ends the command with exit code 2
 and one line on stderr that names the problem and the fix.
@@ -306,6 +307,30 @@ def cmd_change(args) -> None:
     export.change_figure(run, layers).savefig(output, dpi=args.dpi)
 
 
+def cmd_convergence(args) -> None:
+    from . import convergence as export  # matplotlib: loaded only by the commands that draw
+
+    output = _output(args.output, _figure_formats())
+    runs = _read(args.logdir, args.run or metadata.DEFAULT_RUN_NAME) or _load(args.logdir)
+    run = _run(runs, args.run)
+    logged = {name: best for name, best in run.strongest.items() if best.responses is not None}
+    if not logged:
+        raise CliError(
+            f"run {run.name!r} has no responses to a pool: log it with pool= (FeatureMapsCallback(log_dir, pool=x_val[:500])) "
+            "with this version of tb-featuremaps"
+        )
+    names = [name.strip() for name in args.layers.split(",") if name.strip()] if args.layers else list(logged)
+    for name in [*names, *([args.layer] if args.layer else [])]:
+        if name not in logged:
+            raise CliError(f"layer {name!r} of run {run.name!r} has no responses; layers with them: {', '.join(logged)} (pass --layers A,B)")
+    mapped = logged[args.layer or names[-1]]
+    layers = [logged[name] for name in names]
+    for best in layers:
+        found = export.LayerConvergence.of(best, args.threshold)
+        print(f"{found.layer}: {export.settled_text(best.info.step_unit, found.settled)}")
+    export.convergence_figure(run, layers, mapped, args.threshold).savefig(output, dpi=args.dpi)
+
+
 def _colormap(name: str) -> str:
     from matplotlib import colormaps
 
@@ -325,6 +350,13 @@ def _positive_float(text: str) -> float:
     value = float(text)
     if not value > 0:
         raise argparse.ArgumentTypeError(f"expected a positive number, got {text}")
+    return value
+
+
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 < value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number in (0, 1], got {text}")
     return value
 
 
@@ -354,6 +386,15 @@ def build_parser() -> argparse.ArgumentParser:
     change.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
     change.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
     change.add_argument("-o", "--output", required=True, help="output file")
+    converged = command(
+        "convergence", cmd_convergence, "which layers have settled: each layer's CKA to its latest step, and one layer's step x step map"
+    )
+    converged.add_argument("--layers", help="comma-separated layer paths (default: every layer with responses)")
+    converged.add_argument("--layer", help="the layer of the step x step map (default: the last of --layers)")
+    converged.add_argument("--threshold", type=_fraction, default=0.95, help="settled: from where the CKA stays at least this (default 0.95)")
+    converged.add_argument("--run", help=f"run name (default: {metadata.DEFAULT_RUN_NAME} or the only run)")
+    converged.add_argument("--dpi", type=_positive, default=100, help="resolution (default 100)")
+    converged.add_argument("-o", "--output", required=True, help="output file")
     for sub in (strongest, topk):
         sub.add_argument("--filters", help="comma-separated filters, e.g. 0,3,5 (default: every drawn filter)")
     for sub, most in ((sheet, 10), (gif, None), (strongest, 6)):

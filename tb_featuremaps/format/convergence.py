@@ -22,6 +22,8 @@ them as documented per function.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Optional
 
 import numpy as np
@@ -232,3 +234,36 @@ def _first_known(inputs: np.ndarray) -> np.ndarray:
     """Which entries of ``inputs [F, k]`` are known (≥ 0) and not a repeat of an earlier one in their row."""
     repeat = np.triu(inputs[:, :, None] == inputs[:, None, :], k=1).any(axis=1)
     return (inputs >= 0) & ~repeat
+
+
+def labels_are_classes(labels: Sequence) -> bool:
+    """Whether pool labels name classes, so that selectivity means something: at least 2 distinct labels and at most
+    half as many as inputs (2 inputs a class on average). The default labels, each input's index, do not."""
+    distinct = len(set(labels))
+    return 2 <= distinct <= len(labels) / 2
+
+
+def mean_selectivity(responses: np.ndarray, labels: Sequence) -> float:
+    """A layer's mean class selectivity index over its filters at one step (the Scalars copy); NaN when no filter has one."""
+    index = class_selectivity(responses, labels).index
+    return float(np.nanmean(index)) if np.isfinite(index).any() else float("nan")
+
+
+@dataclass(frozen=True)
+class Selectivity:
+    """A layer's class selectivity at one step (:func:`class_selectivity`)."""
+
+    classes: np.ndarray
+    """``[C]``: the distinct labels, sorted."""
+    means: np.ndarray
+    """float64 ``[C, F]``: each filter's mean rectified response per class (:func:`class_means`)."""
+    preferred: np.ndarray
+    """int ``[F]``: each filter's preferred class, a position into ``classes`` (−1: none)."""
+    index: np.ndarray
+    """float64 ``[F]``: each filter's selectivity index in 0..1 (NaN: none, :func:`selectivity`)."""
+
+
+def class_selectivity(responses: np.ndarray, labels: Sequence) -> Selectivity:
+    """:func:`class_means` and :func:`selectivity` of one step's responses ``[N, F]`` with the pool's labels ``[N]``."""
+    classes, means = class_means(responses, np.asarray(labels))
+    return Selectivity(classes, means, *selectivity(means))

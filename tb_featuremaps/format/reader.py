@@ -17,6 +17,10 @@ With a pool (``FeatureMapsCallback(..., pool=x_val[:500])``)::
     best.inputs(-1)          # [filters, k] pool indices at the last step
     best.patch(-1, 3, 0)     # filter 3's strongest patch (uint8 levels of the pool's input range)
     runs["feature_maps"].pool.labels
+    best.responses           # [S, N, filters] float32: each filter's maximum for each pool input
+    best.similarity_to()     # [S] linear CKA of each step to the latest (format/convergence.py)
+    best.settled_step()      # the first step from which that stays >= 0.95
+    runs["feature_maps"].selectivity("conv2d", -1).index  # [filters], with pool_labels=
 
 Event files are read with the project's own framing (lengths checked against the
 file before anything is allocated), never with TensorFlow's record reader, which
@@ -48,7 +52,7 @@ import numpy as np
 from tensorboard.compat.proto import summary_pb2, types_pb2
 
 from .. import render
-from . import eventfile, filesystem, metadata
+from . import convergence, eventfile, filesystem, kinds, metadata
 
 
 class _Deferred:
@@ -164,6 +168,44 @@ class StrongestLog(LayerLog):
     """One layer's ``strongest/`` sheets and ``topk/`` tensors: each drawn filter's top-k pool inputs and their patches."""
 
     topk: Optional[np.ndarray] = None  # [step, filter, k, len(TOPK_FIELDS)], NaN where not logged
+    responses: Optional[np.ndarray] = None  # [step, pool input, filter] float32, NaN where not logged; None in logs without them
+
+    def responses_at(self, index: int) -> np.ndarray:
+        """Each filter's response to each pool input at step position ``index``: float32 ``[N, filters]`` (only that step decoded)."""
+        self._check_responses()
+        return _row(self, "responses", index)
+
+    def _check_responses(self) -> None:
+        if self.__dict__.get("_responses") is None:
+            raise ValueError(
+                f"{self.info.layer} has no responses series (a log written before tb-featuremaps stored them, or without a pool); "
+                "log it again with pool= to compare its steps"
+            )
+
+    def similarity_to(self, reference: int = -1) -> np.ndarray:
+        """Linear CKA of each step's responses to step position ``reference`` (default the latest): float64 ``[steps]``."""
+        self._check_responses()
+        return convergence.cka_to(self.responses, reference)
+
+    def similarity(self) -> np.ndarray:
+        """Linear CKA between every two steps' responses: float64 ``[steps, steps]`` (:func:`convergence.cka_matrix`)."""
+        self._check_responses()
+        return convergence.cka_matrix(self.responses)
+
+    def settled_step(self, threshold: float = convergence.SETTLED_THRESHOLD) -> Optional[int]:
+        """The first step from which the layer's similarity to its latest step stays ≥ ``threshold`` (None: never)."""
+        return convergence.settled_step(self.similarity_to(), self.steps, threshold)
+
+    def selectivity(self, index: int, labels: Sequence) -> convergence.Selectivity:
+        """Each filter's class means, preferred class and selectivity index at step position ``index``, with the pool's ``labels``."""
+        return convergence.class_selectivity(self.responses_at(index), labels)
+
+    def overlap(self, index: int) -> np.ndarray:
+        """Each filter's top-k overlap (Jaccard) with the previous logged step, at step position ``index``: ``[filters]``, NaN at the first."""
+        position = range(len(self.steps))[index]
+        if position == 0:
+            return np.full(self.info.filters_shown, np.nan)
+        return convergence.topk_overlap(self.inputs(position - 1), self.inputs(position))
 
     @property
     def top_k(self) -> int:
@@ -225,6 +267,7 @@ class StrongestLog(LayerLog):
 LayerLog.stats = _deferred_field("stats")
 LayerLog.change = _deferred_field("change")
 StrongestLog.topk = _deferred_field("topk")
+StrongestLog.responses = _deferred_field("responses")
 
 
 @dataclass
@@ -285,6 +328,19 @@ class RunLog:
     strongest: dict = field(default_factory=dict)  # layer path -> StrongestLog (with a pool only)
     pool: Optional[PoolLog] = None  # with a pool only
     failures: list = field(default_factory=list)  # ReadFailure of each series of this run left out
+
+    def selectivity(self, layer: str, index: int = -1) -> convergence.Selectivity:
+        """Layer ``layer``'s class selectivity at step position ``index`` with the pool's labels as classes.
+
+        Raises ``ValueError`` when the run has no pool or its labels are not classes (:func:`convergence.labels_are_classes`).
+        """
+        labels = self.pool.labels if self.pool is not None else []
+        if not convergence.labels_are_classes(labels):
+            raise ValueError(
+                f"run {self.name!r} has no class labels for its pool ({len(set(labels))} distinct of {len(labels)}); "
+                "log it with pool_labels= (one class per pool input) to get selectivity"
+            )
+        return self.strongest[layer].selectivity(index, labels)
 
 
 @dataclass
@@ -415,11 +471,14 @@ class _Pngs(Sequence):
         return f"<{len(self)} steps of {self._series.tag!r} PNGs>"
 
 
+_FLOATS = {types_pb2.DT_FLOAT: "<f4", types_pb2.DT_HALF: "<f2"}
+
+
 def _ndarray(tensor) -> np.ndarray:
-    """The array of a ``TensorProto``: float32 tensors read directly, others through TensorBoard's ``tensor_util``."""
-    if tensor.dtype == types_pb2.DT_FLOAT and tensor.tensor_content:
+    """The array of a ``TensorProto``: float32 and float16 tensors read directly, others through TensorBoard's ``tensor_util``."""
+    if tensor.dtype in _FLOATS and tensor.tensor_content:
         shape = [dim.size for dim in tensor.tensor_shape.dim]
-        return np.frombuffer(tensor.tensor_content, "<f4").astype(np.float32).reshape(shape)
+        return np.frombuffer(tensor.tensor_content, _FLOATS[tensor.dtype]).reshape(shape)
     from tensorboard.util import tensor_util
 
     return tensor_util.make_ndarray(tensor)
@@ -437,9 +496,8 @@ class _Fields(_Deferred):
             return np.full(self._shape, np.nan, np.float32)
         data, layer = self._series.data, self._series.tag.split("/", 1)[-1]
         array = _ndarray(self._series.tensor(step))
-        if data["kind"] == metadata.KIND_TOPK and array.ndim == 3:
-            array = array[:, : metadata.MAX_TOP_K]  # a hostile k is cut before it is copied
-        array = metadata.align_fields(array, data.get("fields", self._known), self._known)
+        if array.ndim == len(self._shape):  # a hostile k is cut before it is copied
+            array = kinds.tensor_kind(data["kind"]).aligned(array, data.get("fields", self._known))
         if array.shape != self._shape:
             raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {array.shape}, not {self._shape}; rewrite the log")
         return array.astype(np.float32, copy=False)
@@ -462,7 +520,9 @@ def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
     pngs = _Pngs(grids, step_list)
     if info.kind == metadata.KIND_STRONGEST:
         shape = (info.filters_shown, min(info.tiles_per_filter, metadata.MAX_TOP_K), len(metadata.TOPK_FIELDS))
-        return StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
+        log = StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
+        log.responses = _tensors(tensors_of.get(kinds.responses.NAME), step_list, (log.pool_size, info.filters_shown), ())
+        return log
     log = LayerLog(info, steps, wall_times, pngs)
     if info.kind == metadata.KIND_ACTIVATIONS:
         shape = (len(info.probe_labels), info.filters_shown, len(metadata.STATS_FIELDS))

@@ -16,7 +16,7 @@ from tensorboard.plugins.image import metadata as image_metadata
 from tensorboard.plugins.scalar import metadata as scalar_metadata
 from tensorboard.util import tensor_util
 
-from ..format import metadata
+from ..format import kinds, metadata
 from ..format.eventfile import EventFile
 
 
@@ -148,8 +148,8 @@ class SummaryWriter:
             step: The step of every value written.
             info: The layer's constant description (becomes the series metadata).
             pngs: One grid PNG per probe, all ``info.layout`` sized.
-            tensors: Kind (``stats``, ``topk``, ``change``) → its float32 tensor, last
-                axis :data:`metadata.FIELDS_BY_KIND` of that kind.
+            tensors: Tensor kind (``stats``, ``topk``, ``change``, ``responses``) → its value, stored as
+                that kind stores it (``TensorKind.to_tensor``: float32, last axis its fields; responses float16).
             images_copy: Also write the grids for TensorBoard's Images dashboard:
                 every probe's (``True``), the first probe's only (``"first"``) or none
                 (``False``); none either once the step budget was exceeded.
@@ -159,7 +159,7 @@ class SummaryWriter:
         tensor = _image_tensor(pngs, layout.width, layout.height)
         values = [self._value(metadata.tag_for(info.kind, info.layer), tensor, metadata.grid_metadata(info))]
         for kind, array in (tensors or {}).items():
-            tensor_proto = tensor_util.make_tensor_proto(np.asarray(array, dtype=np.float32))
+            tensor_proto = kinds.tensor_kind(kind).to_tensor(array)
             values.append(self._value(metadata.tag_for(kind, info.layer), tensor_proto, metadata.fields_metadata(kind, info.layer)))
         copies = [] if self.budget.images_dropped else images_copies(images_copy, pngs)
         if copies:

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional, Union
 
 import numpy as np
 
-from ..format import filesystem, metadata
+from ..format import convergence, filesystem, kinds, metadata
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from ..render.reduce import to_maps
 from ..warning import warn
@@ -433,7 +433,8 @@ class FeatureMapsWriter:
         self._time("write", self._summary.write_layer, step, info, pngs, tensors, self._drawing.write_images, health)
 
     def _write_strongest(self, step: int, path: str, found: strongest.Responses, description: LayerDescription) -> None:
-        """The ``strongest/`` sheet and ``topk/`` tensor of one layer (docs/format.md, "What each filter looks for")."""
+        """The ``strongest/`` sheet, ``topk/`` and ``responses/`` tensors of one layer (docs/format.md, "What each filter looks for"),
+        and with class labels for the pool the layer's mean selectivity for the Scalars dashboard."""
         inputs, values, positions = strongest.top_k(found, self._drawing.top_k)
         available = min(self.top_k, found.values.shape[0])
         self._largest["top_k"] = max(self._largest.get("top_k", 0), available)
@@ -473,7 +474,13 @@ class FeatureMapsWriter:
                 },
             )
         topk = strongest.topk_tensor(inputs, values, positions, sheet.corners)
-        self._summary.write_layer(step, self._infos[key], [encode_png(sheet.pixels)], {metadata.KIND_TOPK: topk}, False)
+        tensors = {metadata.KIND_TOPK: topk, kinds.responses.NAME: found.values}
+        health = {}
+        if convergence.labels_are_classes(self.pool.labels):
+            selectivity = convergence.mean_selectivity(found.values, self.pool.labels)
+            if np.isfinite(selectivity):
+                health["selectivity"] = selectivity
+        self._summary.write_layer(step, self._infos[key], [encode_png(sheet.pixels)], tensors, False, health)
 
     def _pool_pictures(self, input_index: int) -> strongest.PoolPictures:
         if input_index not in self._pictures:

@@ -1,7 +1,7 @@
 """The series kinds of the format, one module each, and their registry: who reads or writes a series asks here.
 
-Each kind module (``activations``, ``weights``, ``strongest``, ``stats``, ``topk``, ``change``, ``pool``,
-``probes``) holds its kind's name, description, fields, rank, the grid it is written with, its thresholds
+Each kind module (``activations``, ``weights``, ``strongest``, ``stats``, ``topk``, ``change``, ``responses``,
+``pool``, ``probes``) holds its kind's name, description, fields, rank, the grid it is written with, its thresholds
 and the helpers that apply them, and one ``KIND`` (a :mod:`.base` ``GridKind``, ``TensorKind`` or
 ``PicturesKind``). The writer builds a series' metadata with its kind (``TensorKind.metadata``), the reader
 and the plugin classify, cut and align values with it (``metadata.classify``, ``TensorKind.aligned``), and
@@ -22,10 +22,10 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from . import activations, change, pool, probes, stats, strongest, topk, weights
+from . import activations, change, pool, probes, responses, stats, strongest, topk, weights
 from .base import GridKind, Kind, PicturesKind, TensorKind
 
-KINDS: dict[str, Kind] = {module.KIND.name: module.KIND for module in (activations, weights, strongest, stats, topk, change, probes, pool)}
+KINDS: dict[str, Kind] = {module.KIND.name: module.KIND for module in (activations, weights, strongest, stats, topk, change, responses, probes, pool)}
 """Every kind this version knows, by name (grids, then tensors, then pictures)."""
 
 

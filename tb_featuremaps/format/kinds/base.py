@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2
+from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
 from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata
 
@@ -92,6 +92,10 @@ class TensorKind(Kind):
         content = {"version": FORMAT_VERSION, "kind": self.name, "layer": layer, "fields": list(self.fields)}
         return summary_metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"per-filter {self.what} of {markdown_text(layer)}")
 
+    def to_tensor(self, value: np.ndarray) -> tensor_pb2.TensorProto:
+        """One step's value as its ``TensorProto``: float32 (:func:`tensor_proto`)."""
+        return tensor_proto(np.asarray(value, np.float32))
+
     def cut(self, value: np.ndarray) -> np.ndarray:
         """``value`` with at most :attr:`max_ranks` entries along axis 1 (a crafted log cannot make a reader copy more)."""
         return value if self.max_ranks is None or value.ndim < 2 else value[:, : self.max_ranks]
@@ -112,3 +116,13 @@ class TensorKind(Kind):
 
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "fields": list(self.fields), "rank": self.rank, "grid": self.grid}
+
+
+_DTYPES = {np.dtype(np.float16): (types_pb2.DT_HALF, "<f2"), np.dtype(np.float32): (types_pb2.DT_FLOAT, "<f4")}
+
+
+def tensor_proto(array: np.ndarray) -> tensor_pb2.TensorProto:
+    """A float16 or float32 ``array`` as a ``TensorProto`` holding its little-endian bytes (``tensor_content``)."""
+    dtype, layout = _DTYPES[np.asarray(array).dtype]
+    shape = tensor_shape_pb2.TensorShapeProto(dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in np.shape(array)])
+    return tensor_pb2.TensorProto(dtype=dtype, tensor_shape=shape, tensor_content=np.asarray(array).astype(layout).tobytes())
