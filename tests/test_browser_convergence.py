@@ -1,8 +1,9 @@
 """The Convergence view and the grid's class-selectivity order, in a real browser over a real TensorBoard.
 
-The log holds each layer's pool responses at every step, so every number the panel shows can be
-checked against the plugin's own routes (which tests/test_plugin_convergence.py checks against the
-format's math). Uses conftest's browser fixtures (skipped without Debian's chromium).
+The log is written through ``FeatureMapsWriter`` with a labelled pool (crafted pool maps, so each
+layer's responses are known); every number the panel shows is checked against the plugin's own routes
+(which tests/test_plugin_convergence.py checks against the format's math). Uses conftest's browser
+fixtures (skipped without Debian's chromium).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Iterator
 import numpy as np
 import pytest
 from helpers.browser import needs_chromium, wait_grid
-from helpers.logs import write_responses_by_hand
+from helpers.logs import write_responses_run
 from helpers.tensorboard import fetch_json, serving
 
 pytestmark = needs_chromium()
@@ -38,7 +39,7 @@ def responses(seed: int, settle_at: int) -> np.ndarray:
 def server(tmp_path_factory) -> Iterator[str]:
     """TensorBoard (Python loader) over one run of 3 layers with responses and a labelled pool of 16 inputs."""
     logdir = tmp_path_factory.mktemp("convergence_panel")
-    write_responses_by_hand(logdir / RUN, STEPS, {layer: responses(index + 1, 2 + 2 * index) for index, layer in enumerate(LAYERS)}, LABELS)
+    write_responses_run(logdir / RUN, STEPS, {layer: responses(index + 1, 2 + 2 * index) for index, layer in enumerate(LAYERS)}, LABELS)
     with serving(logdir, ["--load_fast", "false"], runs=1) as base:
         yield base
 

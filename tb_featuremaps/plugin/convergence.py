@@ -18,7 +18,7 @@ import numpy as np
 from tensorboard import context as tb_context
 from tensorboard import errors
 
-from ..format import convergence, metadata
+from ..format import convergence, kinds, metadata
 from . import params
 from .cache import BudgetCache
 from .series import SeriesReader, SingleFlight, version_of
@@ -30,17 +30,16 @@ last included), which the answer says (400 x 400 numbers are about 3 MB of JSON)
 DEFAULT_THRESHOLD = convergence.SETTLED_THRESHOLD
 """The similarity to the latest step from which a layer counts as settled, unless ``threshold=`` says otherwise."""
 
-RESPONSES = "responses"
-"""The kind of the series the answers are computed from (``responses/<layer>``, docs/format.md)."""
-
-WRITTEN_WITH = metadata.KIND_STRONGEST
-"""The grid series each responses value is written in one event with (of a step logged twice, that event's is kept)."""
+RESPONSES = kinds.responses.NAME
+"""The kind of the series the answers are computed from (``responses/<layer>``, ``format/kinds/responses.py``)."""
 
 
 def decode(value: np.ndarray) -> Optional[np.ndarray]:
-    """A stored responses value as float32 ``[N, F]``, or None when it is not one."""
-    value = np.asarray(value)
-    return value.astype(np.float32) if value.ndim == 2 and value.dtype.kind == "f" else None
+    """A stored responses value (float16 or float32) as float32 ``[N, F]``, or None when it is not one."""
+    try:
+        return kinds.responses.KIND.aligned(value, ())
+    except metadata.FormatError:
+        return None
 
 
 ANSWERS_BUDGET = 64 * 2**20
@@ -94,7 +93,7 @@ class ConvergenceAnswers:
     def _read(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str) -> Responses:
         """The layer's stored responses, read afresh (what is kept is what is computed from them: a 400-step layer's
         responses to a 500-input pool are tens of megabytes, its curve a few kilobytes)."""
-        datums = self._reader.tensors(ctx, eid, run, layer, RESPONSES, WRITTEN_WITH)
+        datums = self._reader.tensors(ctx, eid, run, layer, RESPONSES, kinds.responses.KIND.grid)
         arrays = [(datum.step, decode(datum.numpy)) for datum in datums]
         arrays = [(step, value) for step, value in arrays if value is not None]
         shape = arrays[-1][1].shape if arrays else (0, 0)
@@ -207,8 +206,9 @@ class ConvergenceAnswers:
         """Per step: class means ``[S][F][C]``, preferred class ``[S][F]`` (its position in ``classes``), index ``[S][F]``
         and top-k overlap with the previous step ``[S][F]`` (NaN where unknown), as JSON lists."""
         series = self._layer_series(ctx, eid, run, layer)
-        if not labels:
-            raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: its pool has no labels (it needs pool_labels=)")
+        if not convergence.labels_are_classes(labels):
+            reason = f"its pool's {len(labels)} labels are {len(set(labels))} distinct, not classes"
+            raise errors.NotFoundError(f"no class selectivity for run {params.quote(run)}: {reason} (log it with pool_labels=, a class per input)")
         topk = self._topk_inputs(ctx, eid, run, layer)
         key = ("profile", eid, run, layer, version_of(series), tuple(map(str, labels)), topk[0])
 
@@ -220,11 +220,11 @@ class ConvergenceAnswers:
             means, preferred, index = [], [], []
             classes: list = []
             for values in responses.values:
-                classes, step_means = convergence.class_means(values, np.asarray([str(label) for label in labels]))
-                step_preferred, step_index = convergence.selectivity(step_means)
-                means.append(_numbers(np.asarray(step_means).T))
-                preferred.append([int(value) for value in step_preferred])
-                index.append(_numbers(step_index))
+                found = convergence.class_selectivity(values, [str(label) for label in labels])
+                classes = found.classes.tolist()
+                means.append(_numbers(found.means.T))
+                preferred.append(found.preferred.tolist())
+                index.append(_numbers(found.index))
             overlap = _overlaps(responses.steps, topk[1], responses.values.shape[2])
             return {
                 "steps": list(responses.steps),

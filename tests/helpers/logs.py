@@ -9,15 +9,12 @@ itself; :func:`write_newer_format_run` writes a series of a format newer than th
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
-from tensorboard.compat.proto import summary_pb2
-from tensorboard.util import tensor_util
 
 from tb_featuremaps import FeatureMapsWriter, render
 from tb_featuremaps.format import metadata
@@ -165,34 +162,17 @@ def write_newer_format_run(run_dir) -> None:
     writer.close()
 
 
-def write_responses_by_hand(run_dir, steps: Sequence[int], responses: Mapping[str, np.ndarray], labels: Sequence[str], topk=None) -> None:
-    """A run written by hand (``SummaryWriter``) with each layer's pool responses at every step: ``responses`` maps a
-    layer (in model order) to its ``[S, N, F]`` responses at ``steps``, stored float16 as ``responses/<layer>``; each
-    layer also gets a 1x1 activations grid of its F filters (one probe), the pool ``N`` blank pictures labelled
-    ``labels``, and with ``topk`` (layer → ``[S, F, k]`` pool indices) a ``topk`` series."""
-    from tb_featuremaps.writer.summary import SummaryWriter
-
-    writer = SummaryWriter(str(run_dir))
-    size = len(labels)
-    writer.write_pool(steps[0], [render.encode_png(np.zeros((2, 2), np.uint8))] * size, 2, 2, list(labels), [2, 2, 1], [0.0, 1.0])
-    for position, step in enumerate(steps):
-        for index, (layer, values) in enumerate(responses.items()):
-            filters = values.shape[2]
-            layout = metadata.GridLayout.for_tiles(filters, 1, 1)
-            info = metadata.LayerInfo("activations", layer, "Conv2D", index, [None, 4, 4, filters], layout, filters, filters, ["p"], "epoch")
-            grid = render.tile(np.zeros((1, 1, 1, filters), np.uint8), layout)
-            tensors = {metadata.KIND_STATS: np.zeros((1, filters, len(metadata.STATS_FIELDS)), np.float32)}
-            if topk is not None and layer in topk:
-                ranks = topk[layer][position]
-                rows = np.zeros((*ranks.shape, len(metadata.TOPK_FIELDS)), np.float32)
-                rows[..., metadata.TOPK_FIELDS.index("input")] = ranks
-                tensors[metadata.KIND_TOPK] = rows
-            writer.write_layer(step, info, render.encode_all(grid), tensors=tensors, images_copy=False)
-            content = {"version": metadata.FORMAT_VERSION, "kind": "responses", "layer": layer}
-            series = summary_pb2.SummaryMetadata(
-                plugin_data=summary_pb2.SummaryMetadata.PluginData(plugin_name=metadata.PLUGIN_NAME, content=json.dumps(content).encode()),
-                data_class=summary_pb2.DATA_CLASS_TENSOR,
-            )
-            tensor = tensor_util.make_tensor_proto(values[position].astype(np.float16))
-            writer._add(step, [writer._value(metadata.tag_for("responses", layer), tensor, series)])
-    writer.close()
+def write_responses_run(run_dir, steps: Sequence[int], responses: Mapping[str, np.ndarray], labels: Sequence[str], top_k: int = 3) -> None:
+    """A run through ``FeatureMapsWriter`` with a pool of ``len(labels)`` random 4x4 pictures labelled ``labels``, whose
+    layers (``responses``: layer → ``[S, N, F]``, in model order) respond to pool input ``n`` at step position ``s``
+    exactly ``responses[layer][s, n]`` (their pool maps are that value everywhere, so it is each map's maximum): the
+    writer stores them as ``responses/<layer>`` and finds each filter's ``top_k`` from them. One probe, blank maps."""
+    rng = np.random.default_rng(11)
+    pool = rng.random((len(labels), 4, 4, 1)).astype(np.float32)
+    layers = {layer: LayerDescription("Conv2D") for layer in responses}
+    with log_writer(run_dir, ["p"], np.zeros((1, 4, 4, 1), np.float32), pool=pool, pool_labels=list(labels), top_k=top_k) as writer:
+        for position, step in enumerate(steps):
+            maps = {layer: rng.normal(size=(1, 2, 2, values.shape[2])).astype(np.float32) for layer, values in responses.items()}
+            pooled = {layer: np.repeat(np.repeat(values[position][:, None, None, :], 2, axis=1), 2, axis=2) for layer, values in responses.items()}
+            if not writer.write(step, maps, layers=layers, pool_activations=pooled):
+                raise RuntimeError(f"{writer.run_dir}: step {step} was not written (see the warning)")
