@@ -3,8 +3,7 @@
 Budget (issue 18): the chart paints in at most 1 s (the browser's clock). Measured three ways, each from a
 fresh page: the first open (TensorBoard reads every layer's responses and the plugin computes CKA), a second
 open (the plugin's answer cached; the page fetches and draws), and the drawing alone (chart built to the next
-frame). The log is written by hand (``tests.helpers.logs.write_responses_by_hand``): the real writer would spend
-its time on the grids, which the chart does not show.
+frame). The log is written through ``FeatureMapsWriter`` with a pool (``tests.helpers.logs.write_responses_run``).
 
 python -m benchmarks.convergence_chart [--layers 50] [--steps 400]
 """
@@ -20,7 +19,7 @@ import time
 import numpy as np
 
 from tests.helpers.browser import CHROMIUM, have_chromium, launch_chromium
-from tests.helpers.logs import write_responses_by_hand
+from tests.helpers.logs import write_responses_run
 
 from .serving import start, wait_ready
 
@@ -52,7 +51,7 @@ def write_log(directory: str, layers: int, steps: int) -> str:
         settle = int(steps * (layer + 1) / (layers + 1))
         noise = rng.normal(size=(steps, POOL, FILTERS)).astype(np.float32) * (np.arange(steps) < settle)[:, None, None]
         responses[f"layer{layer:02d}"] = final + noise
-    write_responses_by_hand(os.path.join(directory, "feature_maps"), list(range(steps)), responses, labels)
+    write_responses_run(os.path.join(directory, "feature_maps"), list(range(steps)), responses, labels)
     return directory
 
 
