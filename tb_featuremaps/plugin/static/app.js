@@ -213,8 +213,8 @@ class App {
     for (const part of [this.panes.summary, this.panes.root, this.panes.legend.root]) part.hidden = looks;
     this.looksRoot.hidden = !looks;
     const sorted = kind === "activations" && selectivityOffered(run, layer);
-    this.selectivity.update(sorted, state.sort);
     const arranged = sorted ? arrangement(this.store, run, layer, state.step, state.sort).catch(() => null) : null; // the grid shows without it
+    Promise.resolve(arranged).then((value) => seq === this.seq && this.selectivity.update(value != null, state.sort)); // labels that are not classes: none
     const drawn = looks ? this.drawLooks(seq, shown) : this.panes.draw(shown, this.runs, () => seq === this.seq, arranged);
     this.drawHeat(seq, shown);
     this.showDetail(shown);

@@ -41,13 +41,14 @@ export async function classProfile(store, { run, layer, filter, step, onPick }) 
       ? `Prefers ${answer.classes[preferred]} · selectivity index ${formatNumber(index)} at ${stepText(unit, step)}`
       : `Selectivity not known at ${stepText(unit, step)} (no positive class mean)`,
   });
+  const preferredAt = (at) => answer.classes[answer.preferred[at]] ?? "–"; // −1: silent on every class
   const cells = sample([...answer.steps.keys()], PREFERRED_CELLS).map((at) =>
     el("button", {
       type: "button",
       class: "fm-preferred",
       "aria-pressed": String(at === position),
-      title: `${stepText(unit, answer.steps[at])}: prefers ${answer.classes[answer.preferred[at]]}`,
-      text: answer.classes[answer.preferred[at]],
+      title: `${stepText(unit, answer.steps[at])}: prefers ${preferredAt(at)}`,
+      text: preferredAt(at),
       onclick: () => onPick({ step: answer.steps[at] }),
     }),
   );

@@ -6,7 +6,8 @@ import { el, formatNumber } from "./dom.js";
 import { ScaleBar } from "./scalebar.js";
 import { press, segmented } from "./toolbar.js";
 
-/** Whether the selectivity of `layer` (a runs entry) of `run` can be shown: it logged responses, its pool has labels. */
+/** Whether the selectivity of `layer` (a runs entry) of `run` may be shown: it logged responses and its pool has labels (the
+ * selectivity route says whether they are classes). */
 export const selectivityOffered = (run, layer) => Boolean(layer.has_responses && run.pool?.labels?.length);
 
 /** The outline colour of a selectivity index (0 … 1, viridis); null where it is not known. */
