@@ -32,7 +32,7 @@ FILTERS = [8, 8, 16, 16]
 LAYER_KEYS = {
     "layer", "class", "index", "output_shape", "tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total",
     "probe_labels", "step_unit", "reduction", "normalization", "tiles_per_filter", "step_count", "first_step", "last_step", "last_wall_time",
-    "weights", "strongest", "has_stats", "has_change", "map_shape",
+    "weights", "strongest", "has_stats", "has_topk", "has_change", "has_responses", "map_shape",
 }  # fmt: skip
 STATIC_NAMES = {"index.js": "text/javascript", "style.css": "text/css", "icon.png": "image/png", "logo.svg": "image/svg+xml"}
 

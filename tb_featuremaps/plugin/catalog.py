@@ -285,7 +285,7 @@ class Catalog:
         count, first = self._extent(ctx, eid, run, tag, version_of(series))
         entry.update(step_count=count, first_step=first, last_step=series.max_step, last_wall_time=series.max_wall_time)
         entry.update({kind: _grid_entry(others.get((kind, info.layer))) for kind in metadata.GRID_KINDS if kind != info.kind})
-        entry.update({f"has_{kind}": kinds.KINDS[kind].tag(info.layer) in tensors for kind in kinds.written_with(info.kind)})
+        entry.update({f"has_{kind}": kinds.KINDS[kind].tag(info.layer) in tensors for kind in kinds.of_type(kinds.TensorKind)})
         entry["map_shape"] = info.map_shape
         return entry
 

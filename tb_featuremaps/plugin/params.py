@@ -42,6 +42,20 @@ def integer(args: Mapping[str, str], key: str, default: Optional[int] = None) ->
     return int(value)
 
 
+_FRACTION = re.compile(r"(0|1)?(\.[0-9]{1,6})?")
+"""A decimal fraction as ``0.95``, ``.95`` or ``1``: ASCII digits, at most 6 after the point."""
+
+
+def fraction(args: Mapping[str, str], key: str, default: float) -> float:
+    """A decimal number above 0 and at most 1 (``threshold``), ``default`` when not given."""
+    value = args.get(key)
+    if value is None:
+        return default
+    if not value or not _FRACTION.fullmatch(value) or not 0 < float(value) <= 1:
+        raise errors.InvalidArgumentError(f"parameter {key!r} must be a decimal number above 0 and at most 1 (e.g. 0.95), got {quote(value)}")
+    return float(value)
+
+
 def kind(args: Mapping[str, str]) -> str:
     """The grid kind: ``activations`` (default) or ``weights``."""
     value = args.get("kind", metadata.KIND_ACTIVATIONS)

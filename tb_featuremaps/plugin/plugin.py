@@ -16,6 +16,7 @@ from werkzeug import wrappers
 from ..format import metadata
 from . import params
 from .catalog import Catalog
+from .convergence import DEFAULT_THRESHOLD, ConvergenceAnswers
 from .series import ALL_STEPS, SeriesReader
 from .static import DEFAULT_DIRECTORY, StaticFiles
 
@@ -47,6 +48,7 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
         hint = (context.sampling_hints or {}).get(self.plugin_name)
         self._reader = SeriesReader(context.data_provider, hint if hint else ALL_STEPS)
         self._catalog = Catalog(self._reader)
+        self._convergence = ConvergenceAnswers(self._reader)
         self._static = StaticFiles(static_directory)
         self._static_prefix = f"/data/plugin/{self.plugin_name}/static/"
 
@@ -65,6 +67,10 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             "/topk": self._serve_topk,
             "/change": self._serve_change,
             "/pool": self._serve_pool,
+            "/convergence": self._serve_convergence,
+            "/similarity": self._serve_similarity,
+            "/selectivity": self._serve_selectivity,
+            "/filter_selectivity": self._serve_filter_selectivity,
         }
 
     def is_active(self) -> bool:
@@ -229,6 +235,40 @@ class FeatureMapsPlugin(base_plugin.TBPlugin):
             "changing": [value if np.isfinite(value) else None for value in changing],
             "threshold": metadata.CHANGING_THRESHOLD,
         }
+        return http_util.Respond(request, answer, _JSON)
+
+    # Convergence and selectivity (plugin/convergence.py) ----------------------------------------------------------
+
+    @wrappers.Request.application
+    def _serve_convergence(self, request: wrappers.Request) -> wrappers.Response:
+        """Every layer's similarity to its latest step over steps, and the step from which it stays above ``threshold``."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, threshold = params.name(request.args, "run"), params.fraction(request.args, "threshold", DEFAULT_THRESHOLD)
+        return http_util.Respond(request, self._convergence.layers(ctx, eid, run, threshold), _JSON)
+
+    @wrappers.Request.application
+    def _serve_similarity(self, request: wrappers.Request) -> wrappers.Response:
+        """One layer's step x step similarity map."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        run, layer = params.name(request.args, "run"), params.name(request.args, "layer")
+        return http_util.Respond(request, self._convergence.similarity(ctx, eid, run, layer), _JSON)
+
+    @wrappers.Request.application
+    def _serve_selectivity(self, request: wrappers.Request) -> wrappers.Response:
+        """Each filter's class means, preferred class, selectivity index and top-k overlap at one step."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        args = request.args
+        run, layer, step = params.name(args, "run"), params.name(args, "layer"), params.integer(args, "step")
+        answer = self._convergence.selectivity(ctx, eid, run, layer, step, self._pool_labels(ctx, eid, run))
+        return http_util.Respond(request, answer, _JSON)
+
+    @wrappers.Request.application
+    def _serve_filter_selectivity(self, request: wrappers.Request) -> wrappers.Response:
+        """One filter's class profile over training: its class means, preferred class, index and top-k overlap per step."""
+        ctx, eid = plugin_util.context(request.environ), plugin_util.experiment_id(request.environ)
+        args = request.args
+        run, layer, index = params.name(args, "run"), params.name(args, "layer"), params.integer(args, "filter")
+        answer = self._convergence.filter_selectivity(ctx, eid, run, layer, index, self._pool_labels(ctx, eid, run))
         return http_util.Respond(request, answer, _JSON)
 
 

@@ -390,6 +390,15 @@ class SeriesReader:
             return cached
         return self.stats(ctx, eid, run, layer, kind)
 
+    def tensors(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, kind: str, grid_kind: str) -> list:
+        """The datums of the layer's tensor series ``kind`` (written with its ``grid_kind`` series), one per step
+        (:meth:`_one_per_step`), not cached: for the series the plugin computes from (``responses``), whose answers
+        are cached where they are computed."""
+        datums = self._read(self._provider.read_tensors, ctx, eid, run, metadata.tag_for(kind, layer))
+        if datums is None:
+            raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
+        return self._one_per_step(ctx, eid, run, layer, datums, grid_kind)
+
     def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list, grid_kind: str) -> list:
         """Tensor ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's
         grid of ``grid_kind`` (the tensor kind's ``grid``).

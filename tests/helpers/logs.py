@@ -160,3 +160,19 @@ def write_newer_format_run(run_dir) -> None:
     writer = SummaryWriter(str(run_dir))
     writer.write_layer(0, newer, [render.encode_png(np.zeros((2, 2), np.uint8))], images_copy=False)
     writer.close()
+
+
+def write_responses_run(run_dir, steps: Sequence[int], responses: Mapping[str, np.ndarray], labels: Sequence[str], top_k: int = 3) -> None:
+    """A run through ``FeatureMapsWriter`` with a pool of ``len(labels)`` random 4x4 pictures labelled ``labels``, whose
+    layers (``responses``: layer → ``[S, N, F]``, in model order) respond to pool input ``n`` at step position ``s``
+    exactly ``responses[layer][s, n]`` (their pool maps are that value everywhere, so it is each map's maximum): the
+    writer stores them as ``responses/<layer>`` and finds each filter's ``top_k`` from them. One probe, blank maps."""
+    rng = np.random.default_rng(11)
+    pool = rng.random((len(labels), 4, 4, 1)).astype(np.float32)
+    layers = {layer: LayerDescription("Conv2D") for layer in responses}
+    with log_writer(run_dir, ["p"], np.zeros((1, 4, 4, 1), np.float32), pool=pool, pool_labels=list(labels), top_k=top_k) as writer:
+        for position, step in enumerate(steps):
+            maps = {layer: rng.normal(size=(1, 2, 2, values.shape[2])).astype(np.float32) for layer, values in responses.items()}
+            pooled = {layer: np.repeat(np.repeat(values[position][:, None, None, :], 2, axis=1), 2, axis=2) for layer, values in responses.items()}
+            if not writer.write(step, maps, layers=layers, pool_activations=pooled):
+                raise RuntimeError(f"{writer.run_dir}: step {step} was not written (see the warning)")

@@ -103,3 +103,27 @@ export async function change(run, layer) {
 }
 
 export const poolURL = (run, index) => routeURL("pool", { run, index });
+
+/** Every layer's linear CKA of each step to its latest and its settled step (null: not settled) at `threshold`. */
+export async function convergence(run, threshold) {
+  const answer = await json("convergence", { run, threshold });
+  return { ...answer, layers: answer.layers.map((layer) => ({ ...layer, cka: numbers(layer.cka) })) };
+}
+
+/** One layer's step × step linear CKA map (`values` [S][S], at most 400 steps, `subsampled` when evenly spread). */
+export async function similarity(run, layer) {
+  const answer = await json("similarity", { run, layer });
+  return { ...answer, values: numbers(answer.values) };
+}
+
+/** Each filter's class means ([F][C]), preferred class (an index into `classes`), selectivity index and top-k overlap at `step`. */
+export async function selectivity(run, layer, step) {
+  const answer = await json("selectivity", { run, layer, step });
+  return { ...answer, means: numbers(answer.means), index: numbers(answer.index), overlap: numbers(answer.overlap) };
+}
+
+/** One filter's class means ([S][C]), preferred class, selectivity index and top-k overlap at every step. */
+export async function filterSelectivity(run, layer, filter) {
+  const answer = await json("filter_selectivity", { run, layer, filter });
+  return { ...answer, means: numbers(answer.means), index: numbers(answer.index), overlap: numbers(answer.overlap) };
+}

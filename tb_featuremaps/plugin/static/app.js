@@ -1,6 +1,7 @@
 // The panel's controller: polls the runs, keeps the selection (its rules: selection.js) and wires the parts to it.
 import * as api from "./api.js";
 import { colormap } from "./colormaps.js";
+import { ConvergenceView } from "./convergence.js";
 import { Detail } from "./detail.js";
 import { el, stepText } from "./dom.js";
 import { emptyState } from "./empty.js";
@@ -12,6 +13,7 @@ import { Panes } from "./panes.js";
 import { ProbePicker } from "./probes.js";
 import { change, frameSpec, hasStats, layoutOf, nextStep, playStart, probeMatters, resolve, settle } from "./selection.js";
 import { loadLatest, ReadAhead } from "./readahead.js";
+import { arrangement, SelectivityControl, selectivityOffered } from "./selectivity.js";
 import { readHash, writeHash } from "./state.js";
 import { StepBar } from "./stepbar.js";
 import { Store, version } from "./store.js";
@@ -86,6 +88,8 @@ class App {
     this.heat = new HeatStrip((filter, step) => this.set({ filter, step }));
     this.detail = new Detail(this.store, { onPick: set, onClose: () => this.set({ filter: null }) });
     this.layers = new AllLayers(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
+    this.convergence = new ConvergenceView(this.store, { onPick: set, report: (source, error) => this.report(source, error) });
+    this.selectivity = new SelectivityControl(set);
     this.looks = [0, 1].map(() => new LooksFor((filter) => this.set({ filter }))); // two when comparing steps or runs
     this.looksRoot = el("div", { class: "fm-panes", hidden: true }, ...this.looks.map((view) => view.root));
     this.heatTitle = el("h2");
@@ -98,8 +102,8 @@ class App {
       this.changing,
       this.heat.root,
     );
-    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.panes.root, this.panes.legend.root, this.looksRoot, this.activity);
-    this.main = el("section", { class: "fm-main", "aria-label": "Filters" }, this.filters, this.layers.root);
+    this.filters = el("div", { class: "fm-filters" }, this.panes.summary, this.selectivity.root, this.panes.root, this.panes.legend.root, this.looksRoot, this.activity);
+    this.main = el("section", { class: "fm-main", "aria-label": "Filters" }, this.filters, this.layers.root, this.convergence.root);
     // The pickers and the step slider stay in view while the page scrolls (sticky); the detail view sticks below them.
     const controls = el("div", { class: "fm-controls" }, this.toolbar.root, this.probes.root, this.stepbar.root);
     this.shell = el("div", { class: "fm-shell", hidden: true }, controls, el("div", { class: "fm-body" }, this.main, this.detail.root));
@@ -120,6 +124,7 @@ class App {
     this.panes.redraw();
     this.heat.draw();
     this.layers.redraw();
+    if (this.shown?.convergence) this.convergence.redraw();
     this.looks.forEach((view) => view.draw());
   }
 
@@ -198,7 +203,13 @@ class App {
     this.toolbar.update(this.runs, shown);
     this.probes.update(run.run, run.probes, layer.probe_labels, state.probe, !probeMatters(kind));
     this.stepbar.update({ steps: shown.steps, index, unit: layer.step_unit, playing: this.playing, follow: state.follow, wallTime: answer.wall_times[index] });
-    this.filters.hidden = shown.all;
+    this.filters.hidden = shown.all || shown.convergence;
+    if (shown.convergence) {
+      this.detail.hide();
+      this.layers.hide();
+      return this.convergence.show(shown);
+    }
+    this.convergence.hide();
     if (shown.all) {
       this.detail.hide();
       return this.layers.show(shown);
@@ -207,7 +218,10 @@ class App {
     const looks = kind === "strongest";
     for (const part of [this.panes.summary, this.panes.root, this.panes.legend.root]) part.hidden = looks;
     this.looksRoot.hidden = !looks;
-    const drawn = looks ? this.drawLooks(seq, shown) : this.panes.draw(shown, this.runs, () => seq === this.seq);
+    const sorted = kind === "activations" && selectivityOffered(run, layer);
+    const arranged = sorted ? arrangement(this.store, run, layer, state.step, state.sort).catch(() => null) : null; // the grid shows without it
+    Promise.resolve(arranged).then((value) => seq === this.seq && this.selectivity.update(value != null, state.sort)); // labels that are not classes: none
+    const drawn = looks ? this.drawLooks(seq, shown) : this.panes.draw(shown, this.runs, () => seq === this.seq, arranged);
     this.drawHeat(seq, shown);
     this.showDetail(shown);
     this.prefetch(shown);

@@ -4,22 +4,18 @@
 import * as api from "./api.js";
 import { lineChart } from "./chart.js";
 import { colormap } from "./colormaps.js";
-import { el, formatNumber, sizeCanvas, stepText, unitPlural } from "./dom.js";
+import { el, formatNumber, sample, sizeCanvas, stepText, unitPlural } from "./dom.js";
 import { patchCanvas, patchText, patchZoom, poolIndex, ranks } from "./looks.js";
+import { classProfile } from "./profile.js";
 import { displayRange, drawTile, paintTiles } from "./render.js";
 import { filterParts, frameSpec, layoutOf, probeMatters } from "./selection.js";
+import { selectivityOffered } from "./selectivity.js";
 import { version } from "./store.js";
 
 const FILM_FRAMES = 36; // every step up to this many (six rows of the detail view's thumbs), else this many evenly spread
 const STRONGEST_FRAMES = 240; // the strongest patch's film strip shows every step up to this many (then evenly spread)
 const FACTS = ["min", "max", "mean", "std"]; // stats fields, by name
 const MIN_SIDE = 16; // CSS pixels: the shortest side of an enlarged tile (a 1 × L strip)
-
-/** At most `count` steps, evenly spread, first and last included. */
-function sample(steps, count) {
-  if (steps.length <= count) return steps;
-  return Array.from({ length: count }, (_, index) => steps[Math.round((index * (steps.length - 1)) / (count - 1))]);
-}
 
 /** A canvas showing one coloured tile, scaled to fit `size` CSS pixels (a short side stretched to a readable size). */
 function tileCanvas(frame, layout, filter, options, size) {
@@ -87,6 +83,7 @@ export class Detail {
     this.chart = section("Mean activation over steps");
     this.probes = section("Every probe");
     this.ranking = section("Probes ranked by mean activation");
+    this.profile = section("Class profile over training");
     this.root = el(
       "aside",
       { class: "fm-detail", hidden: true, "aria-labelledby": "fm-detail-title" },
@@ -101,6 +98,7 @@ export class Detail {
       this.chart.root,
       this.probes.root,
       this.ranking.root,
+      this.profile.root,
     );
   }
 
@@ -154,6 +152,9 @@ export class Detail {
     if (parts.activations) fill(this.probes, () => this.everyProbe(ctx));
     this.ranking.heading.textContent = `Probes ranked by mean activation at ${stepText(ctx.unit, ctx.step)}`;
     if (parts.stats) fill(this.ranking, () => this.ranked(ctx));
+    const profiled = parts.activations && selectivityOffered(shown.run, layer);
+    this.profile.root.hidden = !profiled;
+    if (profiled) fill(this.profile, () => classProfile(this.store, { run: ctx.run, layer, filter: ctx.filter, step: ctx.step, onPick: this.onPick }));
   }
 
   frame(ctx, kind, step, probe) {

@@ -85,3 +85,9 @@ export function showNote(view, text) {
   view.note.textContent = text;
   view.note.hidden = false;
 }
+
+/** At most `count` of `items`, evenly spread, first and last included. */
+export function sample(items, count) {
+  if (items.length <= count) return items;
+  return Array.from({ length: count }, (_, index) => items[Math.round((index * (items.length - 1)) / (count - 1))]);
+}

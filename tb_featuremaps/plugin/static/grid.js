@@ -30,10 +30,15 @@ export class GridView {
 
   /**
    * Shows a painted grid. `view`: {painted, image (decoded PNG), ranges ([F] {lo, hi} or null), layout, count,
-   * stats ([F] records or null), dead (bool[F] or null), selected, kind, step, label (for screen readers)}.
+   * stats ([F] records or null), dead (bool[F] or null), selected, kind, step, label (for screen readers),
+   * arranged (optional, selectivity.js: {order: the filter at each position, colours: [F] CSS colours, notes: [F] texts})}.
    */
   show(view) {
     this.view = view;
+    const arranged = view.arranged?.order.length === view.count ? view.arranged : null;
+    this.order = arranged?.order || Array.from({ length: view.count }, (_, filter) => filter);
+    this.positions = new Map(this.order.map((filter, position) => [filter, position]));
+    this.canvas.dataset.order = this.order.join(",");
     this.note.hidden = true;
     this.canvas.hidden = false;
     this.canvas.dataset.kind = view.kind;
@@ -63,6 +68,8 @@ export class GridView {
       const { x, y } = this.origin(filter);
       drawTile(context, view.painted, view.layout, filter, x, y, this.cell.width, this.cell.height);
       if (view.dead?.[filter]) this.markDead(context, x, y, style.getPropertyValue("--fm-dead"));
+      const colour = view.arranged?.colours[filter];
+      if (colour) this.outline(context, filter, colour, 2);
     }
     if (view.selected != null && view.selected < view.count) {
       this.outline(context, view.selected, style.getPropertyValue("--fm-accent"), 3);
@@ -74,8 +81,9 @@ export class GridView {
 
   /** Top-left corner of a filter's tile on the canvas, in CSS pixels. */
   origin(filter) {
-    const col = filter % this.columns;
-    const row = Math.floor(filter / this.columns);
+    const position = this.positions.get(filter) ?? filter;
+    const col = position % this.columns;
+    const row = Math.floor(position / this.columns);
     return { x: this.gap + col * (this.cell.width + this.gap), y: this.gap + row * (this.cell.height + this.gap) };
   }
 
@@ -116,8 +124,9 @@ export class GridView {
     const inX = x - col * (width + this.gap);
     const inY = y - row * (height + this.gap);
     if (inX >= width || inY >= height) return null;
-    const filter = row * this.columns + col;
-    if (filter >= this.view.count) return null;
+    const position = row * this.columns + col;
+    if (position >= this.view.count) return null;
+    const filter = this.order[position];
     const { tile_width: tileWidth, tile_height: tileHeight } = this.view.layout;
     return { filter, x: Math.floor((inX / width) * tileWidth), y: Math.floor((inY / height) * tileHeight) };
   }
@@ -143,6 +152,7 @@ export class GridView {
     const value = at && image ? valueAt(image, ranges, layout, filter, at.x, at.y) : null;
     if (value != null) parts.push(`value ${formatNumber(value)}`);
     if (dead?.[filter]) parts.push("dead");
+    if (this.view.arranged?.notes[filter]) parts.push(this.view.arranged.notes[filter]);
     this.tip.textContent = parts.join(" · ");
     this.tip.hidden = false;
     const { x, y } = this.origin(filter);
@@ -154,8 +164,8 @@ export class GridView {
     if (!this.view) return;
     const moves = { ArrowLeft: -1, ArrowRight: 1, ArrowUp: -this.columns, ArrowDown: this.columns };
     if (event.key in moves) {
-      const start = this.cursor ?? this.view.selected ?? 0;
-      this.hover(Math.min(this.view.count - 1, Math.max(0, start + (this.cursor == null ? 0 : moves[event.key]))));
+      const start = this.positions.get(this.cursor ?? this.view.selected ?? this.order[0]);
+      this.hover(this.order[Math.min(this.view.count - 1, Math.max(0, start + (this.cursor == null ? 0 : moves[event.key])))]);
       event.preventDefault();
     } else if ((event.key === "Enter" || event.key === " ") && this.cursor != null) {
       this.onSelect(this.cursor);

@@ -58,8 +58,11 @@ export class Panes {
     return [main, other];
   }
 
-  /** Draws the panes of `shown` (selection.js settle()); `current()` says whether it is still the one to draw. */
-  async draw(shown, runs, current) {
+  /**
+   * Draws the panes of `shown` (selection.js settle()); `current()` says whether it is still the one to draw;
+   * `arranged`: a promise of the tiles' order and outline colours (selectivity.js arrangement(), the same in both panes), or null.
+   */
+  async draw(shown, runs, current, arranged = null) {
     const { state, kind, layout } = shown;
     const count = layout.filters_shown;
     // Dim the shown grid when the next one takes a moment (not cached): it no longer matches the controls.
@@ -72,7 +75,7 @@ export class Panes {
         const [frame, dead] = await Promise.all([this.store.frame(spec), this.deadAt(source, kind)]);
         return { ...frame, dead };
       });
-      const frames = await Promise.all(loads);
+      const [frames, arrangement] = await Promise.all([Promise.all(loads), arranged]);
       if (!current()) return false;
       const map = colormap(state.cmap);
       const range = displayRange(frames, shown.norm);
@@ -94,6 +97,7 @@ export class Panes {
           stats: frame.stats,
           dead: frame.dead,
           selected: state.filter,
+          arranged: arrangement,
           kind,
           step: source.step,
           label: `${count} ${kind === "weights" ? "kernels" : "feature maps"} of ${source.layer.layer} at ${stepText(source.layer.step_unit, source.step)}`,

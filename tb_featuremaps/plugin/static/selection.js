@@ -8,7 +8,7 @@ const DEFAULTS = Object.freeze({
   probe: 0,
   step: null, // null: the latest step
   follow: true, // jump to new steps as they are logged; in the hash as "no step"
-  view: "activations", // or "weights", "strongest" (what each filter looks for), "layers" (all layers at once)
+  view: "activations", // or "weights", "strongest" (what each filter looks for), "layers" (all layers at once), "convergence"
   cmap: "gray",
   norm: "filter", // or "layer"
   compare: "off", // "steps" or "runs"
@@ -16,14 +16,16 @@ const DEFAULTS = Object.freeze({
   compareRun: "",
   filter: null, // the filter shown in the detail view
   heat: "mean", // the heat strip: "mean" activation or "change" since the previous step
+  sort: "index", // the grid's filters by number, or by "selectivity" (selectivity.js)
 });
 
 const INTEGERS = new Set(["probe", "step", "compareStep", "filter"]);
 const CHOICES = {
-  view: ["activations", "weights", "strongest", "layers"],
+  view: ["activations", "weights", "strongest", "layers", "convergence"],
   norm: ["filter", "layer"],
   compare: ["off", "steps", "runs"],
   heat: ["mean", "change"],
+  sort: ["index", "selectivity"],
 };
 
 // The hash round trip ---------------------------------------------------------------------------------
@@ -107,7 +109,7 @@ export function frameSpec(run, layer, kind, step, probe) {
 /**
  * What `state` shows among `runs` (non-empty): the chosen run and layer, else the first; the chosen view and scale
  * where the layer has them (the choice itself is kept); probe 0 for a probe the run lacks. Returns
- * {state (corrected), run, layer, kind, all (the all-layers view), norm, layout, labels}.
+ * {state (corrected), run, layer, kind, all (the all-layers view), convergence (the convergence view), norm, layout, labels}.
  */
 export function resolve(state, runs) {
   const run = runs.find((entry) => entry.run === state.run) || runs[0];
@@ -119,7 +121,8 @@ export function resolve(state, runs) {
   const labels = (run.probes ? run.probes.labels : layer.probe_labels).map(String);
   const probe = state.probe < labels.length ? state.probe : 0;
   const all = state.view === "layers";
-  return { state: { ...state, run: run.run, layer: layer.layer, probe }, run, layer, kind, all, norm, layout: layoutOf(layer, kind), labels };
+  const convergence = state.view === "convergence";
+  return { state: { ...state, run: run.run, layer: layer.layer, probe }, run, layer, kind, all, convergence, norm, layout: layoutOf(layer, kind), labels };
 }
 
 /** Index of the last of `steps` (ascending) at or before `step`, or 0. */

@@ -1,4 +1,4 @@
-// The top bar: run, layer, view (activations / weights / looks for / all layers), colormap, normalisation and compare mode.
+// The top bar: run, layer, view (activations / weights / looks for / all layers / convergence), colormap, normalisation and compare mode.
 import { COLORMAPS } from "./colormaps.js";
 import { el, formatShape } from "./dom.js";
 import { offers } from "./selection.js";
@@ -49,6 +49,7 @@ export class Toolbar {
       ["weights", "Weights"],
       ["strongest", "Looks for"],
       ["layers", "All layers"],
+      ["convergence", "Convergence"],
     ];
     this.view = segmented("Show", views, (view) => onChange({ view }));
     this.cmap = labelledSelect("Colormap", (cmap) => onChange({ cmap }));
@@ -68,7 +69,7 @@ export class Toolbar {
   }
 
   /** `runs` from the runs route, `shown` what is shown (selection.js): the pressed choices and those offered. */
-  update(runs, { state, run, layer, kind, all, norm }) {
+  update(runs, { state, run, layer, kind, all, convergence, norm }) {
     const offered = offers(runs, layer, kind);
     fillSelect(this.run.select, runs.map((entry) => [entry.run, entry.run]), run.run);
     fillSelect(
@@ -76,7 +77,7 @@ export class Toolbar {
       run.layers.map((entry) => [entry.layer, `${entry.layer} — ${[entry.class, formatShape(entry)].filter(Boolean).join(" · ")}`]),
       layer.layer,
     );
-    press(this.view.buttons, all ? "layers" : kind);
+    press(this.view.buttons, all ? "layers" : convergence ? "convergence" : kind);
     const weights = segment(this.view.buttons, "weights");
     weights.disabled = !offered.weights;
     weights.title = offered.weights ? "Each filter's kernel, averaged over its input channels" : `${layer.layer} has no kernel`;
@@ -86,6 +87,10 @@ export class Toolbar {
       ? "Each filter's strongest inputs of the pool: the input patches it responds to most"
       : `${layer.layer} has no strongest inputs logged (a pool= for the writer)`;
     segment(this.view.buttons, "layers").title = "Every layer's feature maps at this step, one under the other";
+    const responses = run.layers.some((entry) => entry.has_responses);
+    const converging = segment(this.view.buttons, "convergence");
+    converging.disabled = !responses;
+    converging.title = responses ? "Has each layer settled? Its similarity (linear CKA) to the latest step, every layer on one chart" : `${run.run} has no responses logged (a pool= for the writer)`;
     fillSelect(this.cmap.select, COLORMAPS.map((map) => [map.id, map.label]), state.cmap);
     press(this.norm.buttons, norm);
     const perFilter = segment(this.norm.buttons, "filter");
