@@ -3,8 +3,9 @@
 Each runs in a process of its own in an empty folder (its ``logs/`` is then read
 back). A snippet whose first line is ``# after the first snippet ...`` continues the
 README's first one (its model and data), so it runs after it, as a reader pasting
-both would. Only the lengths are cut to keep the test short: ``epochs=10`` runs 1
-epoch and the loops' 401 steps run 51 (still two logged steps each).
+both would. Only the lengths are cut to keep the test short: ``epochs=10`` (and
+Lightning's ``max_epochs=10``) runs 1 epoch and the loops' 401 steps run 51 (still
+two logged steps each).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from helpers.readme import README, snippets
 from tb_featuremaps import reader
 
 CONTINUES = "# after the first snippet"
-SHORTER = ((r"\bepochs=10\b", "epochs=1"), (r"\b401\b", "51"))
+SHORTER = ((r"\b(max_)?epochs=10\b", r"\1epochs=1"), (r"\b401\b", "51"))
 """What is cut in each snippet before it runs: training lengths only."""
 
 
