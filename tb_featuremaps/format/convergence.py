@@ -85,9 +85,9 @@ def _hsic_block(a: np.ndarray, b: np.ndarray, gram: bool) -> np.ndarray:
 def cka_matrix(stack: np.ndarray) -> np.ndarray:
     """Linear CKA between every two steps of a layer's responses ``[S, N, F]``: float64 ``[S, S]``, symmetric.
 
-    Each step is centred once; a pair costs ``N²`` (Gram matrices, when ``N ≤ F²``)
-    or ``F²·N`` (cross products of the filters) operations, whichever is fewer, in
-    blocks of steps bounded in memory; the products are float32 (CKA within about
+    Each step is centred once; a pair costs ``F²·N`` operations (cross products of
+    the filters, one matrix product per block of steps), or ``N²`` through the
+    inputs' Gram matrices when ``F > N``, in blocks of steps bounded in memory; the products are float32 (CKA within about
     10⁻⁶ of float64's; :func:`cka_to` and :func:`linear_cka` are float64). A step that is constant or holds a
     non-finite response has a NaN row and column (its diagonal too); every other
     diagonal entry is 1.
@@ -100,7 +100,7 @@ def cka_matrix(stack: np.ndarray) -> np.ndarray:
     steps, count, filters = centred.shape
     if not count or not filters:
         return np.full((steps, steps), np.nan)
-    gram = count <= filters * filters
+    gram = filters > count  # cross products are one matrix product per block: faster in practice unless F > N
     if gram:
         block = _BLOCK_VALUES // (count * count)
     else:
