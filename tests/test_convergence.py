@@ -28,12 +28,12 @@ def _layer(rng, steps: int, count: int, filters: int) -> np.ndarray:
     return np.stack([final + (0.8**step) * 3 * rng.normal(size=(count, filters)) for step in range(steps)])
 
 
-@pytest.mark.parametrize("count, filters", [(40, 12), (60, 5), (30, 3)])
+@pytest.mark.parametrize("count, filters", [(40, 12), (60, 5), (30, 3), (8, 12)])  # the last: F > N, through Gram matrices
 def test_cka_equals_the_hsic_formula(count, filters):
     rng = np.random.default_rng(count)
     stack = _layer(rng, 6, count, filters)
     expected = np.array([[hsic_cka(a, b) for b in stack] for a in stack])
-    assert np.allclose(convergence.cka_matrix(stack), expected, atol=1e-12)
+    assert np.allclose(convergence.cka_matrix(stack), expected, atol=1e-5)  # float32 products
     assert np.allclose(convergence.cka_to(stack), expected[:, -1], atol=1e-12)
     assert np.allclose(convergence.cka_to(stack, 2), expected[:, 2], atol=1e-12)
     assert convergence.linear_cka(stack[0], stack[3]) == pytest.approx(expected[0, 3], abs=1e-12)
@@ -43,11 +43,11 @@ def test_cka_equals_the_hsic_formula(count, filters):
 def test_cka_matrix_blocks_give_the_same_values(monkeypatch):
     """Both paths (Gram and cross products) in blocks smaller than the stack equal the whole computation."""
     rng = np.random.default_rng(3)
-    for count, filters in ((20, 8), (50, 3)):
+    for count, filters in ((20, 8), (6, 10)):
         stack = _layer(rng, 9, count, filters)
         whole = convergence.cka_matrix(stack)
         monkeypatch.setattr(convergence, "_BLOCK_VALUES", 3 * count * max(count, filters))
-        assert np.allclose(convergence.cka_matrix(stack), whole, atol=1e-12)
+        assert np.allclose(convergence.cka_matrix(stack), whole, atol=1e-6)
         monkeypatch.undo()
 
 

@@ -101,9 +101,11 @@ class FeatureMapsWriter:
         pool: Inputs to find each filter's strongest responses among (e.g. ``x_val[:500]``;
             an array, a list/dict per input, or a dataset read up to 5,000 examples):
             at each step, pass their layer outputs as ``write(..., pool_activations=)``
-            and every filter's ``top_k`` strongest inputs, the patches under them and
-            its change since the previous step are logged (``docs/format.md``).
-        pool_labels: One label per pool input (default: dataset targets or the index).
+            and every filter's ``top_k`` strongest inputs, the patches under them, its
+            response to every pool input and its change since the previous step are
+            logged (``docs/format.md``).
+        pool_labels: One label per pool input (default: dataset targets or the index);
+            labels that are classes also give each layer's mean class selectivity (Scalars).
         top_k: How many strongest pool inputs are kept per filter (default 9; only with ``pool=``).
         timer: Called as ``timer(stage, seconds)`` after each stage (benchmarks).
         background: Draw, encode and write on a background thread, in order: :meth:`write`
