@@ -71,3 +71,18 @@ def test_long_run_names_what_it_needs(tmp_path, capsys):
     with pytest.raises(SystemExit):
         long_run.parse_args([str(tmp_path), "--loaders", "fast"])
     assert "--loaders must be true, false or both" in capsys.readouterr().err
+
+
+def test_the_224_px_strongest_stage_is_a_target_row():
+    """The ``patches`` section's EfficientNetB0 stage times show as one row: the slowest layer against 200 ms."""
+    stage = {
+        "network": "EfficientNetB0",
+        "pool_size": 500,
+        "repeats": 3,
+        "reduced": ["max_patch_size=12", "top_k=4"],
+        "fields": {"stem_conv": [3, 3], "top_conv": [851, 851]},
+        "strongest_ms": {"stem_conv": 1.5, "top_conv": 250.0},
+    }
+    (row,) = [row for row in run._strongest_rows({"patches": {"fields": {}, "stage_224": stage}}) if "224 px" in row.section]
+    assert "top_conv, field 851 px" in row.metric and "max_patch_size=12, top_k=4" in row.section
+    assert (row.value, row.target, row.met) == ("250", "<= 200", False)
