@@ -18,7 +18,8 @@ from .logdirs import RUN
 
 PLUGIN = "/data/plugin/feature_maps"
 ROUTES = ("runs", "steps", "grid", "stats", "activity")
-START_SECONDS = 120.0
+START_SECONDS = 300.0
+"""Seconds TensorBoard may take to serve (it imports TensorFlow: minutes on a busy machine)."""
 
 
 def start(logdir: str, load_fast: bool) -> TensorBoard:
