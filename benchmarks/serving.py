@@ -116,20 +116,38 @@ def _latencies(server: TensorBoard, run: str, layers: list, steps: int, probes: 
 
 
 def _images_baseline(server: TensorBoard, run: str, layers: list, probes: int, requests: int, rng: random.Random) -> dict:
-    """The Images plugin's ``individualImage`` against our ``grid`` on the very same PNGs, request by request."""
-    targets = []
-    for layer in layers:
-        tag = f"feature_maps/activations/{layer}"
-        for probe in range(probes):
-            for item in server.json(f"/data/plugin/images/images?{_query(run=run, tag=tag, sample=probe)}"):
-                targets.append((layer, probe, item["step"], item["query"]))
+    """The Images plugin's ``individualImage`` against our ``grid`` on the very same PNGs, request by request.
+
+    On a log still being written the Images plugin drops older samples as steps arrive: a pair whose image has
+    gone (404) is left out, and the samples are listed again."""
+
+    def listed() -> list:
+        found = []
+        for layer in layers:
+            tag = f"feature_maps/activations/{layer}"
+            for probe in range(probes):
+                for item in server.json(f"/data/plugin/images/images?{_query(run=run, tag=tag, sample=probe)}"):
+                    found.append((layer, probe, item["step"], item["query"]))
+        return found
+
+    targets = listed()
     ours, theirs = [], []
-    for _ in range(requests):
+    while len(ours) < requests:
         layer, probe, step, query = rng.choice(targets)
         ours_path = f"{PLUGIN}/grid?{_query(run=run, layer=layer, step=step, probe=probe)}"
         theirs_path = f"/data/plugin/images/individualImage?{query}"
-        for path, into in ((ours_path, ours), (theirs_path, theirs)) if rng.random() < 0.5 else ((theirs_path, theirs), (ours_path, ours)):
-            into.append(elapsed_ms(lambda path=path: server.ok(path)))
+        pair = {}
+        for path in (ours_path, theirs_path) if rng.random() < 0.5 else (theirs_path, ours_path):
+            started = time.perf_counter()
+            status, _ = server.get(path)
+            pair[path] = (status, (time.perf_counter() - started) * 1000.0)
+        if pair[theirs_path][0] == 404:
+            targets = listed()
+            continue
+        for path, into in ((ours_path, ours), (theirs_path, theirs)):
+            if pair[path][0] != 200:
+                raise RuntimeError(f"GET {path}: HTTP {pair[path][0]}")
+            into.append(pair[path][1])
     layer, probe, step, query = targets[0]
     ours_body = server.ok(f"{PLUGIN}/grid?{_query(run=run, layer=layer, step=step, probe=probe)}")
     theirs_body = server.ok(f"/data/plugin/images/individualImage?{query}")
