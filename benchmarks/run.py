@@ -136,9 +136,9 @@ def run_section(name: str, plan: Plan, workdir: str) -> dict:
 
         return pool_cost(workdir, plan.events, plan.train_digits, plan.loaders, plan.requests)
     if name == "patches":
-        from .strongest import patch_cost
+        from .strongest import patch_cost, strongest_stage_224
 
-        return patch_cost(min(plan.events, 3))
+        return {**patch_cost(min(plan.events, 3)), "stage_224": strongest_stage_224(workdir, min(plan.events, 3))}
     if name == "budget":
         from .budget import NETWORKS, budget_cost
 
@@ -365,6 +365,12 @@ def _strongest_rows(results: dict) -> list[Row]:
                 measured["clipped_ms"] <= 200,
             )
         )
+    stage = (patches or {}).get("stage_224")
+    if stage:
+        section = f"{stage['network']} 224 px, pool of {stage['pool_size']}, default arguments (reduced: {', '.join(stage['reduced']) or 'nothing'})"
+        largest = max(stage["strongest_ms"], key=stage["strongest_ms"].get)
+        what = f"largest strongest-inputs stage of a layer ({largest}, field {stage['fields'][largest][0]} px; ms, p50 of {stage['repeats']})"
+        rows.append(Row(section, what, f"{stage['strongest_ms'][largest]:.0f}", "<= 200", stage["strongest_ms"][largest] <= 200))
     settled = results.get("settling")
     for path, layer in (settled or {}).get("layers", {}).items():
         section = f"settling, {settled['epochs']} epochs on {settled['train_digits']} digits"

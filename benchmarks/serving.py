@@ -18,7 +18,8 @@ from .logdirs import RUN
 
 PLUGIN = "/data/plugin/feature_maps"
 ROUTES = ("runs", "steps", "grid", "stats", "activity")
-START_SECONDS = 120.0
+START_SECONDS = 300.0
+"""Seconds TensorBoard may take to serve (it imports TensorFlow: minutes on a busy machine)."""
 
 
 def start(logdir: str, load_fast: bool) -> TensorBoard:
@@ -50,48 +51,61 @@ def wait_ready(server: TensorBoard, ready, timeout: float, poll: float = 0.05) -
     raise TimeoutError(f"TensorBoard not ready after {timeout:.0f} s")
 
 
-def _run_entry(server: TensorBoard) -> Optional[dict]:
+def _run_entry(server: TensorBoard, run: str = RUN) -> Optional[dict]:
     status, body = server.get(f"{PLUGIN}/runs")
     if status != 200:
         return None
-    return next((run for run in json.loads(body)["runs"] if run["run"] == RUN), None)
+    return next((entry for entry in json.loads(body)["runs"] if entry["run"] == run), None)
 
 
-def measure(logdir: str, steps: int, load_fast: bool, requests: int, seed: int = 0, timeout: float = 300.0) -> dict:
+def settled_rss_mib(pid: int, interval: float = 1.0, timeout: float = 30.0, tolerance: float = 0.01) -> float:
+    """Resident memory (MiB) of ``pid`` and its descendants once two reads ``interval`` s apart differ by at most
+    ``tolerance`` (TensorBoard has finished loading), or the last read after ``timeout`` s."""
+    deadline = time.perf_counter() + timeout
+    previous = rss_kib(pid)
+    while True:
+        time.sleep(interval)
+        current = rss_kib(pid)
+        if abs(current - previous) <= tolerance * previous or time.perf_counter() > deadline:
+            return current / 1024
+        previous = current
+
+
+def measure(logdir: str, steps: int, load_fast: bool, requests: int, seed: int = 0, timeout: float = 300.0, run: str = RUN) -> dict:
     """Start-up times, p50/p95 per route (and the Images plugin's image route on the same PNGs),
-    and resident memory with the log's size, for one loader; ``steps`` is the number logged."""
+    and resident memory with the log's size, for one loader; ``steps`` is the number logged (at least: a
+    log still being written may have more by then), ``run`` the run measured."""
     rng = random.Random(seed)
     server = start(logdir, load_fast)
     try:
         result: dict[str, Any] = {"load_fast": load_fast, "log_bytes": directory_bytes(logdir)}
-        result["seconds_to_runs"] = wait_ready(server, lambda s: bool((_run_entry(s) or {}).get("layers")), timeout)
-        entry = _run_entry(server)
+        result["seconds_to_runs"] = wait_ready(server, lambda s: bool((_run_entry(s, run) or {}).get("layers")), timeout)
+        entry = _run_entry(server, run)
         layers_expected = [layer["layer"] for layer in entry["layers"]]
         first = layers_expected[0]
-        result["seconds_to_grid"] = wait_ready(server, lambda s: s.get(f"{PLUGIN}/grid?{_query(run=RUN, layer=first, step=0)}")[0] == 200, timeout)
+        result["seconds_to_grid"] = wait_ready(server, lambda s: s.get(f"{PLUGIN}/grid?{_query(run=run, layer=first, step=0)}")[0] == 200, timeout)
 
         def loaded(s: TensorBoard) -> bool:
-            return all(len(s.json(f"{PLUGIN}/steps?{_query(run=RUN, layer=name)}")["steps"]) == steps for name in layers_expected)
+            return all(len(s.json(f"{PLUGIN}/steps?{_query(run=run, layer=name)}")["steps"]) >= steps for name in layers_expected)
 
         result["seconds_to_all_steps"] = wait_ready(server, loaded, timeout, poll=0.5)
         result["layers"], result["steps"] = len(layers_expected), steps
         probes = entry["probes"]["count"] if entry.get("probes") else 1
-        result["latency_ms"] = _latencies(server, layers_expected, steps, probes, requests, rng)
-        result["images_plugin"] = _images_baseline(server, layers_expected, probes, requests, rng)
-        time.sleep(1.0)
-        result["rss_mib"] = rss_kib(server.process.pid) / 1024
+        result["latency_ms"] = _latencies(server, run, layers_expected, steps, probes, requests, rng)
+        result["images_plugin"] = _images_baseline(server, run, layers_expected, probes, requests, rng)
+        result["rss_mib"] = settled_rss_mib(server.process.pid)
     finally:
         server.close()
     return result
 
 
-def _latencies(server: TensorBoard, layers: list, steps: int, probes: int, requests: int, rng: random.Random) -> dict:
+def _latencies(server: TensorBoard, run: str, layers: list, steps: int, probes: int, requests: int, rng: random.Random) -> dict:
     paths = {
         "runs": lambda: f"{PLUGIN}/runs",
-        "steps": lambda: f"{PLUGIN}/steps?{_query(run=RUN, layer=rng.choice(layers))}",
-        "grid": lambda: f"{PLUGIN}/grid?{_query(run=RUN, layer=rng.choice(layers), step=rng.randrange(steps), probe=rng.randrange(probes))}",
-        "stats": lambda: f"{PLUGIN}/stats?{_query(run=RUN, layer=rng.choice(layers), step=rng.randrange(steps))}",
-        "activity": lambda: f"{PLUGIN}/activity?{_query(run=RUN, layer=rng.choice(layers))}",
+        "steps": lambda: f"{PLUGIN}/steps?{_query(run=run, layer=rng.choice(layers))}",
+        "grid": lambda: f"{PLUGIN}/grid?{_query(run=run, layer=rng.choice(layers), step=rng.randrange(steps), probe=rng.randrange(probes))}",
+        "stats": lambda: f"{PLUGIN}/stats?{_query(run=run, layer=rng.choice(layers), step=rng.randrange(steps))}",
+        "activity": lambda: f"{PLUGIN}/activity?{_query(run=run, layer=rng.choice(layers))}",
     }
     timings: dict[str, list[float]] = {route: [] for route in ROUTES}
     for _ in range(requests):  # interleaved, so load from elsewhere hits every route alike
@@ -101,23 +115,41 @@ def _latencies(server: TensorBoard, layers: list, steps: int, probes: int, reque
     return {route: summary(values) for route, values in timings.items()}
 
 
-def _images_baseline(server: TensorBoard, layers: list, probes: int, requests: int, rng: random.Random) -> dict:
-    """The Images plugin's ``individualImage`` against our ``grid`` on the very same PNGs, request by request."""
-    targets = []
-    for layer in layers:
-        tag = f"feature_maps/activations/{layer}"
-        for probe in range(probes):
-            for item in server.json(f"/data/plugin/images/images?{_query(run=RUN, tag=tag, sample=probe)}"):
-                targets.append((layer, probe, item["step"], item["query"]))
+def _images_baseline(server: TensorBoard, run: str, layers: list, probes: int, requests: int, rng: random.Random) -> dict:
+    """The Images plugin's ``individualImage`` against our ``grid`` on the very same PNGs, request by request.
+
+    On a log still being written the Images plugin drops older samples as steps arrive: a pair whose image has
+    gone (404) is left out, and the samples are listed again."""
+
+    def listed() -> list:
+        found = []
+        for layer in layers:
+            tag = f"feature_maps/activations/{layer}"
+            for probe in range(probes):
+                for item in server.json(f"/data/plugin/images/images?{_query(run=run, tag=tag, sample=probe)}"):
+                    found.append((layer, probe, item["step"], item["query"]))
+        return found
+
+    targets = listed()
     ours, theirs = [], []
-    for _ in range(requests):
+    while len(ours) < requests:
         layer, probe, step, query = rng.choice(targets)
-        ours_path = f"{PLUGIN}/grid?{_query(run=RUN, layer=layer, step=step, probe=probe)}"
+        ours_path = f"{PLUGIN}/grid?{_query(run=run, layer=layer, step=step, probe=probe)}"
         theirs_path = f"/data/plugin/images/individualImage?{query}"
-        for path, into in ((ours_path, ours), (theirs_path, theirs)) if rng.random() < 0.5 else ((theirs_path, theirs), (ours_path, ours)):
-            into.append(elapsed_ms(lambda path=path: server.ok(path)))
+        pair = {}
+        for path in (ours_path, theirs_path) if rng.random() < 0.5 else (theirs_path, ours_path):
+            started = time.perf_counter()
+            status, _ = server.get(path)
+            pair[path] = (status, (time.perf_counter() - started) * 1000.0)
+        if pair[theirs_path][0] == 404:
+            targets = listed()
+            continue
+        for path, into in ((ours_path, ours), (theirs_path, theirs)):
+            if pair[path][0] != 200:
+                raise RuntimeError(f"GET {path}: HTTP {pair[path][0]}")
+            into.append(pair[path][1])
     layer, probe, step, query = targets[0]
-    ours_body = server.ok(f"{PLUGIN}/grid?{_query(run=RUN, layer=layer, step=step, probe=probe)}")
+    ours_body = server.ok(f"{PLUGIN}/grid?{_query(run=run, layer=layer, step=step, probe=probe)}")
     theirs_body = server.ok(f"/data/plugin/images/individualImage?{query}")
     return {
         "steps_kept": len({t[2] for t in targets}),

@@ -152,3 +152,54 @@ def patch_cost(repeats: int, pool_size: int = 200, side: int = 64, filters: int 
         clipped, before = statistics.median(times["clipped"]), statistics.median(times["nominal"])
         result["fields"][str(size)] = {"clipped_ms": clipped, "nominal_ms": before, "nominal_to_clipped": before / clipped}
     return result
+
+
+def strongest_stage_224(log_dir: str, repeats: int, network: str = "EfficientNetB0", pool_size: int = 500, probes: int = 10) -> dict:
+    """The writer's strongest-inputs stage (ranking, patch sheet, PNG, events) of each default layer of ``network``
+    at 224 px with a ``pool_size`` pool, at the drawing the step budget chooses (default arguments), without the
+    forward passes: the probes' activations and the pool's responses are random, shaped as the layers' outputs, the
+    fields the layers' own. Medians of ``repeats`` steps after the first (which decides the drawing)."""
+    from tb_featuremaps import FeatureMapsWriter, reader
+    from tb_featuremaps.keras.extractor import select_layers
+    from tb_featuremaps.keras.receptive import receptive_field
+    from tb_featuremaps.render.strongest import Responses
+    from tb_featuremaps.writer import LayerDescription
+
+    from .budget import SIDE, pictures
+
+    keras.utils.set_random_seed(0)
+    model = getattr(keras.applications, network)(weights=None, input_shape=(SIDE, SIDE, 3))
+    rng = np.random.default_rng(0)
+    descriptions, outputs, found = {}, {}, {}
+    for item, chain in select_layers(model, None, "benchmark"):
+        _, height, width, filters = item.output_shape
+        descriptions[item.path] = LayerDescription(type(item.layer).__name__, receptive_field=receptive_field(model, item.layer, chain).field)
+        outputs[item.path] = rng.random((probes, height, width, filters), np.float32)
+        drawn = min(filters, 128)
+        found[item.path] = Responses(rng.random((pool_size, drawn), np.float32), rng.integers(0, height, (pool_size, drawn, 2)).astype(np.int32))
+    stages: list[float] = []
+    per_layer: dict[str, list[float]] = {path: [] for path in descriptions}
+
+    def timer(stage: str, seconds: float) -> None:
+        if stage == "strongest":
+            stages.append(seconds * 1000.0)
+
+    writer = FeatureMapsWriter(log_dir, pictures(probes, 0), pool=pictures(pool_size, 1), timer=timer, background=False, run_name=network)
+    for step in range(repeats + 1):
+        stages.clear()
+        if not writer.write(step, outputs, layers=descriptions, pool_activations=found):
+            raise RuntimeError(f"the benchmark's step {step} failed (see the warning)")
+        if step:
+            for path, ms in zip(descriptions, stages):
+                per_layer[path].append(ms)
+    writer.close()
+    run = reader.load(log_dir, run=network)[network]
+    reduced = sorted({f"{field}={value}" for series in run.strongest.values() for field, value in series.info.reduced.items()})
+    return {
+        "network": network,
+        "pool_size": pool_size,
+        "repeats": repeats,
+        "reduced": reduced,
+        "fields": {path: list(description.receptive_field.size) for path, description in descriptions.items()},
+        "strongest_ms": {path: statistics.median(values) for path, values in per_layer.items()},
+    }

@@ -254,3 +254,68 @@ def test_large_pool_inputs_go_through_in_smaller_batches():
 
         found = strongest.pool_responses(forward, [np.zeros(shape, np.float32)], {"conv": False}, 8)
         assert seen == expected and found["conv"].values.shape == (shape[0], 3)
+
+
+def _reference_sheet(pictures: strongest.PoolPictures, inputs, positions, field, max_patch: int) -> np.ndarray:
+    """The sheet's pixels as the first implementation drew them: each patch's whole window cropped (the padding level
+    outside the input and the field), then block-averaged in float32; kept to check the faster drawing against."""
+    height, width = pictures.levels.shape[1:3]
+    filters, k = inputs.shape
+    if field is None:
+        corners, field_size = np.zeros((filters, k, 2), np.int64), (height, width)
+    else:
+        if height == 1 and len(field.size) == 1:
+            field = metadata.ReceptiveField((1, *field.size), (1, *field.jump), (0, *field.start))
+        corners, field_size = np.asarray(field.start) + positions * np.asarray(field.jump), tuple(field.size)
+    clipped = (field_size[0] > height, field_size[1] > width)
+    size = (height if clipped[0] else field_size[0], width if clipped[1] else field_size[1])
+    fh, fw = (-(-side // max_patch) for side in size)
+    tile = (size[0] // fh, size[1] // fw)
+    strip = height == 1
+    layout = metadata.GridLayout(render.reduce.STRIP_HEIGHT if strip else tile[0], tile[1], filters, max(k, 1), 1)
+    pixels = np.full((layout.height, layout.width, *pictures.levels.shape[3:]), metadata.GUTTER_VALUE, np.uint8)
+    for f in range(filters):
+        for r in range(k):
+            top, left = (int(v) for v in corners[f, r])
+            window_top, window_left = 0 if clipped[0] else top, 0 if clipped[1] else left
+            window = np.full((*size, *pictures.levels.shape[3:]), pictures.padding, np.uint8)
+            for y in range(size[0]):
+                for x in range(size[1]):
+                    row, col = window_top + y, window_left + x
+                    if max(top, 0) <= row < min(top + field_size[0], height) and max(left, 0) <= col < min(left + field_size[1], width):
+                        window[y, x] = pictures.levels[inputs[f, r], row, col]
+            blocks = window[: tile[0] * fh, : tile[1] * fw].astype(np.float32).reshape(tile[0], fh, tile[1], fw, *window.shape[2:])
+            patch = np.round(blocks.mean(axis=(1, 3))).astype(np.uint8)
+            y, x = layout.tile_origin(f * layout.cols + r)
+            pixels[y : y + layout.tile_height, x : x + layout.tile_width] = np.repeat(patch, render.reduce.STRIP_HEIGHT, axis=0) if strip else patch
+    return pixels
+
+
+@pytest.mark.parametrize(
+    "shape, field, max_patch",
+    [
+        ((96, 96, 3), metadata.ReceptiveField((67, 67), (8, 8), (-26, -26)), 12),  # summed from the input (window over 64x64)
+        ((96, 96, 3), metadata.ReceptiveField((67, 67), (8, 8), (-26, -26)), 48),
+        ((96, 80, 1), metadata.ReceptiveField((339, 339), (16, 16), (-154, -154)), 12),  # larger than the input both ways
+        ((96, 80, 3), metadata.ReceptiveField((339, 41), (16, 4), (-154, -20)), 7),  # larger along rows only
+        ((40, 40, 3), metadata.ReceptiveField((19, 19), (4, 4), (-6, -6)), 5),  # cropped, then averaged
+        ((40, 40, 1), metadata.ReceptiveField((3, 3), (2, 2), (-1, -1)), 48),  # no averaging
+        ((96, 96, 3), None, 10),  # no field: the whole input
+        ((1, 300, 1), metadata.ReceptiveField((90,), (8,), (-40,)), 12),  # 1-D: strips
+        ((1, 5000, 1), metadata.ReceptiveField((9000,), (64,), (-4000,)), 12),  # 1-D, summed from the input
+    ],
+)
+def test_sheet_pixels_are_the_window_crops_block_averaged(shape, field, max_patch):
+    """Whatever path draws a patch (crop then average, or sums over the part of the input it covers), the sheet is
+    pixel for pixel the block means of each window cropped whole, padding outside the input and the field."""
+    rng = np.random.default_rng(7)
+    pool = rng.uniform(-1, 1, (12, *shape)).astype(np.float32)
+    pictures = strongest.PoolPictures.of(pool[:, 0] if shape[0] == 1 else pool)
+    inputs = rng.integers(0, 12, (5, 4))
+    inputs[1] = inputs[0]  # the same patches twice: drawn once
+    positions = rng.integers(0, 12, (5, 4, 2))
+    positions[1] = positions[0]
+    if shape[0] == 1:
+        positions[..., 0] = 0
+    sheet = strongest.patch_sheet(pictures, inputs, positions, field, max_patch)
+    np.testing.assert_array_equal(sheet.pixels, _reference_sheet(pictures, inputs, positions, field, max_patch))
