@@ -174,6 +174,21 @@ def test_still_changing_heat_strip_and_summary(page, server):
     page.locator("canvas.fm-heat[data-quantity='mean']").wait_for()
 
 
+def test_the_still_changing_rule_is_the_one_the_listing_describes(page, server):
+    """The panel takes a filter's change from the fields the listing's ``kinds.change.measure`` names (format/kinds/change.py):
+    told to measure kernels only, it counts every filter of ``conv`` as changing (its kernels are new at each step)."""
+
+    def kernels_only(route):
+        response = route.fetch()
+        listing = response.json()
+        listing.setdefault("kinds", {}).setdefault("change", {})["measure"] = ["kernel"]
+        route.fulfill(response=response, json=listing)
+
+    page.route(re.compile(r"/data/plugin/feature_maps/runs(\?|$)"), kernels_only)
+    open_looks(page, server, "&step=4")
+    expect(page.locator(".fm-changing")).to_have_text(re.compile(rf"^{FILTERS} of {FILTERS} filters still changing at epoch 4 "))
+
+
 def test_a_dead_filter_that_comes_alive_counts_as_still_changing(page, tmp_path):
     """Its change is +Infinity (docs/format.md), carried as "Infinity" in the route's JSON: the panel counts it as changing."""
     rng = np.random.default_rng(3)

@@ -52,7 +52,7 @@ def write_by_hand(run_dir, inputs: float | None, ranks: int = 2) -> None:
     picture = render.encode_png(np.full((8, 8), 128, np.uint8))
     writer.write_pool(0, [picture, picture], 8, 8, ["x", "y"], [8, 8, 1], [0.0, 1.0])
     layout = metadata.GridLayout(3, 3, 2, ranks, 1)
-    extra = {"top_k": ranks, "pool_size": 2, "patch": "whole input", "patch_size": [8, 8], "input_range": [0.0, 1.0]}
+    extra = metadata.StrongestExtra(top_k=ranks, pool_size=2, patch_size=(8, 8))
     info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=ranks, extra=extra)
     topk = np.zeros((2, ranks, len(metadata.TOPK_FIELDS)), np.float32)
     topk[..., 0], topk[..., 1] = inputs if inputs is not None else 0.0, 1.5

@@ -59,7 +59,7 @@ def rungs_taken(run: reader.RunLog, run_dir: str) -> list:
 def _side(info: metadata.LayerInfo, field: str) -> int:
     """What a rung of ``field`` could lower in a series, as its content says."""
     if field == "max_patch_size":
-        return max(info.extra["patch_size"])
+        return max(info.extra.patch_size)
     if field == "top_k":
         return info.tiles_per_filter + 1 if "top_k" in info.reduced else info.tiles_per_filter  # reduced: there were more
     return max(info.output_shape[1:3])

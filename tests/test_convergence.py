@@ -340,3 +340,13 @@ def test_the_convergence_command_without_a_pool_names_pool(tmp_path, capsys):
         writer.write(0, {"conv": np.ones((2, 4, 4, 3), np.float32)})
     assert cli.main(["convergence", str(tmp_path), "-o", str(tmp_path / "c.png")]) == 2
     assert "has no responses to a pool: log it with pool=" in capsys.readouterr().err
+
+
+def test_topk_overlap_of_a_logged_layer_is_the_jaccard_of_its_sets(trained):
+    run, _, _, _ = trained
+    best = run.strongest["conv2"]
+    assert np.isnan(best.overlap(0)).all()
+    for position in range(1, len(best.steps)):
+        before, now = best.inputs(position - 1), best.inputs(position)
+        expected = [len(set(a) & set(b)) / len(set(a) | set(b)) for a, b in zip(before.tolist(), now.tolist())]
+        assert np.allclose(best.overlap(position), expected)

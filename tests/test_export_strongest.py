@@ -66,7 +66,7 @@ def _brute_force(outputs: np.ndarray, k: int):
 def _check_patches(run, best, index: int, pool: np.ndarray) -> None:
     pictures = PoolPictures.of(pool)
     np.testing.assert_array_equal(run.pool.pictures(), pictures.levels)  # 28x28: the pool series is the pictures as they are
-    assert tuple(best.info.extra["input_range"]) == pytest.approx(pictures.input_range)
+    assert best.info.extra.input_range == pytest.approx(pictures.input_range)
     size = best.patch_size
     tops, lefts = best.field(index, "top").astype(int), best.field(index, "left").astype(int)
     for f in range(best.info.filters_shown):

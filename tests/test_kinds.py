@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 import json
 
@@ -60,7 +61,7 @@ def test_changing_filters_takes_the_response_else_the_kernel():
 
 def test_classify_follows_the_registry(monkeypatch):
     """A kind added to the registry is classified as its type says; one removed from it is skipped."""
-    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), rank=2, grid="activations", what="shapes")
+    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), axes=("filters",), grid="activations", what="shapes")
     monkeypatch.setitem(kinds.KINDS, "shape", added)
     series_metadata = added.metadata("conv")
     found = metadata.classify("shape/conv", series_metadata.plugin_data.content)
@@ -82,3 +83,77 @@ def test_metadata_built_by_the_kinds_is_the_same_json_as_before():
     assert metadata.fields_metadata("change", "a*b").summary_description == "per-filter change since the previous step of a\\*b"
     pool = metadata.pool_metadata(["0"], [2, 2, 1], [0.0, 1.0])
     assert json.loads(pool.plugin_data.content)["kind"] == "pool" and pool.summary_description == "pool inputs"
+
+
+def _sheet_content(extra) -> bytes:
+    layout = metadata.GridLayout(3, 3, 2, 2, 1)
+    info = metadata.LayerInfo("strongest", "conv", "Conv2D", 0, [None, 4, 4, 2], layout, 2, 2, ["pool"], "epoch", tiles_per_filter=2)
+    data = {**info.to_json(), "extra": extra}
+    return json.dumps(data).encode()
+
+
+def test_the_strongest_extra_is_typed_and_written_as_the_same_json():
+    written = {
+        "top_k": 2,
+        "pool_size": 7,
+        "receptive_field": {"size": [3, 3], "jump": [1, 1], "start": [-1, -1]},
+        "patch": "receptive field",
+        "patch_reason": "",
+        "patch_size": [3, 3],
+        "input_range": [-0.5, 2.0],
+    }
+    info = metadata.classify("strongest/conv", _sheet_content(written)).info
+    extra = info.extra
+    assert isinstance(extra, kinds.strongest.StrongestExtra) and extra.receptive_field == metadata.ReceptiveField((3, 3), (1, 1), (-1, -1))
+    assert extra.input_range == (-0.5, 2.0) and extra.patch_size == (3, 3) and extra.pool_size == 7
+    assert info.to_json()["extra"] == written
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        extra.top_k = 3
+
+
+def test_an_older_strongest_extra_reads_with_defaults_and_other_grids_have_none():
+    extra = metadata.classify("strongest/conv", _sheet_content({"input_range": [0, 255]})).info.extra
+    assert (extra.top_k, extra.pool_size, extra.receptive_field, extra.patch, extra.patch_size) == (2, 0, None, "whole input", None)
+    assert extra.input_range == (0.0, 255.0)
+    activations = metadata.LayerInfo("activations", "conv", "Conv2D", 0, [None, 4, 4, 2], metadata.GridLayout(4, 4, 1, 2, 1), 2, 2, ["a"], "epoch")
+    assert activations.to_json()["extra"] == {}  # as every version wrote it
+    assert metadata.LayerInfo.from_json(activations.to_json()).extra is None
+
+
+@pytest.mark.parametrize("extra", [{"input_range": "ab"}, {"receptive_field": {"size": [3]}}, ["top_k"], {"patch_size": 3}])
+def test_an_unreadable_strongest_extra_is_a_format_error_naming_it(extra):
+    with pytest.raises(metadata.FormatError, match="extra"):
+        metadata.classify("strongest/conv", _sheet_content(extra))
+
+
+def test_a_kind_added_to_the_registry_is_written_read_back_and_listed_without_other_changes(tmp_path, monkeypatch):
+    """A new tensor kind written with the activations: its module's ``KIND`` in the registry is all the writer, the reader and
+    the plugin's listing need."""
+    from helpers.plugin import get_json, make_client
+
+    from tb_featuremaps import reader, render
+    from tb_featuremaps.writer.summary import SummaryWriter
+
+    added = kinds.TensorKind("shape", "a test kind", fields=("a", "b"), axes=("filters",), grid="activations", what="shapes")
+    monkeypatch.setitem(kinds.KINDS, "shape", added)
+    maps = np.random.default_rng(0).normal(size=(2, 4, 4, 3)).astype(np.float32)
+    drawn = render.draw(maps, max_filters=3, max_tile_size=4)
+    layout = metadata.GridLayout.for_tiles(3, 4, 4)
+    info = metadata.LayerInfo("activations", "conv", "Conv2D", 0, [None, 4, 4, 3], layout, 3, 3, ["p", "q"], "epoch")
+    values = np.array([[1.0, 2.0], [3.0, 4.0], [5.0, 6.0]], np.float32)
+    writer = SummaryWriter(str(tmp_path / "run"))
+    for step in (0, 1):
+        writer.write_layer(step, info, render.to_pngs(drawn, layout), {"stats": drawn.stats, "shape": values * (step + 1)}, images_copy=False)
+    writer.close()
+
+    conv = reader.load(tmp_path)["run"].layers["conv"]
+    np.testing.assert_array_equal(conv.tensor("shape"), [values, 2 * values])
+    np.testing.assert_array_equal(conv.tensor_at("shape", 1), 2 * values)
+    assert conv.stats.shape == (2, 2, 3, len(metadata.STATS_FIELDS)) and conv.change is None
+    listing = get_json(make_client(tmp_path), "runs")
+    assert listing["kinds"]["shape"] == {**added.to_json(), "fields": ["a", "b"], "axes": ["filters"]}  # the panel is told of it
+    assert listing["kinds"]["change"]["measure"] == ["response", "kernel"]
+    (entry,) = listing["runs"][0]["layers"]
+    assert entry["has_shape"] is True and entry["has_stats"] is True and entry["has_change"] is False
+    monkeypatch.delitem(kinds.KINDS, "shape")
+    assert reader.load(tmp_path)["run"].layers["conv"].tensor("shape") is None  # an unknown kind is skipped

@@ -337,7 +337,7 @@ def test_each_loop_finds_the_strongest_pool_inputs_the_callback_finds(loops, nam
         if name == "keras_loop":  # the same receptive fields: the same patches
             np.testing.assert_array_equal(layer.patches(0)[distinct], reference.patches(0)[distinct], err_msg=path)
         elif layer.receptive_field is None:
-            assert layer.info.extra["patch"] == "whole input"
+            assert layer.info.extra.patch == "whole input"
         change = run.layers[path].change
         assert np.isnan(change[0]).all() and np.isfinite(change[1:, :, metadata.CHANGE_FIELDS.index("response")]).all(), path
 

@@ -6,6 +6,7 @@ the expected top-k come from ``render.strongest`` over the same pool outputs.
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import urllib.parse
@@ -17,7 +18,7 @@ from helpers.plugin import assert_refused, finite, get, get_json, get_png, make_
 from helpers.tensorboard import each_loader, fetch, fetch_json, poll
 from PIL import Image
 
-from tb_featuremaps.format import metadata
+from tb_featuremaps.format import kinds, metadata
 from tb_featuremaps.render import strongest
 
 RUN = "run"
@@ -180,8 +181,8 @@ def test_topk_and_change_fields_are_read_by_name(tmp_path, monkeypatch):
     from tb_featuremaps.writer.summary import SummaryWriter
 
     topk_fields = ["value", "input", "extra", "left", "top", "col"]  # "row" missing, "extra" unknown
-    monkeypatch.setitem(metadata.FIELDS_BY_KIND, metadata.KIND_TOPK, topk_fields)
-    monkeypatch.setitem(metadata.FIELDS_BY_KIND, metadata.KIND_CHANGE, ["kernel", "response"])
+    for kind, fields in ((metadata.KIND_TOPK, topk_fields), (metadata.KIND_CHANGE, ["kernel", "response"])):  # as another version writes
+        monkeypatch.setitem(kinds.KINDS, kind, dataclasses.replace(kinds.KINDS[kind], fields=tuple(fields)))
     writer = SummaryWriter(str(tmp_path / "odd"))
     maps = np.random.default_rng(0).normal(size=(2, 4, 4, 2)).astype(np.float32)
     write_layer_step(writer, 0, "conv", 0, maps, ["a", "b"])

@@ -93,4 +93,4 @@ def test_a_receptive_field_far_larger_than_the_input_draws_whole_inputs_instead_
             warnings.simplefilter("error")
             assert writer.write(0, {"conv": maps()}, layers={"conv": huge}, pool_activations={"conv": maps(5)})
     extra = reader.load(tmp_path)["feature_maps"].strongest["conv"].info.extra
-    assert extra["receptive_field"]["size"] == [100_000, 100_000] and extra["patch_size"] == [8, 8]
+    assert extra.receptive_field.size == (100_000, 100_000) and extra.patch_size == (8, 8)

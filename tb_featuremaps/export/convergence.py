@@ -6,6 +6,7 @@ Computed from the ``responses/`` series by :mod:`..format.convergence` (docs/for
 
 from __future__ import annotations
 
+import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Optional
@@ -15,7 +16,7 @@ from matplotlib.figure import Figure
 
 from ..format import convergence
 from ..format.reader import RunLog, StrongestLog
-from .figures import LINE_STYLES, MARKERS, _plural, _titles
+from .figures import LINE_STYLES, MARKERS, _plural
 
 
 @dataclass(frozen=True)
@@ -74,12 +75,10 @@ def convergence_figure(run: RunLog, layers: Sequence[StrongestLog], mapped: Stro
     settled = convergence.settled_step(matrix[:, -1], steps, threshold)
     heat.set_title(f"{mapped.info.layer}: {settled_text(unit, settled)}", fontsize=10)
     figure.colorbar(image, ax=heat, label="linear CKA", shrink=0.85)
-    _titles(
-        figure,
-        lines,
-        f"Which layers have settled — run {run.name}",
+    figure.suptitle(f"Which layers have settled — run {run.name}", fontsize=12, fontweight="bold")
+    subtitle = (
         f"linear CKA (Kornblith et al. 2019) of each layer's responses to the {mapped.pool_size} pool inputs, to its latest step; "
-        f"settled: from where it stays ≥ {threshold:g}",
-        "",
+        f"settled: from where it stays ≥ {threshold:g}"
     )
+    lines.set_title("\n".join(textwrap.wrap(subtitle, 80)), fontsize=9)
     return figure

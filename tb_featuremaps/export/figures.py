@@ -262,7 +262,7 @@ def patch_text(best: StrongestLog) -> str:
     text = f"{height}×{width}-pixel receptive field" if field is not None else f"whole {height}×{width} input"
     if field is not None and len(field.size) == 2 and tuple(field.size) != (height, width):
         text = f"{'×'.join(map(str, field.size))}-pixel receptive field, clipped to the {height}×{width} input it covers"
-    reason = best.info.extra.get("patch_reason") if field is None else ""
+    reason = best.info.extra.patch_reason if field is None else ""
     if reason:
         text += f" ({reason})"
     if best.info.reduction != metadata.NO_REDUCTION:
@@ -271,7 +271,7 @@ def patch_text(best: StrongestLog) -> str:
 
 
 def _input_note(best: StrongestLog) -> str:
-    low, high = best.info.extra.get("input_range", (0.0, 1.0))
+    low, high = best.info.extra.input_range
     return f"gray levels: the pool's input range {low:.3g} (dark) to {high:.3g} (light)"
 
 

@@ -22,6 +22,11 @@ FORMAT_VERSION = 1
 """Version written into every metadata content; readers reject newer versions."""
 
 
+def tag_for(kind: str, layer_path: str) -> str:
+    """Returns the tag of ``kind``'s series for ``layer_path``: ``<kind>/<layer>``."""
+    return f"{kind}/{layer_path}"
+
+
 class FormatError(ValueError):
     """Raised for metadata content this version cannot read."""
 

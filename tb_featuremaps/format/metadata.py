@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Optional
+from typing import Any, Optional
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2
@@ -26,6 +26,7 @@ from .content import FormatError as FormatError
 from .content import align_fields as align_fields
 from .content import markdown_text as markdown_text
 from .content import parse_content as parse_content
+from .content import tag_for as tag_for
 from .kinds.change import CHANGE_FIELDS as CHANGE_FIELDS
 from .kinds.change import CHANGING_THRESHOLD as CHANGING_THRESHOLD
 from .kinds.change import changing_filters as changing_filters
@@ -36,6 +37,7 @@ from .kinds.stats import STATS_FIELDS as STATS_FIELDS
 from .kinds.stats import dead_filters as dead_filters
 from .kinds.strongest import INPUT_RANGE as INPUT_RANGE
 from .kinds.strongest import ReceptiveField as ReceptiveField
+from .kinds.strongest import StrongestExtra as StrongestExtra
 from .kinds.topk import MAX_TOP_K as MAX_TOP_K
 from .kinds.topk import TOPK_FIELDS as TOPK_FIELDS
 
@@ -152,11 +154,6 @@ MAX_GRID_SIDE = 16384
 """Largest grid side (pixels) a reader accepts; the callback's caps stay far below it."""
 
 
-def tag_for(kind: str, layer_path: str) -> str:
-    """Returns the tag of ``kind``'s series for ``layer_path`` (``<kind>/<layer>``, :meth:`kinds.Kind.tag`)."""
-    return f"{kind}/{layer_path}"
-
-
 @dataclass(frozen=True)
 class GridLayout:
     """Where each filter's tile lies inside a grid PNG.
@@ -203,6 +200,22 @@ class GridLayout:
         return cls(tile_height, tile_width, rows, cols, gutter)
 
 
+DRAWING_FIELDS = (
+    "tile_height",
+    "tile_width",
+    "rows",
+    "cols",
+    "gutter",
+    "filters_shown",
+    "filters_total",
+    "reduction",
+    "tiles_per_filter",
+    "extra",
+    "reduced",
+)
+"""Grid content fields that describe one grid's drawing (:meth:`LayerInfo.drawing`); the others describe its layer."""
+
+
 @dataclass(frozen=True)
 class LayerInfo:
     """Constant description of one logged layer (the content of a grid series).
@@ -226,9 +239,16 @@ class LayerInfo:
     tiles_per_filter: int = 1
     """Tiles each filter has, consecutive: 1, or ``top_k`` for ``strongest`` (filter ``f``'s rank ``r`` is tile ``f·top_k + r``)."""
     version: int = FORMAT_VERSION
-    extra: dict = field(default_factory=dict)
+    extra: Optional[Any] = None
+    """The kind's typed ``extra`` (:attr:`kinds.GridKind.extra`: a :class:`StrongestExtra` for ``strongest``); None for the others."""
     reduced: dict = field(default_factory=dict)
     """What the step budget lowered for this series, ``{argument: value drawn with}`` (``docs/format.md``, "Step budget")."""
+
+    @property
+    def axis_sizes(self) -> dict[str, int]:
+        """The sizes of the axes a tensor kind's values can have (:data:`kinds.base.AXES`), for this layer."""
+        inputs = getattr(self.extra, "pool_size", 0)
+        return {"probes": len(self.probe_labels), "filters": self.filters_shown, "ranks": self.tiles_per_filter, "inputs": inputs}
 
     @property
     def map_shape(self) -> list:
@@ -248,8 +268,15 @@ class LayerInfo:
         tiles = [self.layout.tile_height, self.layout.tile_width]
         return first if self.reduction == NO_REDUCTION and dims[1:] == tiles != dims[:-1] else dims
 
+    def drawing(self) -> dict:
+        """The content fields that say how this grid is drawn (:data:`DRAWING_FIELDS`, those it has: ``extra`` and ``reduced``
+        only when not empty), by which a layer's grids of different kinds differ."""
+        content = self.to_json()
+        return {key: content[key] for key in DRAWING_FIELDS if content.get(key, {}) != {}}
+
     def to_json(self) -> dict:
         data = asdict(self)
+        data["extra"] = {} if self.extra is None else self.extra.to_json()
         data["class"] = data.pop("layer_class")
         layout = data.pop("layout")
         data.update(layout)
@@ -288,9 +315,15 @@ class LayerInfo:
             normalization=data.get("normalization", "per_filter"),
             tiles_per_filter=per_filter,
             version=int(data["version"]),
-            extra=dict(data.get("extra", {})),
+            extra=_extra(data, per_filter),
             reduced=dict(data["reduced"]) if isinstance(data.get("reduced"), dict) else {},
         )
+
+
+def _extra(data: dict, tiles_per_filter: int) -> Optional[Any]:
+    """A grid content's ``extra``, parsed by its kind (:meth:`kinds.GridKind.parse_extra`); None for kinds without one."""
+    kind = kinds.lookup(data.get("kind"))
+    return kind.parse_extra(data.get("extra", {}), tiles_per_filter) if isinstance(kind, kinds.GridKind) else None
 
 
 def grid_metadata(info: LayerInfo) -> summary_pb2.SummaryMetadata:

@@ -51,8 +51,8 @@ from typing import Optional, Union
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, types_pb2
 
-from .. import render
 from . import convergence, eventfile, filesystem, kinds, metadata
+from .pictures import decode_png
 
 
 class _Deferred:
@@ -65,25 +65,23 @@ class _Deferred:
         raise NotImplementedError
 
 
-def _deferred_field(name: str) -> property:
-    """A dataclass field that may be given a :class:`_Deferred`: decoded whole on first access."""
-    key = f"_{name}"
+def _tensors_of(log) -> dict:
+    """A layer log's tensor series, tensor kind name → ``[step, ...]`` array or :class:`_Deferred` (kept outside its dataclass fields)."""
+    return log.__dict__.setdefault("_tensors", {})
 
-    def get(self):
-        value = self.__dict__.get(key)
-        if isinstance(value, _Deferred):
-            value = self.__dict__[key] = value()
-        return value
+
+def _deferred_field(name: str) -> property:
+    """The dataclass field of tensor kind ``name`` (:meth:`LayerLog.tensor`); it may be given a :class:`_Deferred`."""
 
     def put(self, value) -> None:
-        self.__dict__[key] = value
+        _tensors_of(self)[name] = value
 
-    return property(get, put)
+    return property(lambda self: self.tensor(name), put)
 
 
 def _row(log, name: str, index: int) -> Optional[np.ndarray]:
-    """Step position ``index`` of the array field ``name``, decoding only that step if the field is still deferred."""
-    value = log.__dict__.get(f"_{name}")
+    """Step position ``index`` of tensor kind ``name``'s array, decoding only that step if it is still deferred."""
+    value = _tensors_of(log).get(name)
     if isinstance(value, _Deferred):
         return value.at(index)
     return None if value is None else value[index]
@@ -106,6 +104,19 @@ class LayerLog:
     stats: Optional[np.ndarray] = None  # [step, probe, filter, field]
     change: Optional[np.ndarray] = None  # [step, filter, len(CHANGE_FIELDS)]; activations with a change series only
 
+    def tensor(self, kind: str) -> Optional[np.ndarray]:
+        """The layer's series of tensor kind ``kind`` (``format.kinds``, written with this grid): ``[step, ...]`` float32, decoded
+        whole on first use, NaN at a step it lacks; None when the log has none."""
+        store = _tensors_of(self)
+        value = store.get(kind)
+        if isinstance(value, _Deferred):
+            value = store[kind] = value()
+        return value
+
+    def tensor_at(self, kind: str, index: int) -> Optional[np.ndarray]:
+        """Step position ``index`` of :meth:`tensor` ``kind`` (only that step decoded); None when the log has none."""
+        return _row(self, kind, index)
+
     def stats_at(self, index: int) -> Optional[np.ndarray]:
         """The stats ``[probe, filter, field]`` at step position ``index`` (only that step decoded); None without stats."""
         return _row(self, "stats", index)
@@ -126,7 +137,7 @@ class LayerLog:
 
     def grid(self, index: int, probe: int = 0) -> np.ndarray:
         """The decoded grid image (uint8 ``[H, W]``, or ``[H, W, 2]`` with NaN alpha) at step position ``index``."""
-        return render.decode_png(self.pngs[index][probe])
+        return decode_png(self.pngs[index][probe])
 
     def _cells(self, index: int, probe: int) -> np.ndarray:
         """The grid cut into its filters' tiles: ``[filters, tile_h, tile_w]``, or ``[..., 2]`` with alpha."""
@@ -176,7 +187,7 @@ class StrongestLog(LayerLog):
         return _row(self, "responses", index)
 
     def _check_responses(self) -> None:
-        if self.__dict__.get("_responses") is None:
+        if _tensors_of(self).get(kinds.responses.NAME) is None:
             raise ValueError(
                 f"{self.info.layer} has no responses series (a log written before tb-featuremaps stored them, or without a pool); "
                 "log it again with pool= to compare its steps"
@@ -219,17 +230,18 @@ class StrongestLog(LayerLog):
 
     @property
     def pool_size(self) -> int:
-        return int(self.info.extra.get("pool_size", 0))
+        return self.info.extra.pool_size
 
     @property
     def patch_size(self) -> tuple:
         """The patches' size in input pixels (before any block averaging of the tiles)."""
-        return tuple(int(side) for side in self.info.extra.get("patch_size", (self.info.layout.tile_height, self.info.layout.tile_width)))
+        size = self.info.extra.patch_size
+        return size if size is not None else (self.info.layout.tile_height, self.info.layout.tile_width)
 
     @property
     def receptive_field(self) -> Optional[metadata.ReceptiveField]:
         """Where the layer's units look in the input; None when the patches are the whole input."""
-        return metadata.ReceptiveField.from_json(self.info.extra.get("receptive_field"))
+        return self.info.extra.receptive_field
 
     def field(self, index: int, name: str) -> np.ndarray:
         """One :data:`metadata.TOPK_FIELDS` field at step position ``index``: float32 ``[filters, k]``."""
@@ -284,7 +296,7 @@ class PoolLog:
 
     def picture(self, index: int) -> np.ndarray:
         """Pool input ``index`` as drawn (uint8 levels of :attr:`input_range`; at most 64 pixels per side)."""
-        return render.decode_png(self.pngs[index])
+        return decode_png(self.pngs[index])
 
     def pictures(self) -> np.ndarray:
         """Every pool input's picture: uint8 ``[N, H, W]`` (or ``[N, H, W, 3]``)."""
@@ -485,19 +497,21 @@ def _ndarray(tensor) -> np.ndarray:
 
 
 class _Fields(_Deferred):
-    """A fields series at a grid's steps (aligned by field name), NaN at a step it lacks."""
+    """A tensor series of ``kind`` at a grid's steps (cut and aligned by field name, :meth:`kinds.TensorKind.aligned`), NaN at a step it lacks."""
 
-    def __init__(self, series: _Series, steps: list, shape: tuple, known: tuple):
-        self._series, self._steps, self._shape, self._known = series, steps, shape, known
+    def __init__(self, series: _Series, steps: list, shape: tuple, kind: kinds.TensorKind):
+        self._series, self._steps, self._shape, self._kind = series, steps, shape, kind
 
     def at(self, index: int) -> np.ndarray:
         step = self._steps[index]
         if step not in self._series.values:
             return np.full(self._shape, np.nan, np.float32)
         data, layer = self._series.data, self._series.tag.split("/", 1)[-1]
-        array = _ndarray(self._series.tensor(step))
-        if array.ndim == len(self._shape):  # a hostile k is cut before it is copied
-            array = kinds.tensor_kind(data["kind"]).aligned(array, data.get("fields", self._known))
+        stored = _ndarray(self._series.tensor(step))
+        try:
+            array = self._kind.aligned(stored, data.get("fields", self._kind.fields))  # a hostile k is cut before it is copied
+        except metadata.FormatError as error:
+            raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {stored.shape}: {error}; rewrite the log") from None
         if array.shape != self._shape:
             raise metadata.FormatError(f"{data['kind']} of {layer!r} at step {step} have shape {array.shape}, not {self._shape}; rewrite the log")
         return array.astype(np.float32, copy=False)
@@ -509,26 +523,15 @@ class _Fields(_Deferred):
         return arrays
 
 
-def _tensors(series: Optional[_Series], steps: list, shape: tuple, known: tuple) -> Optional[_Fields]:
-    return None if series is None else _Fields(series, steps, shape, known)
-
-
 def _layer_log(grids: _Series, tensors_of: dict) -> LayerLog:
+    """A grid series' log, with the layer's series of each tensor kind written with that grid (:func:`kinds.written_with`)."""
     info = grids.info
     steps, wall_times, _ = grids.by_step()
     step_list = steps.tolist()
-    pngs = _Pngs(grids, step_list)
-    if info.kind == metadata.KIND_STRONGEST:
-        shape = (info.filters_shown, min(info.tiles_per_filter, metadata.MAX_TOP_K), len(metadata.TOPK_FIELDS))
-        log = StrongestLog(info, steps, wall_times, pngs, topk=_tensors(tensors_of.get(metadata.KIND_TOPK), step_list, shape, metadata.TOPK_FIELDS))
-        log.responses = _tensors(tensors_of.get(kinds.responses.NAME), step_list, (log.pool_size, info.filters_shown), ())
-        return log
-    log = LayerLog(info, steps, wall_times, pngs)
-    if info.kind == metadata.KIND_ACTIVATIONS:
-        shape = (len(info.probe_labels), info.filters_shown, len(metadata.STATS_FIELDS))
-        log.stats = _tensors(tensors_of.get(metadata.KIND_STATS), step_list, shape, metadata.STATS_FIELDS)
-        shape = (info.filters_shown, len(metadata.CHANGE_FIELDS))
-        log.change = _tensors(tensors_of.get(metadata.KIND_CHANGE), step_list, shape, metadata.CHANGE_FIELDS)
+    log = (StrongestLog if info.kind == metadata.KIND_STRONGEST else LayerLog)(info, steps, wall_times, _Pngs(grids, step_list))
+    for name in kinds.written_with(info.kind):
+        kind, series = kinds.tensor_kind(name), tensors_of.get(name)
+        _tensors_of(log)[name] = None if series is None else _Fields(series, step_list, kind.shape(info.axis_sizes), kind)
     return log
 
 
@@ -587,13 +590,13 @@ def _run_log(name: str, series: dict[str, _Series], failed: dict[str, str]) -> R
     log = RunLog(name)
     fields_series: dict = {}  # layer path -> kind -> its fields series
     for found in series.values():
-        if found.data["kind"] in metadata.TENSOR_KINDS:
+        if isinstance(kinds.lookup(found.data["kind"]), kinds.TensorKind):
             fields_series.setdefault(found.data["layer"], {})[found.data["kind"]] = found
     grids = []
     for found in series.values():
         try:
             if found.data["kind"] == metadata.KIND_PROBES:
-                log.probe_images = [render.decode_png(png) for png in _pngs(found, max(found.values))]
+                log.probe_images = [decode_png(png) for png in _pngs(found, max(found.values))]
                 log.probe_labels = list(found.data["labels"])
             elif found.data["kind"] == metadata.KIND_POOL:
                 content = found.data
@@ -604,7 +607,7 @@ def _run_log(name: str, series: dict[str, _Series], failed: dict[str, str]) -> R
                     _pngs(found, max(found.values)),
                 )
             elif found.info is not None:
-                grids.append(_layer_log(found, fields_series.get(found.info.layer, {}) if found.info.kind != metadata.KIND_WEIGHTS else {}))
+                grids.append(_layer_log(found, fields_series.get(found.info.layer, {})))
         except (metadata.FormatError, OSError, ValueError, TypeError) as error:  # OSError: a PNG that does not decode
             failed[found.tag] = str(error)
     tables = {metadata.KIND_ACTIVATIONS: log.layers, metadata.KIND_WEIGHTS: log.weights, metadata.KIND_STRONGEST: log.strongest}

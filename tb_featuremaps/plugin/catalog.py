@@ -17,21 +17,14 @@ from tensorboard import context as tb_context
 from tensorboard import errors
 from tensorboard.data import provider
 
-from ..format import metadata
+from ..format import kinds, metadata
 from .cache import BudgetCache
-from .convergence import RESPONSES
 from .series import FRESH_SECONDS, SeriesReader, SingleFlight, UnreadableError, Version, needs_escaping, version_of
 
 logger = logging.getLogger(__name__)
 
 _HIDDEN = ("version", "kind", "extra")
 """Content fields of a grid series that the listing leaves out."""
-
-WEIGHTS_FIELDS = ("tile_height", "tile_width", "rows", "cols", "gutter", "filters_shown", "filters_total", "reduction")
-"""Content fields of a ``weights`` series that a layer entry carries."""
-
-STRONGEST_FIELDS = (*WEIGHTS_FIELDS, "tiles_per_filter", "extra", "reduced")
-"""Content fields of a ``strongest`` series (the patch sheet) that a layer entry carries."""
 
 _EXTENTS_BUDGET = 10_000
 """Most (run, version) step extents, probe sizes and read checks remembered."""
@@ -60,8 +53,9 @@ most of a second to list); an older one is listed again before the answer."""
 PREWARM_RUNS = 4
 """Runs (the newest, by their series' last wall time) whose layers' series are read in the background after a listing."""
 
-PREWARM_KINDS = (metadata.KIND_STATS, metadata.KIND_CHANGE)
-"""Tensor series read in the background besides the grids' timelines: what the heat strip and the stats show."""
+PREWARM_KINDS = kinds.written_with(metadata.KIND_ACTIVATIONS)
+"""Tensor series read in the background besides the grids' timelines: those written with the activations (the stats, which
+the heat strip and the detail view show, and the change)."""
 
 _BACKGROUND = ThreadPoolExecutor(max_workers=2, thread_name_prefix="feature_maps_background")
 """Makes listings in the background and reads the newest runs' series ahead of their first request."""
@@ -98,7 +92,7 @@ class Catalog:
         self._seen: dict[str, dict[tuple[str, str], Version]] = {}  # eid -> versions of the series to read ahead at the last listing
 
     def runs(self, ctx: tb_context.RequestContext, eid: str) -> dict[str, Any]:
-        """``{"runs": [...], "errors": [...]}`` as described in docs/http-api.md, runs sorted by name.
+        """``{"runs": [...], "errors": [...], "kinds": {...}}`` as described in docs/http-api.md, runs sorted by name.
 
         A listing younger than :data:`FRESH_SECONDS` (or :data:`LISTING_SHARE` times
         what it took) answers as it is; one younger than :data:`STALE_SECONDS` answers
@@ -161,7 +155,7 @@ class Catalog:
             problems.extend(run_problems)
         if self._prewarm:
             self._warm(ctx, eid, blobs, tensors)
-        return {"runs": runs, "errors": problems}
+        return {"runs": runs, "errors": problems, "kinds": kinds.describe()}
 
     # Reading ahead -------------------------------------------------------------------------------
 
@@ -221,7 +215,7 @@ class Catalog:
             return None, [_problem(run, None, error)]
 
     def _entry(self, ctx: tb_context.RequestContext, eid: str, run: str, series: dict, tensors: dict) -> tuple[dict[str, Any], list[dict]]:
-        layers, others = [], {}  # others: (kind, layer) -> the weights or strongest series' layer
+        layers, others = [], {}  # others: (kind, layer) -> the layer's other grid series (weights, strongest)
         for tag, time_series in series.items():
             info = _grid_info(tag, time_series.plugin_content)
             if info is None:
@@ -289,18 +283,11 @@ class Catalog:
             self._check(ctx, eid, run, tag, series)
         entry = {key: value for key, value in info.to_json().items() if key not in _HIDDEN}
         count, first = self._extent(ctx, eid, run, tag, version_of(series))
-        weights, strongest = others.get((metadata.KIND_WEIGHTS, info.layer)), others.get((metadata.KIND_STRONGEST, info.layer))
-        entry.update(
-            step_count=count,
-            first_step=first,
-            last_step=series.max_step,
-            weights=_fields(weights, WEIGHTS_FIELDS),
-            strongest=_strongest(strongest),
-            has_stats=metadata.tag_for(metadata.KIND_STATS, info.layer) in tensors,
-            has_change=metadata.tag_for(metadata.KIND_CHANGE, info.layer) in tensors,
-            has_responses=metadata.tag_for(RESPONSES, info.layer) in tensors,
-            map_shape=info.map_shape,
-        )
+        entry.update(step_count=count, first_step=first, last_step=series.max_step)
+        entry.update({kind: _grid_entry(others.get((kind, info.layer))) for kind in metadata.GRID_KINDS if kind != info.kind})
+        entry.update({f"has_{kind}": kinds.KINDS[kind].tag(info.layer) in tensors for kind in kinds.written_with(info.kind)})
+        entry["has_responses"] = kinds.responses.KIND.tag(info.layer) in tensors  # written with strongest; the convergence routes
+        entry["map_shape"] = info.map_shape
         return entry
 
     def _extent(self, ctx: tb_context.RequestContext, eid: str, run: str, tag: str, version: Version) -> tuple[int, Optional[int]]:
@@ -383,19 +370,13 @@ def _warm_jobs(blobs: dict, tensors: dict) -> list[tuple]:
     return jobs
 
 
-def _fields(info: Optional[metadata.LayerInfo], fields: tuple) -> Optional[dict[str, Any]]:
-    """``fields`` of a weights or strongest series' content (those it has: ``reduced`` only when reduced), or None when the
-    layer has no such series."""
+def _grid_entry(info: Optional[metadata.LayerInfo]) -> Optional[dict[str, Any]]:
+    """A layer's other grid series (weights, strongest) in its entry: how it is drawn (:meth:`metadata.LayerInfo.drawing`) and, for
+    a ranked kind, ``ranks``, the tiles per filter shown (at most ``MAX_TOP_K``); None when the layer has no such series."""
     if info is None:
         return None
-    content = info.to_json()
-    return {key: content[key] for key in fields if key in content}
-
-
-def _strongest(info: Optional[metadata.LayerInfo]) -> Optional[dict[str, Any]]:
-    """A strongest sheet's entry: its :data:`STRONGEST_FIELDS` and ``ranks``, the patches per filter shown (at most ``MAX_TOP_K``)."""
-    entry = _fields(info, STRONGEST_FIELDS)
-    if entry is not None:
+    entry = info.drawing()
+    if kinds.KINDS[info.kind].ranked:
         entry["ranks"] = min(info.tiles_per_filter, metadata.MAX_TOP_K)
     return entry
 

@@ -34,7 +34,7 @@ from tensorboard import context as tb_context
 from tensorboard import errors
 from tensorboard.data import provider
 
-from ..format import metadata
+from ..format import kinds, metadata
 from . import params
 from .cache import BudgetCache
 
@@ -148,7 +148,7 @@ _STRING_BYTES = 57
 @dataclass(frozen=True)
 class StatsSeries:
     """A tensor series (stats, topk, change): float32 ``values[step, ..., field]``, fields in the order this version knows
-    (``metadata.FIELDS_BY_KIND``; stats: ``[step, probe, filter, field]``), steps ascending, each once.
+    (its :class:`kinds.TensorKind`'s ``fields``; stats: ``[step, probe, filter, field]``), steps ascending, each once.
 
     ``checked`` is the ``time.monotonic()`` when a listing last showed the series at ``version``.
     """
@@ -158,7 +158,7 @@ class StatsSeries:
     values: np.ndarray
     checked: float
     truncated: bool = False
-    """topk: some step had more than ``metadata.MAX_TOP_K`` ranks per filter, cut to the first ``MAX_TOP_K``."""
+    """Some step had more entries along axis 1 than the kind's ``max_ranks`` (topk: ranks per filter), cut there."""
 
     def at(self, step: int) -> Optional[np.ndarray]:
         position = _position(self.steps, step)
@@ -174,26 +174,10 @@ def _stats_fields(content: bytes) -> Optional[list]:
     return fields if isinstance(fields, list) and all(isinstance(name, str) for name in fields) else None
 
 
-_TENSOR_RANKS = {metadata.KIND_STATS: 3, metadata.KIND_TOPK: 3, metadata.KIND_CHANGE: 2}
-"""The rank of each tensor kind's value: stats ``[P, F, fields]``, topk ``[F, k, fields]``, change ``[F, fields]``."""
-
-GRID_OF = {
-    metadata.KIND_STATS: metadata.KIND_ACTIVATIONS,
-    metadata.KIND_CHANGE: metadata.KIND_ACTIVATIONS,
-    metadata.KIND_TOPK: metadata.KIND_STRONGEST,
-}
-"""The grid series each tensor kind is written in one event with (docs/format.md)."""
-
-
-def _aligned(value: np.ndarray, fields: list, kind: str = metadata.KIND_STATS) -> Optional[np.ndarray]:
-    """A stored ``kind`` array in this version's field order (:func:`metadata.align_fields`), or None if it is not one;
-    a topk array cut to its first :data:`metadata.MAX_TOP_K` ranks."""
-    if value.ndim != _TENSOR_RANKS[kind] or value.dtype.kind != "f":
-        return None
-    if kind == metadata.KIND_TOPK:
-        value = value[:, : metadata.MAX_TOP_K]
+def _aligned(value: np.ndarray, fields: list, kind: kinds.TensorKind) -> Optional[np.ndarray]:
+    """A stored value of ``kind`` cut and in this version's field order (:meth:`kinds.TensorKind.aligned`), or None if it is not one."""
     try:
-        return metadata.align_fields(value, fields, metadata.FIELDS_BY_KIND[kind])
+        return kind.aligned(value, fields)
     except metadata.FormatError:
         return None
 
@@ -372,13 +356,13 @@ class SeriesReader:
         datums = self._read(self._provider.read_tensors, ctx, eid, run, tag)
         if datums is None:
             raise errors.NotFoundError(f"no {kind} for layer {params.quote(layer)} in run {params.quote(run)}")
-        known = metadata.FIELDS_BY_KIND[kind]
-        fields = _stats_fields(series.plugin_content) or list(known)
-        truncated = kind == metadata.KIND_TOPK and any(datum.numpy.ndim == 3 and datum.numpy.shape[1] > metadata.MAX_TOP_K for datum in datums)
-        readable = [(datum, _aligned(datum.numpy, fields, kind)) for datum in datums]
-        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, aligned in readable if aligned is not None], GRID_OF[kind])
+        tensor_kind = kinds.tensor_kind(kind)
+        fields = _stats_fields(series.plugin_content) or list(tensor_kind.fields)
+        truncated = any(tensor_kind.truncated(datum.numpy) for datum in datums)
+        readable = [(datum, _aligned(datum.numpy, fields, tensor_kind)) for datum in datums]
+        datums = self._one_per_step(ctx, eid, run, layer, [datum for datum, aligned in readable if aligned is not None], tensor_kind.grid)
         arrays = {id(datum): aligned for datum, aligned in readable}
-        shape = arrays[id(datums[-1])].shape if datums else (*[0] * (_TENSOR_RANKS[kind] - 1), len(known))
+        shape = arrays[id(datums[-1])].shape if datums else (*[0] * (tensor_kind.rank - 1), len(tensor_kind.fields))
         datums = [datum for datum in datums if arrays[id(datum)].shape == shape]  # the callback never changes it
         values = np.stack([arrays[id(datum)] for datum in datums]) if datums else np.zeros((0, *shape), np.float32)
         stats = StatsSeries(version_of(series), tuple(datum.step for datum in datums), values, time.monotonic(), truncated)
@@ -417,7 +401,7 @@ class SeriesReader:
 
     def _one_per_step(self, ctx: tb_context.RequestContext, eid: str, run: str, layer: str, datums: list, grid_kind: str) -> list:
         """Tensor ``datums`` sorted by step, one per step: of a step given more than once, the one from the event of the layer's
-        grid of ``grid_kind`` (:data:`GRID_OF`).
+        grid of ``grid_kind`` (the tensor kind's ``grid``).
 
         The callback writes a layer's grid and stats in one event, so they share its wall
         time; without a match, the datum given last. The grid series decides because the

@@ -1,8 +1,7 @@
-"""PNG encoding (zlib directly, in parallel threads) and decoding."""
+"""PNG encoding (zlib directly, in parallel threads); decoding is the format's (:mod:`..format.pictures`)."""
 
 from __future__ import annotations
 
-import io
 import os
 import struct
 import zlib
@@ -10,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Optional
 
 import numpy as np
-from PIL import Image
 
 from ..format.metadata import GridLayout
+from ..format.pictures import decode_png as decode_png
 from .reduce import DrawnLayer
 from .tiles import gray_levels
 
@@ -42,12 +41,6 @@ def encode_png(pixels: np.ndarray, alpha: np.ndarray | None = None) -> bytes:
     data = compressor.compress(rows) + compressor.flush()
     header = struct.pack(">IIBBBBB", width, height, 8, _PNG_COLOR_TYPES[channels], 0, 0, 0)
     return b"".join((_PNG_SIGNATURE, _png_chunk(b"IHDR", header), _png_chunk(b"IDAT", data), _png_chunk(b"IEND", b"")))
-
-
-def decode_png(data: bytes) -> np.ndarray:
-    """Decodes PNG bytes to uint8 ``[H, W]`` (gray) or ``[H, W, C]``."""
-    with Image.open(io.BytesIO(data)) as image:
-        return np.asarray(image)
 
 
 def to_pngs(layer: DrawnLayer, layout: GridLayout) -> list[bytes]:

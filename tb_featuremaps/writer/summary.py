@@ -157,10 +157,11 @@ class SummaryWriter:
         """
         layout = info.layout
         tensor = _image_tensor(pngs, layout.width, layout.height)
-        values = [self._value(metadata.tag_for(info.kind, info.layer), tensor, metadata.grid_metadata(info))]
-        for kind, array in (tensors or {}).items():
-            tensor_proto = kinds.tensor_kind(kind).to_tensor(array)
-            values.append(self._value(metadata.tag_for(kind, info.layer), tensor_proto, metadata.fields_metadata(kind, info.layer)))
+        grid = kinds.KINDS[info.kind]
+        values = [self._value(grid.tag(info.layer), tensor, grid.metadata(info))]
+        for name, array in (tensors or {}).items():
+            kind = kinds.tensor_kind(name)
+            values.append(self._value(kind.tag(info.layer), kind.to_tensor(array), kind.metadata(info.layer)))
         copies = [] if self.budget.images_dropped else images_copies(images_copy, pngs)
         if copies:
             tag = metadata.images_tag(info.kind, info.layer)

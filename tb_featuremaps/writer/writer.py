@@ -15,6 +15,7 @@ from typing import Any, Callable, Optional, Union
 import numpy as np
 
 from ..format import convergence, filesystem, kinds, metadata
+from ..format.kinds.strongest import RECEPTIVE_FIELD, WHOLE_INPUT, StrongestExtra
 from ..render import DrawnLayer, draw, encode_all, encode_png, filter_health, gray_levels, strongest
 from ..render.reduce import to_maps
 from ..warning import warn
@@ -459,15 +460,15 @@ class FeatureMapsWriter:
                 reduction=sheet.reduction,
                 normalization=metadata.INPUT_RANGE,
                 tiles_per_filter=int(inputs.shape[1]),
-                extra={
-                    "top_k": int(inputs.shape[1]),
-                    "pool_size": int(found.values.shape[0]),
-                    "receptive_field": None if field is None else field.to_json(),
-                    "patch": "whole input" if field is None else "receptive field",
-                    "patch_reason": "" if field is not None else description.patch_reason,
-                    "patch_size": list(sheet.patch_size),
-                    "input_range": list(pictures.input_range),
-                },
+                extra=StrongestExtra(
+                    top_k=int(inputs.shape[1]),
+                    pool_size=int(found.values.shape[0]),
+                    receptive_field=field,
+                    patch=WHOLE_INPUT if field is None else RECEPTIVE_FIELD,
+                    patch_reason="" if field is not None else description.patch_reason,
+                    patch_size=tuple(int(side) for side in sheet.patch_size),
+                    input_range=tuple(float(value) for value in pictures.input_range),
+                ),
                 reduced={
                     **budget.reduced(self._user_drawing, self._drawing, "max_patch_size", side),
                     **budget.reduced(self._user_drawing, self._drawing, "top_k", available),

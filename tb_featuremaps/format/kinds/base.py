@@ -18,7 +18,11 @@ from typing import Any, Optional
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2, tensor_shape_pb2, types_pb2
 
-from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata
+from ..content import FORMAT_VERSION, FormatError, align_fields, markdown_text, summary_metadata, tag_for
+
+AXES = ("probes", "filters", "ranks", "inputs")
+"""What a tensor kind's axes can be: the layer's probes, its drawn filters (``filters_shown``), a filter's ranks (``tiles_per_filter``
+of its ``strongest`` sheet), the pool's inputs (``pool_size`` of its ``strongest`` sheet)."""
 
 
 @dataclass(frozen=True)
@@ -35,7 +39,7 @@ class Kind:
 
     def tag(self, layer: Optional[str] = None) -> str:
         """The tag of this kind's series for ``layer`` (``<kind>/<layer>``; the name alone for a per-run kind)."""
-        return f"{self.name}/{layer}" if self.per_layer else self.name
+        return tag_for(self.name, layer) if self.per_layer else self.name
 
     def to_json(self) -> dict[str, Any]:
         """What the panel is told of the kind (the ``kinds`` of the ``runs`` listing, docs/http-api.md)."""
@@ -59,6 +63,8 @@ class GridKind(Kind):
 
     ranked: bool = False
     """Whether each filter has several tiles (``tiles_per_filter`` > 1: its strongest inputs, strongest first)."""
+    extra: Optional[type] = None
+    """The frozen dataclass of the content's ``extra`` (``from_json(data, tiles_per_filter)``, ``to_json()``); None: no extra."""
 
     def metadata(self, info: Any) -> summary_pb2.SummaryMetadata:
         """The series' metadata from its ``metadata.LayerInfo``: the info's JSON, a blob sequence."""
@@ -67,13 +73,18 @@ class GridKind(Kind):
     def to_json(self) -> dict[str, Any]:
         return {**super().to_json(), "tile": "filter * tiles_per_filter + rank", "ranked": self.ranked}
 
+    def parse_extra(self, data: Any, tiles_per_filter: int) -> Any:
+        """The content's ``extra`` as :attr:`extra` (None for a kind without one)."""
+        return None if self.extra is None else self.extra.from_json(data, tiles_per_filter)
+
 
 @dataclass(frozen=True)
 class TensorKind(Kind):
-    """One float32 tensor series per layer, of rank ``rank``, the last axis named by ``fields`` (in this version's order)."""
+    """One float32 tensor series per layer: axes named by ``axes``, then a last axis named by ``fields`` (in this version's order)."""
 
     fields: tuple[str, ...] = ()
-    rank: int = 2
+    axes: tuple[str, ...] = ("filters",)
+    """The axes before the fields, each one of :data:`AXES`: stats ``("probes", "filters")``, change ``("filters",)``."""
     grid: str = ""
     """The grid kind whose event each value is written in (a step logged twice keeps the value of the grid's event)."""
     what: str = ""
@@ -82,6 +93,16 @@ class TensorKind(Kind):
     """Most entries along axis 1 a reader takes (the rest, the weakest, are cut before anything is copied)."""
 
     storage = "tensor"
+
+    @property
+    def rank(self) -> int:
+        """The values' rank: :attr:`axes` and the fields."""
+        return len(self.axes) + 1
+
+    def shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        """The shape of one step's value of a layer whose axes have ``sizes`` (``metadata.LayerInfo.axis_sizes``), after :meth:`cut`."""
+        cut = {"ranks": self.max_ranks} if self.max_ranks is not None else {}
+        return (*(min(sizes[axis], cut.get(axis, sizes[axis])) for axis in self.axes), len(self.fields))
 
     def field(self, name: str) -> int:
         """Position of field ``name`` on the last axis."""
@@ -115,7 +136,7 @@ class TensorKind(Kind):
         return align_fields(self.cut(value), fields, self.fields)
 
     def to_json(self) -> dict[str, Any]:
-        return {**super().to_json(), "fields": list(self.fields), "rank": self.rank, "grid": self.grid}
+        return {**super().to_json(), "fields": list(self.fields), "axes": list(self.axes), "rank": self.rank, "grid": self.grid}
 
 
 _DTYPES = {np.dtype(np.float16): (types_pb2.DT_HALF, "<f2"), np.dtype(np.float32): (types_pb2.DT_FLOAT, "<f4")}

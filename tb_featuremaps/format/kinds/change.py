@@ -28,7 +28,7 @@ KIND = TensorKind(
     "each drawn filter's relative change since the previous logged step, of its response to the pool and of its kernel, float32 [filters, fields]",
     {"changing_threshold": CHANGING_THRESHOLD, "measure": list(MEASURE)},
     fields=CHANGE_FIELDS,
-    rank=2,
+    axes=("filters",),
     grid="activations",
     what="change since the previous step",
 )

@@ -8,7 +8,7 @@ layer), or float32 at a step float16 cannot hold to its precision (:func:`stored
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 from tensorboard.compat.proto import summary_pb2, tensor_pb2
@@ -31,7 +31,7 @@ def stored(values: np.ndarray) -> np.ndarray:
     """One step's responses ``[N, F]`` as stored: float16, or float32 where float16 would lose them.
 
     float16 keeps every value to 2⁻¹¹ of itself (about 3 decimal digits; linear CKA
-    computed from it differs from float32's by about 10⁻⁴, docs/format.md) and NaN as
+    computed from it differs from float32's by 10⁻⁴ or less, docs/format.md) and NaN as
     NaN. A step whose largest finite magnitude exceeds :data:`HALF_LARGEST` (it would
     become ±Inf) or is under :data:`HALF_SMALLEST` (it would lose its digits to
     float16's subnormals) is stored as float32, whole.
@@ -43,11 +43,20 @@ def stored(values: np.ndarray) -> np.ndarray:
 
 
 class ResponsesKind(TensorKind):
-    """The responses kind: a rank-2 ``[input, filter]`` tensor, float16 or float32, with no fields axis."""
+    """The responses kind: a ``[inputs, filters]`` tensor, float16 or float32, with no fields axis."""
+
+    @property
+    def rank(self) -> int:
+        """The values' rank: :attr:`axes` alone (no fields)."""
+        return len(self.axes)
+
+    def shape(self, sizes: Mapping[str, int]) -> tuple[int, ...]:
+        """``(pool inputs, drawn filters)`` of a layer whose axes have ``sizes`` (``metadata.LayerInfo.axis_sizes``)."""
+        return tuple(sizes[axis] for axis in self.axes)
 
     def metadata(self, layer: str) -> summary_pb2.SummaryMetadata:
-        """The series' metadata: ``{"version", "kind", "layer", "axes": ["input", "filter"]}``."""
-        content = {"version": FORMAT_VERSION, "kind": self.name, "layer": layer, "axes": ["input", "filter"]}
+        """The series' metadata: ``{"version", "kind", "layer", "axes": ["inputs", "filters"]}``."""
+        content = {"version": FORMAT_VERSION, "kind": self.name, "layer": layer, "axes": list(self.axes)}
         return summary_metadata(content, summary_pb2.DATA_CLASS_TENSOR, f"each filter's response to each pool input, {markdown_text(layer)}")
 
     def to_tensor(self, value: np.ndarray) -> tensor_pb2.TensorProto:
@@ -61,16 +70,12 @@ class ResponsesKind(TensorKind):
             raise FormatError(f"a {self.name} value has shape {value.shape} and dtype {value.dtype}; it should be a float tensor [inputs, filters]")
         return value.astype(np.float32)
 
-    def to_json(self) -> dict:
-        return {**super().to_json(), "axes": ["input", "filter"]}
-
 
 KIND = ResponsesKind(
     NAME,
     "each drawn filter's maximum over its map for each pool input, float16 (float32 where float16 cannot hold a step) [inputs, filters]",
     {"settled_threshold": SETTLED_THRESHOLD},
-    fields=(),
-    rank=2,
+    axes=("inputs", "filters"),
     grid="strongest",
     what="responses to the pool",
 )

@@ -24,7 +24,7 @@ KIND = TensorKind(
     "each drawn filter's min, max, mean, std and non-finite fraction per probe, float32 [probes, filters, fields]",
     {"dead_threshold": DEAD_THRESHOLD},
     fields=STATS_FIELDS,
-    rank=3,
+    axes=("probes", "filters"),
     grid="activations",
     what="statistics",
 )

@@ -26,7 +26,7 @@ KIND = TensorKind(
     "each drawn filter's strongest pool inputs: index, activation, where in the output and the patch's corner, float32 [filters, k, fields]",
     {"max_top_k": MAX_TOP_K},
     fields=TOPK_FIELDS,
-    rank=3,
+    axes=("filters", "ranks"),
     grid="strongest",
     what="strongest pool inputs",
     max_ranks=MAX_TOP_K,

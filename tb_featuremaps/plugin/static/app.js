@@ -30,13 +30,13 @@ const PREFETCH_ALL = 64; // prefetch every step of layers with at most this many
 const changeValue = (value) => (typeof value === "string" ? Number(value) : value);
 const isKnown = (value) => typeof value === "number" && !Number.isNaN(value);
 
-/** Each filter's change per step, [S][F]: its response's change where known (+Infinity included), else its kernel's (metadata.changing_filters). */
-function changeMeasure({ fields, values }) {
-  const response = fields.indexOf("response");
-  const kernel = fields.indexOf("kernel");
-  return values.map((filters) =>
-    filters.map((row) => (isKnown(changeValue(row[response])) ? changeValue(row[response]) : changeValue(row[kernel]))),
-  );
+/**
+ * Each filter's change per step, [S][F]: the first known (+Infinity included) of the fields the change kind's `measure` names
+ * (the runs listing's `kinds.change`: its response's change, else its kernel's; format/kinds/change.py).
+ */
+function changeMeasure({ fields, values }, { measure }) {
+  const positions = measure.map((name) => fields.indexOf(name)).filter((position) => position >= 0);
+  return values.map((filters) => filters.map((row) => positions.map((position) => changeValue(row[position])).find(isKnown) ?? NaN));
 }
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
@@ -54,6 +54,7 @@ class App {
     this.state = readHash(); // what the user chose
     this.shown = null; // what is drawn: the selection settled on the runs and the layer's steps (selection.js)
     this.runs = null; // from the runs route, only runs with layers
+    this.kinds = null; // from the runs route: each series kind's fields and rules (format/kinds/)
     this.runsKey = "";
     this.seq = 0;
     this.playing = false;
@@ -144,7 +145,8 @@ class App {
   async poll() {
     if (document.hidden && this.runs) return setTimeout(() => this.poll(), POLL_MS);
     try {
-      const { runs, errors } = await api.runs();
+      const { runs, errors, kinds } = await api.runs();
+      this.kinds = kinds;
       this.report("runs", null);
       this.notice.show(errors);
       const key = JSON.stringify(runs);
@@ -278,7 +280,7 @@ class App {
       if (mode === "change") {
         const answer = await this.store.change(state.run, layer.layer, version(layer));
         if (seq !== this.seq) return;
-        const activity = { steps: answer.steps, mean: changeMeasure(answer), dead: null };
+        const activity = { steps: answer.steps, mean: changeMeasure(answer, this.kinds.change), dead: null };
         this.heat.show({ ...base, activity, stepIndex: answer.steps.indexOf(state.step), legend: "change (relative)", quantity: "change" });
       } else {
         if (!hasStats(layer, "activations")) return this.heat.message("No activation stats were logged for this layer.");
@@ -300,7 +302,7 @@ class App {
       const answer = await this.store.change(state.run, layer.layer, version(layer));
       if (seq !== this.seq) return;
       const index = answer.steps.indexOf(state.step);
-      const measures = changeMeasure(answer);
+      const measures = changeMeasure(answer, this.kinds.change);
       const everKnown = answer.changing.some((fraction) => fraction != null);
       const known = index < 0 ? [] : measures[index].filter(isKnown);
       const unit = layer.step_unit;

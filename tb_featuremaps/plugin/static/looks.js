@@ -2,18 +2,12 @@
 // responses (Zeiler & Fergus 2014, Fig. 2), drawn from the `strongest` sheet PNG with crisp pixels. Hover tells which
 // pool input a patch comes from (label, activation), click opens the filter (its film strip over steps: detail.js).
 import { el, formatNumber, formatShape, reducedText, showNote, sizeCanvas, stepText } from "./dom.js";
+import { tileRect } from "./render.js";
 
 const CELL = 40; // CSS pixels a patch is scaled towards (by a whole factor, so one input pixel stays one block)
 const GAP = 2; // between a filter's patches
 const BLOCK_GAP = 14; // between filters
 const LABEL = 14; // the filter's number above its patches
-
-/** Where tile `tile` lies in a sheet (docs/format.md: filter f's rank r is tile f·k + r, row-major). */
-function tileRect(layout, tile) {
-  const row = Math.floor(tile / layout.cols);
-  const col = tile % layout.cols;
-  return { x: col * (layout.tile_width + layout.gutter), y: row * (layout.tile_height + layout.gutter), width: layout.tile_width, height: layout.tile_height };
-}
 
 /** The patches per filter a `strongest` entry shows: its `ranks` (at most the format's MAX_TOP_K, docs/http-api.md). */
 export function ranks(layout) {
@@ -27,7 +21,7 @@ export function patchZoom(layout, size = CELL) {
 
 /** Draws rank `rank` of `filter` from a decoded sheet (`image.bitmap`) into `context` at (x, y), `zoom` times its size. */
 export function drawPatch(context, image, layout, filter, rank, x, y, zoom) {
-  const rect = tileRect(layout, filter * (layout.tiles_per_filter || 1) + rank);
+  const rect = tileRect(layout, filter, rank);
   context.imageSmoothingEnabled = false;
   context.drawImage(image.bitmap, rect.x, rect.y, rect.width, rect.height, x, y, rect.width * zoom, rect.height * zoom);
 }

@@ -2,10 +2,14 @@
 // decoding gray levels only through levels.js.
 import { known, levelValue, unionRange } from "./levels.js";
 
-/** Where tile `filter` lies in the grid PNG (docs/format.md). */
-function tileRect(layout, filter) {
-  const row = Math.floor(filter / layout.cols);
-  const col = filter % layout.cols;
+/**
+ * Where rank `rank` of `filter` lies in a grid PNG (a runs entry's layout): tile `filter · tiles_per_filter + rank`, row-major
+ * (the grid kinds' `tile` rule in the runs listing's `kinds`; format/kinds/base.py, GridKind).
+ */
+export function tileRect(layout, filter, rank = 0) {
+  const tile = filter * (layout.tiles_per_filter || 1) + rank;
+  const row = Math.floor(tile / layout.cols);
+  const col = tile % layout.cols;
   return {
     x: col * (layout.tile_width + layout.gutter),
     y: row * (layout.tile_height + layout.gutter),
