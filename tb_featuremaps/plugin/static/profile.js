@@ -23,14 +23,14 @@ export async function classProfile(store, { run, layer, filter, step, onPick }) 
   const top = Math.max(...means.map(Math.abs).filter(Number.isFinite), 0) || 1;
   const bars = el(
     "ol",
-    { class: "fm-ranking fm-class-means", "aria-label": `Class means at ${stepText(unit, step)}` },
+    { class: "fm-class-means", "aria-label": `Class means at ${stepText(unit, step)}` },
     ...answer.classes.map((name, index) =>
       el(
         "li",
         { "data-class": name, "aria-current": String(index === preferred) },
-        el("span", { class: "fm-rank-label", text: name }),
-        el("span", { class: "fm-rank-bar" }, el("span", { style: `width: ${Math.max(0, (100 * (Number.isFinite(means[index]) ? means[index] : 0)) / top)}%` })),
-        el("span", { class: "fm-rank-value", text: formatNumber(means[index]) }),
+        el("span", { class: "fm-class-name", text: name }),
+        el("span", { class: "fm-class-bar" }, el("span", { style: `width: ${Math.max(0, (100 * (Number.isFinite(means[index]) ? means[index] : 0)) / top)}%` })),
+        el("span", { class: "fm-class-value", text: formatNumber(means[index]) }),
       ),
     ),
   );

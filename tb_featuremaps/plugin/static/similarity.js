@@ -20,7 +20,7 @@ export class SimilarityMap {
       { class: "fm-similarity-figure" },
       this.title,
       el("div", { class: "fm-similarity-wrap" }, this.canvas, this.tip),
-      el("div", { class: "fm-heat-scale" }, el("span", { text: "linear CKA" }), this.scale.root),
+      el("div", { class: "fm-similarity-scale" }, el("span", { text: "linear CKA" }), this.scale.root),
       this.note,
     );
     this.canvas.addEventListener("mousemove", (event) => this.hover(event));
