@@ -20,6 +20,7 @@ from matplotlib.ticker import MaxNLocator
 
 from ..format import metadata
 from ..format.reader import LayerLog, RunLog, StrongestLog
+from ..format.steps import sample_indices as sample_indices  # part of this module's API (export.sample_indices)
 
 Tick = Optional[Callable[[], None]]
 """Called once per step drawn (drives a progress bar)."""
@@ -31,13 +32,6 @@ MIN_WIDTH = 6.0
 """Narrowest strongest and topk figure (inches): room for their titles."""
 LABEL_OUTLINE = [patheffects.withStroke(linewidth=1.5, foreground="black")]
 """A black outline around the topk figure's yellow labels."""
-
-
-def sample_indices(count: int, most: int) -> list[int]:
-    """At most ``most`` of the positions ``0..count-1``, evenly spread, first and last included."""
-    if count <= most:
-        return list(range(count))
-    return np.linspace(0, count - 1, max(most, 1)).round().astype(int).tolist()
 
 
 def mosaic(tiles: np.ndarray, cols: int, gap: int = 1) -> np.ma.MaskedArray:

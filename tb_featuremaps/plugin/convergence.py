@@ -19,6 +19,7 @@ from tensorboard import context as tb_context
 from tensorboard import errors
 
 from ..format import convergence, kinds, metadata
+from ..format.steps import sample_indices
 from . import params
 from .cache import BudgetCache
 from .series import SeriesReader, SingleFlight, version_of
@@ -158,7 +159,7 @@ class ConvergenceAnswers:
 
         def compute() -> dict[str, Any]:
             responses = self._read(ctx, eid, run, layer)
-            positions = spread(len(responses.steps), MAX_MAP_STEPS)
+            positions = sample_indices(len(responses.steps), MAX_MAP_STEPS)
             return {
                 "steps": [responses.steps[position] for position in positions],
                 "values": _numbers(convergence.cka_matrix(responses.values[positions])),
@@ -246,13 +247,6 @@ class ConvergenceAnswers:
             return None, {}
         inputs = series.values[..., metadata.TOPK_FIELDS.index("input")]
         return series.version, dict(zip(series.steps, inputs))
-
-
-def spread(count: int, most: int) -> list[int]:
-    """Positions ``0 .. count-1`` when at most ``most``, else ``most`` of them evenly spread, first and last included."""
-    if count <= most:
-        return list(range(count))
-    return sorted({int(round(position)) for position in np.linspace(0, count - 1, most)})
 
 
 def _overlaps(steps: Sequence[int], inputs: dict[int, np.ndarray], filters: int) -> list[list[Optional[float]]]:
